@@ -1,0 +1,639 @@
+//! The acceptor: the side that accepted the connection, reads the upgrade
+//! request, answers `101`, and then **sends** HTTP requests on the
+//! transposed connection.
+//!
+//! ```no_run
+//! use http_body_util::{BodyExt, Empty};
+//! use hyper::body::Bytes;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let acceptor = ptth::acceptor::Builder::new();
+//! let (tcp, peer) = listener.accept().await?;
+//! let offer = acceptor.read_request_from(tcp, peer).await?;
+//! // Authenticate and route on `offer.request()` here, or `offer.reject(..)`.
+//! let (mut sender, connection) = offer.accept::<Empty<Bytes>>().await?;
+//! tokio::spawn(connection);
+//! let response = sender
+//!     .send_request(hyper::Request::get("/status").body(Empty::new())?)
+//!     .await?;
+//! let body = response.into_body().collect().await?.to_bytes();
+//! println!("{body:?}");
+//! # Ok(())
+//! # }
+//! ```
+
+mod sender;
+
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{CONNECTION, EXPECT, HOST, UPGRADE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use hyper::body::Body;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tracing::{Instrument, Span, debug, field};
+
+pub use self::sender::{Connection, SendRequest};
+use crate::head::{self, Framing, Limits};
+use crate::reader::{Excess, Reader};
+use crate::{Dialect, Error, Protocol};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_HEAD_SIZE: usize = 16 * 1024;
+const DEFAULT_MAX_HEADERS: usize = 64;
+const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024;
+
+/// Configures the acceptor's side of the handshake and the HTTP client that
+/// runs on the transposed connection.
+///
+/// One builder serves many connections; it is cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    legacy: bool,
+    current: bool,
+    protocols: Vec<Protocol>,
+    timeout: Duration,
+    limits: Limits,
+    max_body_size: usize,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What validation found in an acceptable upgrade request.
+#[derive(Debug, Clone)]
+pub(crate) struct Validated {
+    pub(crate) dialect: Dialect,
+    pub(crate) protocol: Protocol,
+    pub(crate) offered: Vec<String>,
+}
+
+impl Builder {
+    /// A builder that accepts both dialects and prefers HTTP/2.
+    pub fn new() -> Self {
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2.timer(TokioTimer::new());
+        Builder {
+            legacy: true,
+            current: true,
+            protocols: vec![Protocol::Http2, Protocol::Http1],
+            timeout: DEFAULT_TIMEOUT,
+            limits: Limits {
+                max_head: DEFAULT_MAX_HEAD_SIZE,
+                max_headers: DEFAULT_MAX_HEADERS,
+            },
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            http1: http1::Builder::new(),
+            http2,
+        }
+    }
+
+    /// Whether to accept the legacy `PTTH/1.0` dialect.
+    ///
+    /// Default is true.
+    pub fn legacy(&mut self, enabled: bool) -> &mut Self {
+        self.legacy = enabled;
+        self
+    }
+
+    /// Whether to accept the current `ptth` dialect.
+    ///
+    /// Default is true.
+    pub fn current(&mut self, enabled: bool) -> &mut Self {
+        self.current = enabled;
+        self
+    }
+
+    /// The protocols this side will run on a current-dialect connection,
+    /// most preferred first: the first of these that the initiator offers
+    /// is chosen. An empty list is ignored.
+    ///
+    /// Default is HTTP/2 then HTTP/1.1.
+    pub fn protocols(&mut self, protocols: impl IntoIterator<Item = Protocol>) -> &mut Self {
+        let mut preference: Vec<Protocol> = Vec::new();
+        for protocol in protocols {
+            if !preference.contains(&protocol) {
+                preference.push(protocol);
+            }
+        }
+        if !preference.is_empty() {
+            self.protocols = preference;
+        }
+        self
+    }
+
+    /// The time allowed to read the upgrade request, and again to answer it
+    /// and start HTTP on the transposed connection. Requires a tokio runtime
+    /// with the time driver enabled.
+    ///
+    /// Default is 30 seconds.
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest upgrade request head accepted, in bytes.
+    ///
+    /// Default is 16 KiB.
+    pub fn max_head_size(&mut self, bytes: usize) -> &mut Self {
+        self.limits.max_head = bytes;
+        self
+    }
+
+    /// The most header fields accepted in the upgrade request.
+    ///
+    /// Default is 64.
+    pub fn max_headers(&mut self, count: usize) -> &mut Self {
+        self.limits.max_headers = count;
+        self
+    }
+
+    /// The largest upgrade request body accepted, in bytes.
+    ///
+    /// Default is 64 KiB.
+    pub fn max_body_size(&mut self, bytes: usize) -> &mut Self {
+        self.max_body_size = bytes;
+        self
+    }
+
+    /// hyper's HTTP/1.1 client builder, used when the transposed connection
+    /// speaks HTTP/1.1.
+    ///
+    /// Default is hyper's defaults.
+    pub fn http1(&mut self) -> &mut http1::Builder {
+        &mut self.http1
+    }
+
+    /// hyper's HTTP/2 client builder, used when the transposed connection
+    /// speaks HTTP/2; set its keep-alive here.
+    ///
+    /// Default is hyper's defaults with tokio's executor and timer.
+    pub fn http2(&mut self) -> &mut http2::Builder<TokioExecutor> {
+        &mut self.http2
+    }
+
+    /// Reads and validates an upgrade request from `io`.
+    ///
+    /// A request that cannot be upgraded is answered here (`400`, `413`,
+    /// `426` or `431`, with `Connection: close`) and returned as an error;
+    /// an acceptable one is handed back as an [`Offer`] for the application
+    /// to accept or reject.
+    pub async fn read_request<T>(&self, io: T) -> Result<Offer<T>, Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.read(io, None).await
+    }
+
+    /// Like [`read_request`](Builder::read_request), recording the peer's
+    /// address in the offer and the handshake's tracing span.
+    pub async fn read_request_from<T>(&self, io: T, peer: SocketAddr) -> Result<Offer<T>, Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.read(io, Some(peer)).await
+    }
+
+    async fn read<T>(&self, io: T, peer: Option<SocketAddr>) -> Result<Offer<T>, Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        let span = tracing::debug_span!(
+            "ptth_handshake",
+            role = "acceptor",
+            peer = field::Empty,
+            dialect = field::Empty,
+            protocol = field::Empty,
+        );
+        if let Some(peer) = peer {
+            span.record("peer", field::display(peer));
+        }
+        let mut reader = Reader::new(io);
+        let exchange = async {
+            let result = self.read_upgrade(&mut reader).await;
+            if let Err(error) = &result {
+                refuse(&mut reader.io, error).await;
+            }
+            result
+        };
+        let result = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::TimedOut(self.timeout)),
+        };
+        let (request, validated) = match result {
+            Ok(ok) => ok,
+            Err(error) => {
+                span.in_scope(|| debug!(%error, "upgrade request refused"));
+                return Err(error);
+            }
+        };
+        span.record("dialect", field::display(validated.dialect));
+        Ok(Offer {
+            request,
+            validated,
+            peer,
+            io: reader.io,
+            builder: self.clone(),
+            span,
+        })
+    }
+
+    async fn read_upgrade<T>(
+        &self,
+        reader: &mut Reader<T>,
+    ) -> Result<(Request<Bytes>, Validated), Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        let head = reader.request_head(self.limits).await?;
+        let validated = self.validate(&head.method, head.version, &head.headers)?;
+        let framing = head::request_framing(&head.headers)?;
+        if framing != Framing::Empty && head::has_token(&head.headers, &EXPECT, "100-continue") {
+            reader
+                .io
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
+            reader.io.flush().await?;
+        }
+        let body = reader
+            .body(framing, self.max_body_size, Excess::Refuse)
+            .await?;
+        if !reader.buf.is_empty() {
+            return Err(Error::EarlyData);
+        }
+        let mut request = Request::new(body);
+        *request.method_mut() = head.method;
+        *request.uri_mut() = head.uri;
+        *request.version_mut() = head.version;
+        *request.headers_mut() = head.headers;
+        Ok((request, validated))
+    }
+
+    /// Checks an upgrade request head against PROTOCOL rules 6 and 7.
+    pub(crate) fn validate(
+        &self,
+        method: &Method,
+        version: Version,
+        headers: &HeaderMap,
+    ) -> Result<Validated, Error> {
+        if !headers.contains_key(UPGRADE) {
+            return Err(Error::NotUpgrade("no Upgrade header"));
+        }
+        if version != Version::HTTP_11 {
+            return Err(Error::NotUpgrade("only HTTP/1.1 requests are upgraded"));
+        }
+        if method == Method::CONNECT {
+            return Err(Error::NotUpgrade("CONNECT is not an upgrade"));
+        }
+        let offered: Vec<Dialect> = head::tokens(headers, &UPGRADE)
+            .filter_map(Dialect::from_token)
+            .collect();
+        let dialect = if self.current && offered.contains(&Dialect::Current) {
+            Dialect::Current
+        } else if self.legacy && offered.contains(&Dialect::Legacy) {
+            Dialect::Legacy
+        } else {
+            return Err(Error::UnsupportedProtocol {
+                offered: head::tokens(headers, &UPGRADE)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        if !head::connection_upgrade(headers) {
+            return Err(Error::MissingConnectionUpgrade);
+        }
+        if dialect == Dialect::Legacy {
+            return Ok(Validated {
+                dialect,
+                protocol: Protocol::Http1,
+                offered: Vec::new(),
+            });
+        }
+        if !headers.contains_key(HOST) {
+            return Err(Error::Malformed("HTTP/1.1 request without Host"));
+        }
+        let offered = head::alpn_ids(headers)?.ok_or(Error::MissingAlpn)?;
+        let protocol = self
+            .protocols
+            .iter()
+            .copied()
+            .find(|p| offered.iter().any(|id| id == p.alpn_id()))
+            .ok_or_else(|| Error::NoCommonProtocol {
+                offered: offered.clone(),
+            })?;
+        Ok(Validated {
+            dialect,
+            protocol,
+            offered,
+        })
+    }
+
+    pub(crate) async fn start_client<I, B>(
+        &self,
+        io: I,
+        protocol: Protocol,
+    ) -> Result<(SendRequest<B>, Connection), Error>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        B: Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        sender::handshake(io, protocol, &self.http1, &self.http2).await
+    }
+}
+
+/// The canonical `101` for a dialect and protocol.
+pub(crate) fn switching_headers(validated: &Validated) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let dialect = validated.dialect;
+    let upgrade = HeaderValue::from_static(dialect.upgrade_token());
+    let connection = HeaderValue::from_static(dialect.connection_token());
+    headers.insert(UPGRADE, upgrade);
+    headers.insert(CONNECTION, connection);
+    if dialect == Dialect::Current {
+        headers.insert(
+            "alpn",
+            HeaderValue::from_static(validated.protocol.alpn_field()),
+        );
+    }
+    headers
+}
+
+fn switching_bytes(validated: &Validated) -> BytesMut {
+    let dialect = validated.dialect;
+    let mut out = BytesMut::with_capacity(128);
+    out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    let upgrade = dialect.upgrade_token().as_bytes();
+    let connection = dialect.connection_token().as_bytes();
+    match dialect {
+        Dialect::Legacy => {
+            head::put_header(&mut out, "Upgrade", upgrade);
+            head::put_header(&mut out, "Connection", connection);
+        }
+        Dialect::Current => {
+            head::put_header(&mut out, "Connection", connection);
+            head::put_header(&mut out, "Upgrade", upgrade);
+            head::put_header(&mut out, "ALPN", validated.protocol.alpn_field().as_bytes());
+        }
+    }
+    out.put_slice(b"\r\n");
+    out
+}
+
+/// The answer to a request that cannot be upgraded, when the error leaves a
+/// way to answer at all.
+pub(crate) fn refusal(error: &Error) -> Option<Response<Bytes>> {
+    let (status, reason) = match error {
+        Error::HeadTooLarge { .. } | Error::TooManyHeaders { .. } => (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request head too large",
+        ),
+        Error::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upgrade body too large"),
+        Error::Malformed(_) | Error::MissingAlpn | Error::EarlyData => {
+            (StatusCode::BAD_REQUEST, "bad upgrade request")
+        }
+        Error::NotUpgrade(_)
+        | Error::UnsupportedProtocol { .. }
+        | Error::MissingConnectionUpgrade
+        | Error::NoCommonProtocol { .. } => (StatusCode::UPGRADE_REQUIRED, "PTTH upgrade required"),
+        _ => return None,
+    };
+    let body = Bytes::from(format!("{reason}: {error}\n"));
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if status == StatusCode::UPGRADE_REQUIRED {
+        headers.insert(UPGRADE, HeaderValue::from_static("ptth, PTTH/1.0"));
+    }
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Some(response)
+}
+
+/// Answers a refused request where possible, then closes. Write errors are
+/// ignored: the peer is already in the wrong and the caller gets the
+/// original error.
+async fn refuse<T: AsyncWrite + Unpin>(io: &mut T, error: &Error) {
+    if let Some(response) = refusal(error) {
+        let _ = write_response(io, &response).await;
+    }
+    let _ = io.shutdown().await;
+}
+
+async fn write_response<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    response: &Response<Bytes>,
+) -> Result<(), Error> {
+    let body = response.body();
+    let mut out = BytesMut::with_capacity(128 + body.len());
+    head::put_response_head(&mut out, response.status(), response.headers(), body.len());
+    out.put_slice(body);
+    io.write_all(&out).await?;
+    io.flush().await?;
+    Ok(())
+}
+
+/// A valid upgrade request, waiting for the application to
+/// [`accept`](Offer::accept) or [`reject`](Offer::reject) it.
+#[derive(Debug)]
+pub struct Offer<T> {
+    request: Request<Bytes>,
+    validated: Validated,
+    peer: Option<SocketAddr>,
+    io: T,
+    builder: Builder,
+    span: Span,
+}
+
+impl<T> Offer<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    /// The upgrade request: method, target, headers and the whole body.
+    pub fn request(&self) -> &Request<Bytes> {
+        &self.request
+    }
+
+    /// The dialect the initiator asked for.
+    pub fn dialect(&self) -> Dialect {
+        self.validated.dialect
+    }
+
+    /// The protocol [`accept`](Offer::accept) will switch to.
+    pub fn protocol(&self) -> Protocol {
+        self.validated.protocol
+    }
+
+    /// The ALPN ids the initiator offered, percent-decoded, in its order;
+    /// empty in the legacy dialect.
+    pub fn offered_protocols(&self) -> &[String] {
+        &self.validated.offered
+    }
+
+    /// The initiator's address, when it was given to
+    /// [`Builder::read_request_from`].
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// Answers `101 Switching Protocols` and starts hyper's client on the
+    /// transposed connection.
+    ///
+    /// The returned [`Connection`] must be polled (usually spawned) while
+    /// the [`SendRequest`] is used. Fails with [`Error::EarlyData`] (and
+    /// closes) if the initiator has sent anything since its request.
+    pub async fn accept<B>(self) -> Result<(SendRequest<B>, Connection), Error>
+    where
+        T: Send + 'static,
+        B: Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        let Offer {
+            mut io,
+            validated,
+            builder,
+            span,
+            ..
+        } = self;
+        let protocol = validated.protocol;
+        span.record("protocol", field::display(protocol));
+        let exchange = async {
+            if let Err(error) = no_early_data(&mut io) {
+                refuse(&mut io, &error).await;
+                return Err(error);
+            }
+            io.write_all(&switching_bytes(&validated)).await?;
+            io.flush().await?;
+            builder.start_client(TokioIo::new(io), protocol).await
+        };
+        let result = match tokio::time::timeout(builder.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::TimedOut(builder.timeout)),
+        };
+        span.in_scope(|| match &result {
+            Ok(_) => debug!("upgraded"),
+            Err(error) => debug!(%error, "accepting the upgrade failed"),
+        });
+        result
+    }
+
+    /// Answers with `response` instead of switching, and gives the
+    /// connection back. It is still an ordinary HTTP/1.1 connection (the
+    /// request was read whole), so it can be served with hyper or read for
+    /// another upgrade request, unless `response` says `Connection: close`.
+    /// A `Content-Length` is added when the response has no framing.
+    pub async fn reject(mut self, response: Response<Bytes>) -> Result<T, Error> {
+        let status = response.status();
+        let written = tokio::time::timeout(
+            self.builder.timeout,
+            write_response(&mut self.io, &response),
+        )
+        .instrument(self.span.clone())
+        .await;
+        self.span.in_scope(|| debug!(%status, "upgrade rejected"));
+        match written {
+            Ok(result) => result.map(|()| self.io),
+            Err(_) => Err(Error::TimedOut(self.builder.timeout)),
+        }
+    }
+}
+
+/// Fails if the initiator has sent bytes it should have held back until it
+/// saw the 101 (PROTOCOL rule 9). Only bytes already received count; this
+/// never waits.
+fn no_early_data<T: AsyncRead + Unpin>(io: &mut T) -> Result<(), Error> {
+    let mut byte = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut byte);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match std::pin::Pin::new(io).poll_read(&mut cx, &mut buf) {
+        Poll::Pending => Ok(()),
+        Poll::Ready(Ok(())) if buf.filled().is_empty() => Err(Error::Closed),
+        Poll::Ready(Ok(())) => Err(Error::EarlyData),
+        Poll::Ready(Err(error)) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn switching_bytes_are_canonical() {
+        let legacy = Validated {
+            dialect: Dialect::Legacy,
+            protocol: Protocol::Http1,
+            offered: Vec::new(),
+        };
+        assert_eq!(
+            &switching_bytes(&legacy)[..],
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\n\r\n"
+        );
+        let current = Validated {
+            dialect: Dialect::Current,
+            protocol: Protocol::Http2,
+            offered: vec!["h2".into()],
+        };
+        assert_eq!(
+            &switching_bytes(&current)[..],
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn preference_decides_between_offered_protocols() {
+        let offer = headers(&[
+            ("host", "x"),
+            ("upgrade", "ptth"),
+            ("connection", "upgrade"),
+            ("alpn", "http%2F1.1, h2"),
+        ]);
+        let builder = Builder::new();
+        let v = builder
+            .validate(&Method::GET, Version::HTTP_11, &offer)
+            .unwrap();
+        assert_eq!(v.protocol, Protocol::Http2);
+        assert_eq!(v.offered, ["http/1.1", "h2"]);
+        let mut h1_first = Builder::new();
+        h1_first.protocols([Protocol::Http1, Protocol::Http2]);
+        let v = h1_first
+            .validate(&Method::GET, Version::HTTP_11, &offer)
+            .unwrap();
+        assert_eq!(v.protocol, Protocol::Http1);
+    }
+
+    #[test]
+    fn disabled_dialects_are_unsupported() {
+        let legacy = headers(&[("upgrade", "PTTH/1.0"), ("connection", "Upgrade")]);
+        let mut builder = Builder::new();
+        builder.legacy(false);
+        assert!(matches!(
+            builder.validate(&Method::POST, Version::HTTP_11, &legacy),
+            Err(Error::UnsupportedProtocol { offered }) if offered == "PTTH/1.0"
+        ));
+    }
+}

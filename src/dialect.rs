@@ -1,0 +1,116 @@
+use std::fmt;
+
+/// Which PTTH wire dialect a handshake speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// The IETF ptth working group's draft: `GET` with `Upgrade: ptth` and an
+    /// `ALPN` header choosing HTTP/2 or HTTP/1.1 for the transposed
+    /// connection.
+    #[default]
+    Current,
+    /// The 2009 draft spoken by Second Life and AirPlay: `POST` with
+    /// `Upgrade: PTTH/1.0`; the transposed connection is always HTTP/1.1.
+    Legacy,
+}
+
+impl Dialect {
+    /// The `Upgrade` token this dialect writes.
+    pub fn upgrade_token(self) -> &'static str {
+        match self {
+            Dialect::Current => "ptth",
+            Dialect::Legacy => "PTTH/1.0",
+        }
+    }
+
+    /// The `Connection` value this dialect writes. Some legacy peers compare
+    /// it literally, so the case matters on output.
+    pub(crate) fn connection_token(self) -> &'static str {
+        match self {
+            Dialect::Current => "upgrade",
+            Dialect::Legacy => "Upgrade",
+        }
+    }
+
+    /// Reads one `Upgrade` list entry. Token names compare case-insensitively,
+    /// so only the version tells the dialects apart.
+    pub(crate) fn from_token(token: &str) -> Option<Dialect> {
+        let (name, version) = match token.split_once('/') {
+            Some((name, version)) => (name.trim(), Some(version.trim())),
+            None => (token.trim(), None),
+        };
+        if !name.eq_ignore_ascii_case("ptth") {
+            return None;
+        }
+        match version {
+            None => Some(Dialect::Current),
+            Some("1.0") => Some(Dialect::Legacy),
+            Some(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.upgrade_token())
+    }
+}
+
+/// The HTTP version spoken on the transposed connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// HTTP/1.1, ALPN id `http/1.1`.
+    Http1,
+    /// HTTP/2 with prior knowledge, ALPN id `h2`.
+    Http2,
+}
+
+impl Protocol {
+    /// The protocol's ALPN id, before percent-encoding.
+    pub fn alpn_id(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http/1.1",
+            Protocol::Http2 => "h2",
+        }
+    }
+
+    /// The id as written in an `ALPN` header field (RFC 7639 percent-encodes
+    /// `/`).
+    pub(crate) fn alpn_field(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http%2F1.1",
+            Protocol::Http2 => "h2",
+        }
+    }
+
+    pub(crate) fn from_alpn_id(id: &str) -> Option<Protocol> {
+        match id {
+            "http/1.1" => Some(Protocol::Http1),
+            "h2" => Some(Protocol::Http2),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.alpn_id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrade_tokens_are_told_apart_by_version() {
+        assert_eq!(Dialect::from_token("ptth"), Some(Dialect::Current));
+        assert_eq!(Dialect::from_token("PTTH"), Some(Dialect::Current));
+        assert_eq!(Dialect::from_token("PTTH/1.0"), Some(Dialect::Legacy));
+        assert_eq!(Dialect::from_token("ptth/1.0"), Some(Dialect::Legacy));
+        assert_eq!(Dialect::from_token("PTTH/2.0"), None);
+        assert_eq!(Dialect::from_token("websocket"), None);
+        assert_eq!(Dialect::from_token(""), None);
+    }
+}

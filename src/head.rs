@@ -1,0 +1,533 @@
+//! Parsing and writing of the HTTP/1.x message heads exchanged before the
+//! switch, shared by both sides.
+//!
+//! Parsing is incremental: callers hand in everything read so far and get
+//! `None` until a whole head is there, so a head split anywhere parses the
+//! same. Line ends may be CRLF or bare LF (httparse accepts both, and real
+//! receivers send bare LF).
+
+use bytes::{BufMut, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
+
+use crate::Error;
+
+/// Size bounds applied while parsing a head.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_head: usize,
+    pub(crate) max_headers: usize,
+}
+
+/// A parsed request head, and how many bytes of the input it took.
+#[derive(Debug)]
+pub(crate) struct RequestHead {
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) len: usize,
+}
+
+/// A parsed response head, and how many bytes of the input it took.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) len: usize,
+}
+
+/// How the body after a head is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// Parses a request head from the start of `buf`; `Ok(None)` means more
+/// bytes are needed.
+pub(crate) fn parse_request(buf: &[u8], limits: Limits) -> Result<Option<RequestHead>, Error> {
+    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut slots);
+    let status = req.parse(buf).map_err(|e| parse_error(e, limits))?;
+    let len = match status {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return partial(buf, limits),
+    };
+    if len > limits.max_head {
+        return Err(Error::HeadTooLarge {
+            limit: limits.max_head,
+        });
+    }
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| Error::Malformed("invalid method"))?;
+    let uri = req
+        .path
+        .unwrap_or_default()
+        .parse::<Uri>()
+        .map_err(|_| Error::Malformed("invalid request target"))?;
+    Ok(Some(RequestHead {
+        method,
+        uri,
+        version: version(req.version),
+        headers: header_map(req.headers)?,
+        len,
+    }))
+}
+
+/// Parses a response head from the start of `buf`; `Ok(None)` means more
+/// bytes are needed.
+pub(crate) fn parse_response(buf: &[u8], limits: Limits) -> Result<Option<ResponseHead>, Error> {
+    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut res = httparse::Response::new(&mut slots);
+    let status = res.parse(buf).map_err(|e| parse_error(e, limits))?;
+    let len = match status {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return partial(buf, limits),
+    };
+    if len > limits.max_head {
+        return Err(Error::HeadTooLarge {
+            limit: limits.max_head,
+        });
+    }
+    let status = StatusCode::from_u16(res.code.unwrap_or_default())
+        .map_err(|_| Error::Malformed("invalid status code"))?;
+    Ok(Some(ResponseHead {
+        status,
+        headers: header_map(res.headers)?,
+        len,
+    }))
+}
+
+fn partial<H>(buf: &[u8], limits: Limits) -> Result<Option<H>, Error> {
+    if buf.len() > limits.max_head {
+        Err(Error::HeadTooLarge {
+            limit: limits.max_head,
+        })
+    } else {
+        Ok(None)
+    }
+}
+
+fn parse_error(err: httparse::Error, limits: Limits) -> Error {
+    match err {
+        httparse::Error::TooManyHeaders => Error::TooManyHeaders {
+            limit: limits.max_headers,
+        },
+        httparse::Error::HeaderName => Error::Malformed("invalid header name"),
+        httparse::Error::HeaderValue => Error::Malformed("invalid header value"),
+        httparse::Error::NewLine => Error::Malformed("invalid line ending"),
+        httparse::Error::Status => Error::Malformed("invalid status line"),
+        httparse::Error::Token => Error::Malformed("invalid token"),
+        httparse::Error::Version => Error::Malformed("invalid HTTP version"),
+    }
+}
+
+fn version(minor: Option<u8>) -> Version {
+    match minor {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    }
+}
+
+fn header_map(headers: &[httparse::Header<'_>]) -> Result<HeaderMap, Error> {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for header in headers {
+        let name = HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|_| Error::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_bytes(header.value)
+            .map_err(|_| Error::Malformed("invalid header value"))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// Iterates over the comma-separated elements of every field named `name`,
+/// trimmed, skipping empty elements.
+pub(crate) fn tokens<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+/// Whether a token list header holds `token`, compared case-insensitively.
+pub(crate) fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// Whether the `Connection` header holds the `upgrade` token.
+pub(crate) fn connection_upgrade(headers: &HeaderMap) -> bool {
+    has_token(headers, &CONNECTION, "upgrade")
+}
+
+/// The protocol ids of an `ALPN` header (RFC 7639), percent-decoded, or
+/// `None` when the header is absent.
+pub(crate) fn alpn_ids(headers: &HeaderMap) -> Result<Option<Vec<String>>, Error> {
+    let name = HeaderName::from_static("alpn");
+    if !headers.contains_key(&name) {
+        return Ok(None);
+    }
+    tokens(headers, &name)
+        .map(percent_decode)
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn percent_decode(id: &str) -> Result<String, Error> {
+    let bytes = id.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(Error::Malformed("invalid percent-encoding in ALPN"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| Error::Malformed("ALPN id is not UTF-8"))
+}
+
+/// How a request's body is delimited. Conflicting or ambiguous framing is
+/// refused rather than guessed, since guessing is how request smuggling
+/// starts.
+pub(crate) fn request_framing(headers: &HeaderMap) -> Result<Framing, Error> {
+    let chunked = transfer_chunked(headers)?;
+    let length = content_length(headers)?;
+    match (chunked, length) {
+        (Some(_), Some(_)) => Err(Error::Malformed(
+            "both Transfer-Encoding and Content-Length",
+        )),
+        (Some(true), None) => Ok(Framing::Chunked),
+        (Some(false), None) => Err(Error::Malformed(
+            "request Transfer-Encoding does not end in chunked",
+        )),
+        (None, Some(0)) | (None, None) => Ok(Framing::Empty),
+        (None, Some(n)) => Ok(Framing::Length(n)),
+    }
+}
+
+/// How a response's body is delimited (RFC 9112 section 6.3).
+pub(crate) fn response_framing(status: StatusCode, headers: &HeaderMap) -> Result<Framing, Error> {
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Empty);
+    }
+    match transfer_chunked(headers)? {
+        Some(true) => return Ok(Framing::Chunked),
+        Some(false) => return Ok(Framing::UntilClose),
+        None => {}
+    }
+    Ok(match content_length(headers)? {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::UntilClose,
+    })
+}
+
+/// `Some(true)` when `Transfer-Encoding` is present and ends in `chunked`.
+fn transfer_chunked(headers: &HeaderMap) -> Result<Option<bool>, Error> {
+    if !headers.contains_key(TRANSFER_ENCODING) {
+        return Ok(None);
+    }
+    let last = tokens(headers, &TRANSFER_ENCODING).last();
+    Ok(Some(
+        last.is_some_and(|t| t.eq_ignore_ascii_case("chunked")),
+    ))
+}
+
+/// The `Content-Length`, refusing values that are not plain digits or that
+/// disagree with each other.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
+    let mut found = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        let text = value
+            .to_str()
+            .map_err(|_| Error::Malformed("invalid Content-Length"))?;
+        for part in text.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::Malformed("invalid Content-Length"));
+            }
+            let n: u64 = part
+                .parse()
+                .map_err(|_| Error::Malformed("invalid Content-Length"))?;
+            if found.is_some_and(|prev| prev != n) {
+                return Err(Error::Malformed("conflicting Content-Length values"));
+            }
+            found = Some(n);
+        }
+    }
+    Ok(found)
+}
+
+/// Parses a chunk-size line (`1a;ext=1`), without its line end.
+pub(crate) fn chunk_size(line: &[u8]) -> Result<u64, Error> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let size = line.split(|&b| b == b';').next().unwrap_or_default();
+    let size = std::str::from_utf8(size)
+        .ok()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 16)
+        .ok_or(Error::Malformed("invalid chunk size"))?;
+    u64::from_str_radix(size, 16).map_err(|_| Error::Malformed("invalid chunk size"))
+}
+
+/// Writes one header field line.
+pub(crate) fn put_header(out: &mut BytesMut, name: &str, value: &[u8]) {
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes a response head with a `Content-Length` matching `body_len`
+/// unless the caller's headers already frame the body.
+pub(crate) fn put_response_head(
+    out: &mut BytesMut,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body_len: usize,
+) {
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.put_slice(b"\r\n");
+    for (name, value) in headers {
+        put_header(out, name.as_str(), value.as_bytes());
+    }
+    if !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING) {
+        put_header(out, "Content-Length", body_len.to_string().as_bytes());
+    }
+    out.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_head: 1024,
+        max_headers: 16,
+    };
+
+    const LEGACY_101: &[u8] =
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\n\r\n";
+
+    const AIRPLAY: &[u8] = b"POST /reverse HTTP/1.1\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\nX-Apple-Purpose: event\r\nContent-Length: 0\r\nUser-Agent: MediaControl/1.0\r\nX-Apple-Session-ID: 1bd6ceeb-fffd-456c-a09c-996053a7a08c\r\n\r\n";
+
+    #[test]
+    fn response_split_at_every_offset_parses_the_same() {
+        let mut input = LEGACY_101.to_vec();
+        input.extend_from_slice(b"GET /early HTTP/1.1\r\n\r\n");
+        for split in 0..LEGACY_101.len() {
+            assert!(
+                parse_response(&input[..split], LIMITS).unwrap().is_none(),
+                "complete after only {split} bytes"
+            );
+        }
+        let head = parse_response(&input, LIMITS).unwrap().unwrap();
+        assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(head.len, LEGACY_101.len());
+        assert_eq!(head.headers["upgrade"], "PTTH/1.0");
+    }
+
+    #[test]
+    fn request_split_at_every_offset_parses_the_same() {
+        for split in 0..AIRPLAY.len() {
+            assert!(parse_request(&AIRPLAY[..split], LIMITS).unwrap().is_none());
+        }
+        let head = parse_request(AIRPLAY, LIMITS).unwrap().unwrap();
+        assert_eq!(head.method, Method::POST);
+        assert_eq!(head.uri, "/reverse");
+        assert_eq!(head.len, AIRPLAY.len());
+        assert_eq!(
+            head.headers["x-apple-session-id"],
+            "1bd6ceeb-fffd-456c-a09c-996053a7a08c"
+        );
+    }
+
+    #[test]
+    fn bare_lf_is_tolerated() {
+        let head = parse_response(
+            b"HTTP/1.1 101 Switching Protocols\nUpgrade: PTTH/1.0\nContent-Length: 0\n\nrest",
+            LIMITS,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.status, 101);
+        assert_eq!(head.len, 70);
+        let req = parse_request(b"POST /event HTTP/1.1\ncontent-length: 0\n\n", LIMITS)
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.headers[CONTENT_LENGTH], "0");
+    }
+
+    #[test]
+    fn oversized_heads_are_refused_before_and_after_completion() {
+        let mut long = b"HTTP/1.1 101 Switching Protocols\r\nX-Long: ".to_vec();
+        long.resize(LIMITS.max_head + 1, b'a');
+        assert!(matches!(
+            parse_response(&long, LIMITS),
+            Err(Error::HeadTooLarge { limit: 1024 })
+        ));
+        long.extend_from_slice(b"\r\n\r\n");
+        assert!(matches!(
+            parse_response(&long, LIMITS),
+            Err(Error::HeadTooLarge { limit: 1024 })
+        ));
+    }
+
+    #[test]
+    fn too_many_headers_is_its_own_error() {
+        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..17 {
+            head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            parse_request(&head, LIMITS),
+            Err(Error::TooManyHeaders { limit: 16 })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for input in [
+            &b"\x00\x01\x02\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n",
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"GET / HTTP/9.9\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_request(input, LIMITS), Err(Error::Malformed(_)))
+                    || matches!(parse_response(input, LIMITS), Err(Error::Malformed(_))),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_is_a_token_list() {
+        let mut headers = HeaderMap::new();
+        headers.append(CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert!(!connection_upgrade(&headers));
+        headers.append(CONNECTION, HeaderValue::from_static("close ,  UPGRADE"));
+        assert!(connection_upgrade(&headers));
+        let mut headers = HeaderMap::new();
+        headers.append(CONNECTION, HeaderValue::from_static("upgrades"));
+        assert!(!connection_upgrade(&headers));
+    }
+
+    #[test]
+    fn alpn_ids_are_percent_decoded_in_order() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(alpn_ids(&headers).unwrap(), None);
+        headers.append("alpn", HeaderValue::from_static("h2, http%2F1.1"));
+        headers.append("alpn", HeaderValue::from_static("x%2dy"));
+        assert_eq!(
+            alpn_ids(&headers).unwrap().unwrap(),
+            ["h2", "http/1.1", "x-y"]
+        );
+        headers.insert("alpn", HeaderValue::from_static("bad%2"));
+        assert!(alpn_ids(&headers).is_err());
+    }
+
+    #[test]
+    fn request_framing_refuses_ambiguity() {
+        let framing = |pairs: &[(&'static str, &'static str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(*name, HeaderValue::from_static(value));
+            }
+            request_framing(&headers)
+        };
+        assert_eq!(framing(&[]).unwrap(), Framing::Empty);
+        assert_eq!(framing(&[("content-length", "0")]).unwrap(), Framing::Empty);
+        assert_eq!(
+            framing(&[("content-length", "12")]).unwrap(),
+            Framing::Length(12)
+        );
+        assert_eq!(
+            framing(&[("content-length", "12"), ("content-length", "12")]).unwrap(),
+            Framing::Length(12)
+        );
+        assert_eq!(
+            framing(&[("transfer-encoding", "gzip, Chunked")]).unwrap(),
+            Framing::Chunked
+        );
+        for bad in [
+            &[("content-length", "-1")][..],
+            &[("content-length", "+5")],
+            &[("content-length", "1"), ("content-length", "2")],
+            &[("content-length", "3, 4")],
+            &[("content-length", "99999999999999999999999")],
+            &[("transfer-encoding", "chunked"), ("content-length", "3")],
+            &[("transfer-encoding", "gzip")],
+        ] {
+            assert!(matches!(framing(bad), Err(Error::Malformed(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn response_framing_follows_status_and_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            response_framing(StatusCode::UNAUTHORIZED, &headers).unwrap(),
+            Framing::UntilClose
+        );
+        assert_eq!(
+            response_framing(StatusCode::NO_CONTENT, &headers).unwrap(),
+            Framing::Empty
+        );
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("7"));
+        assert_eq!(
+            response_framing(StatusCode::FORBIDDEN, &headers).unwrap(),
+            Framing::Length(7)
+        );
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(chunk_size(b"1a").unwrap(), 26);
+        assert_eq!(chunk_size(b"0\r").unwrap(), 0);
+        assert_eq!(chunk_size(b"FF;name=value").unwrap(), 255);
+        assert!(chunk_size(b"").is_err());
+        assert!(chunk_size(b"xyz").is_err());
+        assert!(chunk_size(b"11111111111111111").is_err());
+    }
+
+    #[test]
+    fn response_head_is_written_canonically() {
+        let mut out = BytesMut::new();
+        let mut headers = HeaderMap::new();
+        headers.insert("www-authenticate", HeaderValue::from_static("Basic"));
+        put_response_head(&mut out, StatusCode::UNAUTHORIZED, &headers, 5);
+        assert_eq!(
+            &out[..],
+            b"HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Basic\r\nContent-Length: 5\r\n\r\n"
+        );
+        let parsed = parse_response(&out, LIMITS).unwrap().unwrap();
+        assert_eq!(parsed.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(parsed.headers["content-length"], "5");
+    }
+}

@@ -1,0 +1,427 @@
+//! The initiator: the side that opened the connection, sends the upgrade
+//! request, and then **serves** HTTP on the transposed connection.
+//!
+//! ```no_run
+//! use http_body_util::Full;
+//! use hyper::body::{Bytes, Incoming};
+//! use hyper::service::service_fn;
+//! use hyper::{Request, Response};
+//!
+//! # async fn run() -> Result<(), ptth::Error> {
+//! let tcp = tokio::net::TcpStream::connect("relay.example:80").await?;
+//! let transposed = ptth::initiator::Builder::new()
+//!     .uri("http://relay.example/reverse".parse().unwrap())
+//!     .handshake(tcp)
+//!     .await?;
+//! transposed
+//!     .serve(service_fn(|req: Request<Incoming>| async move {
+//!         let body = format!("you asked for {}\n", req.uri());
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
+//!     }))
+//!     .await
+//! # }
+//! ```
+
+mod serve;
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tracing::{Instrument, debug, field};
+
+pub use self::serve::{Connection, Server};
+use crate::head::{self, Limits};
+use crate::reader::{Excess, Reader};
+use crate::{Declined, Dialect, Error, Protocol, Rewind};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_HEAD_SIZE: usize = 16 * 1024;
+const DEFAULT_MAX_HEADERS: usize = 64;
+const DEFAULT_MAX_DECLINED_BODY: usize = 4 * 1024;
+
+/// Configures and performs the initiator's side of the handshake.
+///
+/// One builder can be used for many connections; each call to
+/// [`handshake`](Builder::handshake) writes the same upgrade request.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    uri: Uri,
+    method: Option<Method>,
+    dialect: Dialect,
+    alpn: Vec<Protocol>,
+    headers: HeaderMap,
+    body: Bytes,
+    timeout: Duration,
+    limits: Limits,
+    max_declined_body: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    /// A builder for the current dialect, offering `h2, http%2F1.1` on `/`.
+    pub fn new() -> Self {
+        Builder {
+            uri: Uri::from_static("/"),
+            method: None,
+            dialect: Dialect::Current,
+            alpn: vec![Protocol::Http2, Protocol::Http1],
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            timeout: DEFAULT_TIMEOUT,
+            limits: Limits {
+                max_head: DEFAULT_MAX_HEAD_SIZE,
+                max_headers: DEFAULT_MAX_HEADERS,
+            },
+            max_declined_body: DEFAULT_MAX_DECLINED_BODY,
+        }
+    }
+
+    /// The URI to upgrade on. Its path and query become the request target;
+    /// its authority, when present, becomes the `Host` header.
+    ///
+    /// Default is `/`, with an empty `Host` (as RFC 9112 asks when the
+    /// target has no authority).
+    pub fn uri(&mut self, uri: Uri) -> &mut Self {
+        self.uri = uri;
+        self
+    }
+
+    /// The method of the upgrade request.
+    ///
+    /// Default is `GET` for the current dialect and `POST` for the legacy
+    /// one, as their drafts write.
+    pub fn method(&mut self, method: Method) -> &mut Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// The wire dialect.
+    ///
+    /// Default is [`Dialect::Current`]. The legacy dialect always transposes
+    /// to HTTP/1.1 and sends no `ALPN` header.
+    pub fn dialect(&mut self, dialect: Dialect) -> &mut Self {
+        self.dialect = dialect;
+        self
+    }
+
+    /// The protocols offered in the `ALPN` header, most preferred first.
+    /// An empty list is ignored.
+    ///
+    /// Default is HTTP/2 then HTTP/1.1 (`ALPN: h2, http%2F1.1`).
+    pub fn alpn(&mut self, protocols: impl IntoIterator<Item = Protocol>) -> &mut Self {
+        let mut offer: Vec<Protocol> = Vec::new();
+        for protocol in protocols {
+            if !offer.contains(&protocol) {
+                offer.push(protocol);
+            }
+        }
+        if !offer.is_empty() {
+            self.alpn = offer;
+        }
+        self
+    }
+
+    /// Appends a header to the upgrade request, such as `Authorization`, a
+    /// cookie or `X-Apple-Session-ID`. A `Host` header given here replaces
+    /// the one taken from the URI. `Upgrade`, `Connection`, `ALPN`,
+    /// `Content-Length` and `Transfer-Encoding` belong to the handshake and
+    /// are ignored here.
+    ///
+    /// Default is no extra headers.
+    pub fn header(&mut self, name: HeaderName, value: HeaderValue) -> &mut Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// The body of the upgrade request, sent with its `Content-Length`.
+    ///
+    /// Default is empty, sent as `Content-Length: 0`.
+    pub fn body(&mut self, body: impl Into<Bytes>) -> &mut Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The time allowed for the whole handshake, from the first byte written
+    /// to the end of the answer. Requires a tokio runtime with the time
+    /// driver enabled.
+    ///
+    /// Default is 30 seconds.
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest answer head accepted, in bytes.
+    ///
+    /// Default is 16 KiB.
+    pub fn max_head_size(&mut self, bytes: usize) -> &mut Self {
+        self.limits.max_head = bytes;
+        self
+    }
+
+    /// The most header fields accepted in the answer head.
+    ///
+    /// Default is 64.
+    pub fn max_headers(&mut self, count: usize) -> &mut Self {
+        self.limits.max_headers = count;
+        self
+    }
+
+    /// How much of a declined answer's body is kept in
+    /// [`Declined::body`]; the rest is not read.
+    ///
+    /// Default is 4 KiB.
+    pub fn max_declined_body(&mut self, bytes: usize) -> &mut Self {
+        self.max_declined_body = bytes;
+        self
+    }
+
+    /// Sends the upgrade request on `io` and reads the answer.
+    ///
+    /// On `101 Switching Protocols` this returns the transposed connection,
+    /// ready to [`serve`](Transposed::serve). Any other final answer is
+    /// [`Error::Declined`]; informational answers such as `100 Continue`
+    /// are skipped.
+    pub async fn handshake<T>(&self, io: T) -> Result<Transposed<T>, Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        let span = tracing::debug_span!(
+            "ptth_handshake",
+            role = "initiator",
+            dialect = %self.dialect,
+            protocol = field::Empty,
+        );
+        let span_handle = span.clone();
+        async move {
+            let result = match tokio::time::timeout(self.timeout, self.exchange(io)).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::TimedOut(self.timeout)),
+            };
+            match &result {
+                Ok(transposed) => {
+                    span_handle.record("protocol", field::display(transposed.protocol));
+                    debug!("upgraded");
+                }
+                Err(Error::Declined(declined)) => {
+                    debug!(status = %declined.status, "upgrade declined");
+                }
+                Err(error) => debug!(%error, "handshake failed"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn exchange<T>(&self, mut io: T) -> Result<Transposed<T>, Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        io.write_all(&self.request_bytes()).await?;
+        io.flush().await?;
+        let mut reader = Reader::new(io);
+        loop {
+            let head = reader.response_head(self.limits).await?;
+            if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                let protocol = self.check_switch(&head.headers)?;
+                return Ok(Transposed {
+                    io: Rewind::new(reader.io, reader.buf.freeze()),
+                    protocol,
+                    dialect: self.dialect,
+                    headers: head.headers,
+                });
+            }
+            if head.status.is_informational() {
+                continue;
+            }
+            let framing = head::response_framing(head.status, &head.headers)?;
+            // The status is what matters; a body cut short by the peer
+            // closing is still reported with the head.
+            let body = reader
+                .body(framing, self.max_declined_body, Excess::Truncate)
+                .await
+                .unwrap_or_default();
+            return Err(Error::Declined(Box::new(Declined {
+                status: head.status,
+                headers: head.headers,
+                body,
+            })));
+        }
+    }
+
+    /// Checks that a `101` switched to what was asked for, and returns the
+    /// protocol now spoken.
+    fn check_switch(&self, headers: &HeaderMap) -> Result<Protocol, Error> {
+        // RFC 9110 wants `Upgrade` on a 101, but when it is missing the
+        // status alone is unambiguous, and `Connection` is not checked for
+        // the same reason.
+        if headers.contains_key(UPGRADE)
+            && !head::tokens(headers, &UPGRADE)
+                .any(|t| Dialect::from_token(t) == Some(self.dialect))
+        {
+            return Err(Error::UnsupportedProtocol {
+                offered: joined(headers, &UPGRADE),
+            });
+        }
+        if self.dialect == Dialect::Legacy {
+            return Ok(Protocol::Http1);
+        }
+        let chosen = head::alpn_ids(headers)?.ok_or(Error::MissingAlpn)?;
+        match chosen.as_slice() {
+            [one] => Protocol::from_alpn_id(one)
+                .filter(|p| self.alpn.contains(p))
+                .ok_or_else(|| Error::NoCommonProtocol { offered: chosen }),
+            _ => Err(Error::NoCommonProtocol { offered: chosen }),
+        }
+    }
+
+    fn request_bytes(&self) -> BytesMut {
+        let method = self.method.clone().unwrap_or(match self.dialect {
+            Dialect::Current => Method::GET,
+            Dialect::Legacy => Method::POST,
+        });
+        let target = self.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let mut out = BytesMut::with_capacity(256 + self.body.len());
+        out.put_slice(method.as_str().as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(target.as_bytes());
+        out.put_slice(b" HTTP/1.1\r\n");
+        let host = match self.headers.get(HOST) {
+            Some(host) => host.as_bytes(),
+            None => self
+                .uri
+                .authority()
+                .map_or(&b""[..], |a| a.as_str().as_bytes()),
+        };
+        head::put_header(&mut out, "Host", host);
+        let upgrade = self.dialect.upgrade_token().as_bytes();
+        let connection = self.dialect.connection_token().as_bytes();
+        match self.dialect {
+            Dialect::Legacy => {
+                head::put_header(&mut out, "Upgrade", upgrade);
+                head::put_header(&mut out, "Connection", connection);
+            }
+            Dialect::Current => {
+                head::put_header(&mut out, "Connection", connection);
+                head::put_header(&mut out, "Upgrade", upgrade);
+                let offer: Vec<&str> = self.alpn.iter().map(|p| p.alpn_field()).collect();
+                head::put_header(&mut out, "ALPN", offer.join(", ").as_bytes());
+            }
+        }
+        let owned = [HOST, UPGRADE, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING];
+        for (name, value) in &self.headers {
+            if !owned.contains(name) && name.as_str() != "alpn" {
+                head::put_header(&mut out, name.as_str(), value.as_bytes());
+            }
+        }
+        head::put_header(
+            &mut out,
+            "Content-Length",
+            self.body.len().to_string().as_bytes(),
+        );
+        out.put_slice(b"\r\n");
+        out.put_slice(&self.body);
+        out
+    }
+}
+
+fn joined(headers: &HeaderMap, name: &HeaderName) -> String {
+    head::tokens(headers, name).collect::<Vec<_>>().join(", ")
+}
+
+/// A connection whose roles have been reversed: this side now serves HTTP.
+///
+/// Bytes the acceptor sent right behind its `101` (often the first reversed
+/// request, or the HTTP/2 preface) are held in the IO and replayed to the
+/// server first.
+#[derive(Debug)]
+pub struct Transposed<T> {
+    io: Rewind<T>,
+    protocol: Protocol,
+    dialect: Dialect,
+    headers: HeaderMap,
+}
+
+impl<T> Transposed<T> {
+    /// The HTTP version to serve.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The dialect the handshake spoke.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The header fields of the `101` answer.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The bytes already read past the `101`, not yet served.
+    pub fn read_ahead(&self) -> &[u8] {
+        self.io.read_ahead()
+    }
+
+    /// The IO, for serving it some other way. Read from the returned
+    /// [`Rewind`] so the read-ahead bytes are not lost.
+    pub fn into_io(self) -> Rewind<T> {
+        self.io
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_request_is_canonical() {
+        let mut builder = Builder::new();
+        builder.dialect(Dialect::Legacy).uri(Uri::from_static(
+            "http://relay.example/message-queue?id=sam",
+        ));
+        assert_eq!(
+            &builder.request_bytes()[..],
+            b"POST /message-queue?id=sam HTTP/1.1\r\nHost: relay.example\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn current_request_is_canonical() {
+        let mut builder = Builder::new();
+        builder
+            .uri(Uri::from_static("/reverse-endpoint"))
+            .header(HOST, HeaderValue::from_static("example.com"))
+            .header(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_static("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+            )
+            .header(UPGRADE, HeaderValue::from_static("websocket"))
+            .body("id=1");
+        assert_eq!(
+            &builder.request_bytes()[..],
+            b"GET /reverse-endpoint HTTP/1.1\r\nHost: example.com\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2, http%2F1.1\r\nauthorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\nContent-Length: 4\r\n\r\nid=1"
+        );
+    }
+
+    #[test]
+    fn alpn_offer_keeps_order_without_duplicates() {
+        let mut builder = Builder::new();
+        builder.alpn([Protocol::Http1, Protocol::Http1]);
+        assert!(
+            builder
+                .request_bytes()
+                .windows(22)
+                .any(|w| w == b"ALPN: http%2F1.1\r\nCont")
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! Bounded reading of heads and bodies before the switch. Every buffer here
+//! is held to the caller's limit plus one read; time bounds are applied by
+//! the callers around the whole handshake.
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::Error;
+use crate::head::{self, Framing, Limits, RequestHead, ResponseHead};
+
+const READ_CHUNK: usize = 4096;
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// What to do with a body larger than the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Excess {
+    /// Fail with [`Error::BodyTooLarge`].
+    Refuse,
+    /// Keep the first `limit` bytes and stop reading.
+    Truncate,
+}
+
+pub(crate) struct Reader<T> {
+    pub(crate) io: T,
+    pub(crate) buf: BytesMut,
+}
+
+impl<T: AsyncRead + Unpin> Reader<T> {
+    pub(crate) fn new(io: T) -> Self {
+        Reader {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+
+    async fn read_more(&mut self) -> Result<(), Error> {
+        self.buf.reserve(READ_CHUNK);
+        match self.io.read_buf(&mut self.buf).await? {
+            0 => Err(Error::Closed),
+            _ => Ok(()),
+        }
+    }
+
+    async fn fill(&mut self, len: usize) -> Result<(), Error> {
+        while self.buf.len() < len {
+            self.read_more().await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn request_head(&mut self, limits: Limits) -> Result<RequestHead, Error> {
+        loop {
+            if let Some(head) = head::parse_request(&self.buf, limits)? {
+                self.buf.advance(head.len);
+                return Ok(head);
+            }
+            self.read_more().await?;
+        }
+    }
+
+    pub(crate) async fn response_head(&mut self, limits: Limits) -> Result<ResponseHead, Error> {
+        loop {
+            if let Some(head) = head::parse_response(&self.buf, limits)? {
+                self.buf.advance(head.len);
+                return Ok(head);
+            }
+            self.read_more().await?;
+        }
+    }
+
+    /// One line, without its LF or CRLF.
+    async fn line(&mut self) -> Result<Bytes, Error> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line = self.buf.split_to(end + 1).freeze();
+                line.truncate(end);
+                if line.ends_with(b"\r") {
+                    line.truncate(end - 1);
+                }
+                return Ok(line);
+            }
+            if self.buf.len() > MAX_CHUNK_LINE {
+                return Err(Error::Malformed("chunk line too long"));
+            }
+            self.read_more().await?;
+        }
+    }
+
+    pub(crate) async fn body(
+        &mut self,
+        framing: Framing,
+        limit: usize,
+        excess: Excess,
+    ) -> Result<Bytes, Error> {
+        let too_large = || Error::BodyTooLarge { limit };
+        match framing {
+            Framing::Empty => Ok(Bytes::new()),
+            Framing::Length(len) => {
+                let len = match usize::try_from(len) {
+                    Ok(len) if len <= limit => len,
+                    _ if excess == Excess::Truncate => limit,
+                    _ => return Err(too_large()),
+                };
+                self.fill(len).await?;
+                Ok(self.buf.split_to(len).freeze())
+            }
+            Framing::Chunked => {
+                let mut body = BytesMut::new();
+                loop {
+                    let size = head::chunk_size(&self.line().await?)?;
+                    if size == 0 {
+                        break;
+                    }
+                    let room = limit - body.len();
+                    let take = match usize::try_from(size) {
+                        Ok(size) if size <= room => size,
+                        _ if excess == Excess::Truncate => {
+                            self.fill(room).await?;
+                            body.extend_from_slice(&self.buf.split_to(room));
+                            return Ok(body.freeze());
+                        }
+                        _ => return Err(too_large()),
+                    };
+                    self.fill(take).await?;
+                    body.extend_from_slice(&self.buf.split_to(take));
+                    if !self.line().await?.is_empty() {
+                        return Err(Error::Malformed("chunk data longer than its size"));
+                    }
+                }
+                let mut trailer_bytes = 0;
+                loop {
+                    let line = self.line().await?;
+                    if line.is_empty() {
+                        return Ok(body.freeze());
+                    }
+                    trailer_bytes += line.len();
+                    if trailer_bytes > MAX_CHUNK_LINE {
+                        return Err(Error::Malformed("chunked trailers too long"));
+                    }
+                }
+            }
+            Framing::UntilClose => {
+                while self.buf.len() < limit {
+                    match self.read_more().await {
+                        Ok(()) => {}
+                        Err(Error::Closed) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if self.buf.len() > limit && excess == Excess::Refuse {
+                    return Err(too_large());
+                }
+                let len = self.buf.len().min(limit);
+                Ok(self.buf.split_to(len).freeze())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    async fn read_body(
+        input: &'static [u8],
+        framing: Framing,
+        limit: usize,
+        excess: Excess,
+    ) -> (Result<Bytes, Error>, Bytes) {
+        let (mut far, near) = tokio::io::duplex(1 << 16);
+        far.write_all(input).await.unwrap();
+        drop(far);
+        let mut reader = Reader::new(near);
+        let body = reader.body(framing, limit, excess).await;
+        (body, reader.buf.freeze())
+    }
+
+    #[tokio::test]
+    async fn chunked_body_is_decoded_and_rest_is_kept() {
+        let (body, rest) = read_body(
+            b"4\r\nWiki\r\n5;x=y\npedia\n0\r\nTrailer: t\r\n\r\nNEXT",
+            Framing::Chunked,
+            64,
+            Excess::Refuse,
+        )
+        .await;
+        assert_eq!(body.unwrap(), "Wikipedia");
+        assert_eq!(rest, "NEXT");
+    }
+
+    #[tokio::test]
+    async fn chunked_body_over_the_limit_is_refused_or_cut() {
+        let input = b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n";
+        let (body, _) = read_body(input, Framing::Chunked, 6, Excess::Refuse).await;
+        assert!(matches!(body, Err(Error::BodyTooLarge { limit: 6 })));
+        let (body, _) = read_body(input, Framing::Chunked, 6, Excess::Truncate).await;
+        assert_eq!(body.unwrap(), "Wikipe");
+    }
+
+    #[tokio::test]
+    async fn chunk_longer_than_its_size_is_malformed() {
+        let (body, _) = read_body(
+            b"2\r\nabc\r\n0\r\n\r\n",
+            Framing::Chunked,
+            64,
+            Excess::Refuse,
+        )
+        .await;
+        assert!(matches!(body, Err(Error::Malformed(_))));
+    }
+
+    #[tokio::test]
+    async fn length_body_and_early_close() {
+        let (body, rest) = read_body(b"abcdef", Framing::Length(4), 64, Excess::Refuse).await;
+        assert_eq!(body.unwrap(), "abcd");
+        assert_eq!(rest, "ef");
+        let (body, _) = read_body(b"ab", Framing::Length(4), 64, Excess::Refuse).await;
+        assert!(matches!(body, Err(Error::Closed)));
+        let (body, _) = read_body(b"abcdef", Framing::Length(6), 3, Excess::Refuse).await;
+        assert!(matches!(body, Err(Error::BodyTooLarge { limit: 3 })));
+        let (body, _) = read_body(b"abcdef", Framing::Length(6), 3, Excess::Truncate).await;
+        assert_eq!(body.unwrap(), "abc");
+    }
+
+    #[tokio::test]
+    async fn body_until_close_is_bounded() {
+        let (body, _) = read_body(b"abcdef", Framing::UntilClose, 64, Excess::Truncate).await;
+        assert_eq!(body.unwrap(), "abcdef");
+        let (body, _) = read_body(b"abcdef", Framing::UntilClose, 4, Excess::Truncate).await;
+        assert_eq!(body.unwrap(), "abcd");
+    }
+}

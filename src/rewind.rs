@@ -1,0 +1,119 @@
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// An IO that first yields the bytes read ahead during the handshake, then
+/// reads from the wrapped IO. Writes go straight to the wrapped IO.
+///
+/// A peer may send the first reversed request (or the HTTP/2 preface) in the
+/// same segment as the `101`, so the handshake can read past the head it
+/// needs; those bytes belong to the transposed connection and are replayed
+/// here before anything else. hyper-util has a type like this but keeps it
+/// private.
+#[derive(Debug)]
+pub struct Rewind<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T> Rewind<T> {
+    pub(crate) fn new(inner: T, prefix: Bytes) -> Self {
+        Rewind { prefix, inner }
+    }
+
+    /// The read-ahead bytes not yet replayed.
+    pub fn read_ahead(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    /// A reference to the wrapped IO.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// A mutable reference to the wrapped IO. Reading from it directly skips
+    /// the read-ahead bytes.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// The wrapped IO and the read-ahead bytes not yet replayed.
+    pub fn into_parts(self) -> (T, Bytes) {
+        (self.inner, self.prefix)
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(&self.prefix[..n]);
+        self.prefix.advance(n);
+        if self.prefix.is_empty() {
+            // Release the handshake's read buffer instead of keeping it for
+            // the life of an idle connection.
+            self.prefix = Bytes::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn replays_prefix_then_reads_inner() {
+        let (mut far, near) = tokio::io::duplex(64);
+        let mut io = Rewind::new(near, Bytes::from_static(b"early "));
+        far.write_all(b"late").await.unwrap();
+        drop(far);
+        let mut small = [0u8; 3];
+        io.read_exact(&mut small).await.unwrap();
+        assert_eq!(&small, b"ear");
+        assert_eq!(io.read_ahead(), b"ly ");
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"ly late");
+    }
+}

@@ -1,0 +1,135 @@
+//! Accepting PTTH inside an existing hyper or axum server.
+//!
+//! The server reads the upgrade request itself; [`accept`] validates it
+//! exactly as [`acceptor::Builder`] does and gives back the `101` to answer
+//! with and a [`Pending`] future that yields the request sender once hyper
+//! has switched the connection. The connection must be served with upgrades
+//! enabled (`serve_connection(..).with_upgrades()`, or
+//! `serve_connection_with_upgrades` under hyper-util's `auto` builder, which
+//! is what axum uses).
+//!
+//! ```no_run
+//! use http_body_util::{Empty, Full};
+//! use hyper::body::{Bytes, Incoming};
+//! use hyper::{Request, Response};
+//!
+//! async fn handle(
+//!     mut request: Request<Incoming>,
+//! ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+//!     let acceptor = ptth::acceptor::Builder::new();
+//!     match ptth::upgrade::accept::<_, _, Empty<Bytes>>(&acceptor, &mut request) {
+//!         Ok((switching, pending)) => {
+//!             tokio::spawn(async move {
+//!                 let (mut sender, connection) = pending.await?;
+//!                 tokio::spawn(connection);
+//!                 let request = Request::get("/status").body(Empty::new()).unwrap();
+//!                 let response = sender.send_request(request).await?;
+//!                 println!("the initiator answered {}", response.status());
+//!                 Ok::<_, ptth::Error>(())
+//!             });
+//!             Ok(switching)
+//!         }
+//!         Err(rejection) => Ok(rejection.response),
+//!     }
+//! }
+//! ```
+//!
+//! [`acceptor::Builder`]: crate::acceptor::Builder
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use hyper::body::Body;
+use tracing::debug;
+
+use crate::Error;
+use crate::acceptor::{self, Connection, SendRequest};
+
+type Started<B> = Result<(SendRequest<B>, Connection), Error>;
+
+/// Validates the upgrade request `request` and, when it is acceptable,
+/// returns the `101` response to answer it with and a future that completes
+/// the switch.
+///
+/// The response body type only needs `From<Bytes>` (hyper's `Full<Bytes>`
+/// and axum's `Body` both qualify). Read the request body, if any, before
+/// answering: the bytes after the head belong to the transposed connection.
+pub fn accept<ReqB, ResB, B>(
+    acceptor: &acceptor::Builder,
+    request: &mut Request<ReqB>,
+) -> Result<(Response<ResB>, Pending<B>), Rejection<ResB>>
+where
+    ResB: From<Bytes>,
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let validated = acceptor
+        .validate(request.method(), request.version(), request.headers())
+        .map_err(|error| {
+            debug!(%error, "upgrade request refused");
+            let response = acceptor::refusal(&error)
+                .unwrap_or_else(|| {
+                    let mut response = Response::new(Bytes::new());
+                    *response.status_mut() = StatusCode::BAD_REQUEST;
+                    response
+                })
+                .map(ResB::from);
+            Rejection { error, response }
+        })?;
+    let mut response = Response::new(ResB::from(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *response.headers_mut() = acceptor::switching_headers(&validated);
+
+    let on_upgrade = hyper::upgrade::on(request);
+    let acceptor = acceptor.clone();
+    let protocol = validated.protocol;
+    debug!(dialect = %validated.dialect, %protocol, "accepting upgrade");
+    let started = async move {
+        let upgraded = on_upgrade.await?;
+        acceptor.start_client(upgraded, protocol).await
+    };
+    Ok((
+        response,
+        Pending {
+            inner: Box::pin(started),
+        },
+    ))
+}
+
+/// A request that [`accept`] refused: why, and the response to answer it
+/// with (`400`, `426` ...).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Rejection<ResB> {
+    /// What was wrong with the request.
+    pub error: Error,
+    /// The response to send instead of the `101`.
+    pub response: Response<ResB>,
+}
+
+/// Completes once hyper has sent the `101` and handed over the connection,
+/// yielding the sender and the connection future to drive.
+#[must_use = "futures do nothing unless polled"]
+pub struct Pending<B> {
+    inner: Pin<Box<dyn Future<Output = Started<B>> + Send>>,
+}
+
+impl<B> Future for Pending<B> {
+    type Output = Started<B>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<B> fmt::Debug for Pending<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
