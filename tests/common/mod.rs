@@ -1,0 +1,116 @@
+//! Helpers shared by the integration tests: loopback pairs of this crate's
+//! two sides, and raw-socket peers that write bytes the way real peers do.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+#[path = "../../examples/common/echo.rs"]
+mod echo;
+
+use std::future::Future;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use ptth::acceptor::SendRequest;
+use ptth::{Dialect, Protocol};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub use echo::echo;
+
+/// Bounds every test: a hang is a failure, reported as such.
+pub async fn within<F: Future>(fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("test did not finish in time")
+}
+
+pub async fn listener() -> (TcpListener, std::net::SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// An initiator that has upgraded and serves the echo service, and the
+/// acceptor's sender on the other end.
+pub struct Pair {
+    pub sender: SendRequest<Full<Bytes>>,
+    pub client: JoinHandle<Result<(), ptth::Error>>,
+    pub server: JoinHandle<Result<(), ptth::Error>>,
+}
+
+pub async fn pair(dialect: Dialect, protocol: Protocol) -> Pair {
+    let (listener, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let tcp = TcpStream::connect(addr).await?;
+        let transposed = ptth::initiator::Builder::new()
+            .uri(format!("http://{addr}/reverse").parse().unwrap())
+            .dialect(dialect)
+            .alpn([protocol])
+            .handshake(tcp)
+            .await?;
+        transposed.serve(service_fn(echo)).await
+    });
+    let (tcp, peer) = listener.accept().await.unwrap();
+    let offer = ptth::acceptor::Builder::new()
+        .read_request_from(tcp, peer)
+        .await
+        .unwrap();
+    assert_eq!(offer.dialect(), dialect);
+    assert_eq!(offer.protocol(), protocol);
+    let (sender, connection) = offer.accept().await.unwrap();
+    assert_eq!(sender.protocol(), protocol);
+    Pair {
+        sender,
+        client: tokio::spawn(connection),
+        server,
+    }
+}
+
+pub fn request(method: &str, path: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+/// Sends a request and returns the status and whole body.
+pub async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> (hyper::StatusCode, Bytes) {
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    collect(response).await
+}
+
+pub async fn collect(response: Response<hyper::body::Incoming>) -> (hyper::StatusCode, Bytes) {
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, body)
+}
+
+/// Reads one message head (up to and including its blank line, CRLF or
+/// bare LF) without reading past it, byte by byte as a careful raw peer
+/// would.
+pub async fn read_head<T: AsyncRead + Unpin>(io: &mut T) -> String {
+    let mut head = Vec::new();
+    loop {
+        let byte = io.read_u8().await.expect("peer closed inside a head");
+        head.push(byte);
+        if head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n") {
+            return String::from_utf8(head).unwrap();
+        }
+    }
+}
+
+/// Reads until the peer closes.
+pub async fn read_to_close<T: AsyncRead + Unpin>(io: &mut T) -> String {
+    let mut all = Vec::new();
+    io.read_to_end(&mut all).await.unwrap();
+    String::from_utf8_lossy(&all).into_owned()
+}
