@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-pub use echo::echo;
+pub use echo::{EchoBody, echo};
 
 /// Bounds every test: a hang is a failure, reported as such.
 pub async fn within<F: Future>(fut: F) -> F::Output {
