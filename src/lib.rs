@@ -84,3 +84,8 @@ pub mod upgrade;
 pub use dialect::{Dialect, Protocol};
 pub use error::{Declined, Error};
 pub use rewind::Rewind;
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -52,6 +52,10 @@ use crate::acceptor::{self, Connection, SendRequest};
 
 type Started<B> = Result<(SendRequest<B>, Connection), Error>;
 
+/// What [`accept`] gives for an acceptable request: the `101` response to
+/// answer with, and the future that completes the switch.
+pub type Accepted<ResB, B> = (Response<ResB>, Pending<B>);
+
 /// Validates the upgrade request `request` and, when it is acceptable,
 /// returns the `101` response to answer it with and a future that completes
 /// the switch.
@@ -62,7 +66,7 @@ type Started<B> = Result<(SendRequest<B>, Connection), Error>;
 pub fn accept<ReqB, ResB, B>(
     acceptor: &acceptor::Builder,
     request: &mut Request<ReqB>,
-) -> Result<(Response<ResB>, Pending<B>), Rejection<ResB>>
+) -> Result<Accepted<ResB, B>, Box<Rejection<ResB>>>
 where
     ResB: From<Bytes>,
     B: Body + Send + Unpin + 'static,
@@ -80,7 +84,7 @@ where
                     response
                 })
                 .map(ResB::from);
-            Rejection { error, response }
+            Box::new(Rejection { error, response })
         })?;
     let mut response = Response::new(ResB::from(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -23,6 +23,9 @@ use tokio::sync::oneshot;
 
 type Handshake = Result<(Protocol, HeaderMap), Error>;
 
+/// Tells whether an error is the one a case expects.
+type Expect = fn(&Error) -> bool;
+
 /// Hands the first read at most `limit` bytes, so the handshake sees the
 /// answer split at that offset however TCP delivers it.
 struct FirstReadLimit<T> {
@@ -72,7 +75,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FirstReadLimit<T> {
 /// everything else with the echo service.
 async fn receiver_service(
     req: Request<Incoming>,
-) -> Result<Response<Either<common::EchoBody, Empty<Bytes>>>, std::convert::Infallible> {
+) -> Result<Response<Either<common::echo::EchoBody, Empty<Bytes>>>, std::convert::Infallible> {
     if req.uri().path() == "/event" {
         let mut response = Response::new(Either::Right(Empty::new()));
         response
@@ -323,7 +326,7 @@ async fn declined_body_without_framing_is_read_to_close_and_bounded() {
 #[tokio::test]
 async fn bad_101s_are_typed_errors() {
     within(async {
-        let cases: [(&'static [u8], fn(&Error) -> bool); 5] = [
+        let cases: [(&'static [u8], Expect); 5] = [
             (
                 b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ptth\r\n\r\n",
                 |e| matches!(e, Error::MissingAlpn),
@@ -529,7 +532,7 @@ async fn chunked_upgrade_body_is_decoded() {
 #[tokio::test]
 async fn requests_that_cannot_be_upgraded_are_refused_with_a_status() {
     within(async {
-        let cases: [(&[u8], &str, fn(&Error) -> bool); 9] = [
+        let cases: [(&[u8], &str, Expect); 9] = [
             (
                 b"POST /r HTTP/1.0\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\n\r\n",
                 "426",

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 #[path = "../../examples/common/echo.rs"]
-mod echo;
+pub mod echo;
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-pub use echo::{EchoBody, echo};
+pub use echo::echo;
 
 /// Bounds every test: a hang is a failure, reported as such.
 pub async fn within<F: Future>(fut: F) -> F::Output {
