@@ -59,6 +59,46 @@
 //! }
 //! ```
 //!
+//! # Both sides in one process
+//!
+//! Any `AsyncRead + AsyncWrite` IO will do; here an in-memory pipe stands in
+//! for the network, and this example runs as a test.
+//!
+//! ```
+//! use http_body_util::{BodyExt, Empty, Full};
+//! use hyper::body::{Bytes, Incoming};
+//! use hyper::service::service_fn;
+//! use hyper::{Request, Response};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     let (opened, accepted) = tokio::io::duplex(64 * 1024);
+//!
+//!     let initiator = tokio::spawn(async move {
+//!         let transposed = ptth::initiator::Builder::new().handshake(opened).await?;
+//!         let service = service_fn(|req: Request<Incoming>| async move {
+//!             let path = req.uri().path().to_owned();
+//!             Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(path))))
+//!         });
+//!         transposed.serve(service).await
+//!     });
+//!
+//!     let offer = ptth::acceptor::Builder::new().read_request(accepted).await?;
+//!     assert_eq!(offer.protocol(), ptth::Protocol::Http2);
+//!     let (mut sender, connection) = offer.accept::<Empty<Bytes>>().await?;
+//!     tokio::spawn(connection);
+//!     let response = sender
+//!         .send_request(Request::get("/from-the-acceptor").body(Empty::new())?)
+//!         .await?;
+//!     let body = response.into_body().collect().await?.to_bytes();
+//!     assert_eq!(body, "/from-the-acceptor");
+//!
+//!     drop(sender);
+//!     initiator.await??;
+//!     Ok(())
+//! }
+//! ```
+//!
 //! Inside an existing hyper or axum server, use [`upgrade::accept`]
 //! instead of [`acceptor::Builder::read_request`].
 //!
