@@ -51,16 +51,9 @@ pub(crate) enum Framing {
 pub(crate) fn parse_request(buf: &[u8], limits: Limits) -> Result<Option<RequestHead>, Error> {
     let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut req = httparse::Request::new(&mut slots);
-    let status = req.parse(buf).map_err(|e| parse_error(e, limits))?;
-    let len = match status {
-        httparse::Status::Complete(len) => len,
-        httparse::Status::Partial => return partial(buf, limits),
+    let Some(len) = head_len(req.parse(buf), buf, limits)? else {
+        return Ok(None);
     };
-    if len > limits.max_head {
-        return Err(Error::HeadTooLarge {
-            limit: limits.max_head,
-        });
-    }
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| Error::Malformed("invalid method"))?;
     let uri = req
@@ -82,16 +75,9 @@ pub(crate) fn parse_request(buf: &[u8], limits: Limits) -> Result<Option<Request
 pub(crate) fn parse_response(buf: &[u8], limits: Limits) -> Result<Option<ResponseHead>, Error> {
     let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut res = httparse::Response::new(&mut slots);
-    let status = res.parse(buf).map_err(|e| parse_error(e, limits))?;
-    let len = match status {
-        httparse::Status::Complete(len) => len,
-        httparse::Status::Partial => return partial(buf, limits),
+    let Some(len) = head_len(res.parse(buf), buf, limits)? else {
+        return Ok(None);
     };
-    if len > limits.max_head {
-        return Err(Error::HeadTooLarge {
-            limit: limits.max_head,
-        });
-    }
     let status = StatusCode::from_u16(res.code.unwrap_or_default())
         .map_err(|_| Error::Malformed("invalid status code"))?;
     Ok(Some(ResponseHead {
@@ -101,14 +87,24 @@ pub(crate) fn parse_response(buf: &[u8], limits: Limits) -> Result<Option<Respon
     }))
 }
 
-fn partial<H>(buf: &[u8], limits: Limits) -> Result<Option<H>, Error> {
-    if buf.len() > limits.max_head {
-        Err(Error::HeadTooLarge {
+/// The length of a complete head, `None` while more may come, or the error
+/// that ends the parse (including a head past the size bound, complete or
+/// not).
+fn head_len(
+    parsed: httparse::Result<usize>,
+    buf: &[u8],
+    limits: Limits,
+) -> Result<Option<usize>, Error> {
+    let len = match parsed.map_err(|e| parse_error(e, limits))? {
+        httparse::Status::Complete(len) => Some(len),
+        httparse::Status::Partial => None,
+    };
+    if len.unwrap_or(buf.len()) > limits.max_head {
+        return Err(Error::HeadTooLarge {
             limit: limits.max_head,
-        })
-    } else {
-        Ok(None)
+        });
     }
+    Ok(len)
 }
 
 fn parse_error(err: httparse::Error, limits: Limits) -> Error {
