@@ -45,7 +45,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::Body;
-use tracing::debug;
+use tracing::{Instrument, debug, field};
 
 use crate::Error;
 use crate::acceptor::{self, Connection, SendRequest};
@@ -61,8 +61,13 @@ pub type Accepted<ResB, B> = (Response<ResB>, Pending<B>);
 /// the switch.
 ///
 /// The response body type only needs `From<Bytes>` (hyper's `Full<Bytes>`
-/// and axum's `Body` both qualify). Read the request body, if any, before
-/// answering: the bytes after the head belong to the transposed connection.
+/// and axum's `Body` both qualify). The sender's body type `B` is often
+/// named with a turbofish: `accept::<_, _, Full<Bytes>>(..)`.
+///
+/// An upgrade request with a body (credentials in a legacy `POST`) is best
+/// read whole before answering: split the request with
+/// `Request::into_parts`, collect the body, and rebuild it with
+/// `Request::from_parts`; the upgrade handle travels in the parts.
 pub fn accept<ReqB, ResB, B>(
     acceptor: &acceptor::Builder,
     request: &mut Request<ReqB>,
@@ -73,10 +78,17 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
+    let span = tracing::debug_span!(
+        "ptth_handshake",
+        role = "acceptor",
+        server = "hyper",
+        dialect = field::Empty,
+        protocol = field::Empty,
+    );
     let validated = acceptor
         .validate(request.method(), request.version(), request.headers())
         .map_err(|error| {
-            debug!(%error, "upgrade request refused");
+            span.in_scope(|| debug!(%error, "upgrade request refused"));
             let response = acceptor::refusal(&error)
                 .unwrap_or_else(|| {
                     let mut response = Response::new(Bytes::new());
@@ -93,11 +105,18 @@ where
     let on_upgrade = hyper::upgrade::on(request);
     let acceptor = acceptor.clone();
     let protocol = validated.protocol;
-    debug!(dialect = %validated.dialect, %protocol, "accepting upgrade");
+    span.record("dialect", field::display(validated.dialect));
+    span.record("protocol", field::display(protocol));
     let started = async move {
         let upgraded = on_upgrade.await?;
-        acceptor.start_client(upgraded, protocol).await
-    };
+        let started = acceptor.start_client(upgraded, protocol).await;
+        match &started {
+            Ok(_) => debug!("upgraded"),
+            Err(error) => debug!(%error, "the switch failed"),
+        }
+        started
+    }
+    .instrument(span);
     Ok((
         response,
         Pending {
