@@ -425,3 +425,66 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn dialect() -> impl Strategy<Value = Dialect> {
+        prop_oneof![Just(Dialect::Current), Just(Dialect::Legacy)]
+    }
+
+    fn offer() -> impl Strategy<Value = Vec<Protocol>> {
+        prop_oneof![
+            Just(vec![Protocol::Http2, Protocol::Http1]),
+            Just(vec![Protocol::Http1, Protocol::Http2]),
+            Just(vec![Protocol::Http1]),
+            Just(vec![Protocol::Http2]),
+        ]
+    }
+
+    proptest! {
+        /// What the initiator writes, the acceptor's parser and validation
+        /// read back as written, for any target, extra headers and body.
+        #[test]
+        fn written_requests_parse_and_validate(
+            dialect in dialect(),
+            alpn in offer(),
+            target in "/[a-zA-Z0-9._~/-]{0,40}(\\?[a-z0-9=&]{0,20})?",
+            host in "[a-z0-9.-]{1,30}(:[0-9]{1,5})?",
+            fields in proptest::collection::vec(("x-[a-z0-9-]{1,12}", "[!-~]([ -~]{0,30}[!-~])?"), 0..8),
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut builder = Builder::new();
+            builder
+                .dialect(dialect)
+                .alpn(alpn.clone())
+                .uri(format!("http://{host}{target}").parse().unwrap())
+                .body(body.clone());
+            for (name, value) in &fields {
+                builder.header(name.parse().unwrap(), value.parse().unwrap());
+            }
+            let bytes = builder.request_bytes();
+            let limits = Limits { max_head: 1 << 16, max_headers: 64 };
+            let head = head::parse_request(&bytes, limits).unwrap().unwrap();
+            prop_assert_eq!(&bytes[head.len..], &body[..]);
+            prop_assert_eq!(head.uri.to_string(), target);
+            prop_assert_eq!(&head.headers[HOST], host.as_str());
+            prop_assert_eq!(&head.headers[CONTENT_LENGTH], &body.len().to_string());
+            for (name, value) in &fields {
+                prop_assert!(head.headers.get_all(name.as_str()).iter().any(|v| v == value));
+            }
+            let validated = crate::acceptor::Builder::new()
+                .validate(&head.method, head.version, &head.headers)
+                .unwrap();
+            prop_assert_eq!(validated.dialect, dialect);
+            let expected = match dialect {
+                Dialect::Legacy => Protocol::Http1,
+                _ if alpn.contains(&Protocol::Http2) => Protocol::Http2,
+                _ => Protocol::Http1,
+            };
+            prop_assert_eq!(validated.protocol, expected);
+        }
+    }
+}

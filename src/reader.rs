@@ -230,4 +230,47 @@ mod tests {
         let (body, _) = read_body(b"abcdef", Framing::UntilClose, 4, Excess::Truncate).await;
         assert_eq!(body.unwrap(), "abcd");
     }
+
+    #[tokio::test]
+    async fn a_megabyte_header_line_is_refused_with_memory_near_the_bound() {
+        let (mut far, near) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(async move {
+            let _ = far.write_all(b"GET / HTTP/1.1\r\nX-Long: ").await;
+            let _ = far.write_all(&vec![b'a'; 1 << 20]).await;
+        });
+        let limits = Limits {
+            max_head: 16 * 1024,
+            max_headers: 64,
+        };
+        let mut reader = Reader::new(near);
+        let error = reader.request_head(limits).await.unwrap_err();
+        assert!(matches!(error, Error::HeadTooLarge { limit: 16384 }));
+        // Growth may double the buffer once past the bound, never more.
+        assert!(
+            reader.buf.capacity() <= 2 * (limits.max_head + READ_CHUNK),
+            "{}",
+            reader.buf.capacity()
+        );
+        drop(reader);
+        writer.await.unwrap();
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_bytes_end_in_a_bounded_body_or_an_error(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            limit in 0usize..64,
+            truncate in proptest::prelude::any::<bool>(),
+            chunked in proptest::prelude::any::<bool>(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let data: &'static [u8] = data.leak();
+            let framing = if chunked { Framing::Chunked } else { Framing::UntilClose };
+            let excess = if truncate { Excess::Truncate } else { Excess::Refuse };
+            let (body, _) = runtime.block_on(read_body(data, framing, limit, excess));
+            if let Ok(body) = body {
+                proptest::prop_assert!(body.len() <= limit);
+            }
+        }
+    }
 }
