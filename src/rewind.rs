@@ -21,6 +21,9 @@ pub struct Rewind<T> {
 
 impl<T> Rewind<T> {
     pub(crate) fn new(inner: T, prefix: Bytes) -> Self {
+        // An empty prefix may still hold the handshake's whole read buffer;
+        // an idle connection should not keep it.
+        let prefix = if prefix.is_empty() { Bytes::new() } else { prefix };
         Rewind { prefix, inner }
     }
 
