@@ -27,6 +27,7 @@ mod sender;
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -52,9 +53,15 @@ const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024;
 /// Configures the acceptor's side of the handshake and the HTTP client that
 /// runs on the transposed connection.
 ///
-/// One builder serves many connections; it is cheap to clone.
+/// One builder serves many connections; it is cheap to clone (the settings
+/// are shared until a setter changes them).
 #[derive(Debug, Clone)]
 pub struct Builder {
+    config: Arc<Config>,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
     legacy: bool,
     current: bool,
     protocols: Vec<Protocol>,
@@ -84,7 +91,7 @@ impl Builder {
     pub fn new() -> Self {
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2.timer(TokioTimer::new());
-        Builder {
+        let config = Config {
             legacy: true,
             current: true,
             protocols: vec![Protocol::Http2, Protocol::Http1],
@@ -96,14 +103,21 @@ impl Builder {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             http1: http1::Builder::new(),
             http2,
+        };
+        Builder {
+            config: Arc::new(config),
         }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
     }
 
     /// Whether to accept the legacy `PTTH/1.0` dialect.
     ///
     /// Default is true.
     pub fn legacy(&mut self, enabled: bool) -> &mut Self {
-        self.legacy = enabled;
+        self.config_mut().legacy = enabled;
         self
     }
 
@@ -111,7 +125,7 @@ impl Builder {
     ///
     /// Default is true.
     pub fn current(&mut self, enabled: bool) -> &mut Self {
-        self.current = enabled;
+        self.config_mut().current = enabled;
         self
     }
 
@@ -128,7 +142,7 @@ impl Builder {
             }
         }
         if !preference.is_empty() {
-            self.protocols = preference;
+            self.config_mut().protocols = preference;
         }
         self
     }
@@ -139,7 +153,7 @@ impl Builder {
     ///
     /// Default is 30 seconds.
     pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.timeout = timeout;
+        self.config_mut().timeout = timeout;
         self
     }
 
@@ -147,7 +161,7 @@ impl Builder {
     ///
     /// Default is 16 KiB.
     pub fn max_head_size(&mut self, bytes: usize) -> &mut Self {
-        self.limits.max_head = bytes;
+        self.config_mut().limits.max_head = bytes;
         self
     }
 
@@ -155,7 +169,7 @@ impl Builder {
     ///
     /// Default is 64.
     pub fn max_headers(&mut self, count: usize) -> &mut Self {
-        self.limits.max_headers = count;
+        self.config_mut().limits.max_headers = count;
         self
     }
 
@@ -163,7 +177,7 @@ impl Builder {
     ///
     /// Default is 64 KiB.
     pub fn max_body_size(&mut self, bytes: usize) -> &mut Self {
-        self.max_body_size = bytes;
+        self.config_mut().max_body_size = bytes;
         self
     }
 
@@ -172,7 +186,7 @@ impl Builder {
     ///
     /// Default is hyper's defaults.
     pub fn http1(&mut self) -> &mut http1::Builder {
-        &mut self.http1
+        &mut self.config_mut().http1
     }
 
     /// hyper's HTTP/2 client builder, used when the transposed connection
@@ -180,7 +194,7 @@ impl Builder {
     ///
     /// Default is hyper's defaults with tokio's executor and timer.
     pub fn http2(&mut self) -> &mut http2::Builder<TokioExecutor> {
-        &mut self.http2
+        &mut self.config_mut().http2
     }
 
     /// Reads and validates an upgrade request from `io`.
@@ -227,9 +241,9 @@ impl Builder {
             }
             result
         };
-        let result = match tokio::time::timeout(self.timeout, exchange).await {
+        let result = match tokio::time::timeout(self.config.timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(Error::TimedOut(self.timeout)),
+            Err(_) => Err(Error::TimedOut(self.config.timeout)),
         };
         let (request, validated) = match result {
             Ok(ok) => ok,
@@ -256,7 +270,7 @@ impl Builder {
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
-        let head = reader.request_head(self.limits).await?;
+        let head = reader.request_head(self.config.limits).await?;
         let validated = self.validate(&head.method, head.version, &head.headers)?;
         let framing = head::request_framing(&head.headers)?;
         if framing != Framing::Empty && head::has_token(&head.headers, &EXPECT, "100-continue") {
@@ -267,7 +281,7 @@ impl Builder {
             reader.io.flush().await?;
         }
         let body = reader
-            .body(framing, self.max_body_size, Excess::Refuse)
+            .body(framing, self.config.max_body_size, Excess::Refuse)
             .await?;
         if !reader.buf.is_empty() {
             return Err(Error::EarlyData);
@@ -299,9 +313,9 @@ impl Builder {
         let offered: Vec<Dialect> = head::tokens(headers, &UPGRADE)
             .filter_map(Dialect::from_token)
             .collect();
-        let dialect = if self.current && offered.contains(&Dialect::Current) {
+        let dialect = if self.config.current && offered.contains(&Dialect::Current) {
             Dialect::Current
-        } else if self.legacy && offered.contains(&Dialect::Legacy) {
+        } else if self.config.legacy && offered.contains(&Dialect::Legacy) {
             Dialect::Legacy
         } else {
             return Err(Error::UnsupportedProtocol {
@@ -325,6 +339,7 @@ impl Builder {
         }
         let offered = head::alpn_ids(headers)?.ok_or(Error::MissingAlpn)?;
         let protocol = self
+            .config
             .protocols
             .iter()
             .copied()
@@ -350,7 +365,7 @@ impl Builder {
         B::Data: Send,
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
     {
-        sender::handshake(io, protocol, &self.http1, &self.http2).await
+        sender::handshake(io, protocol, &self.config.http1, &self.config.http2).await
     }
 }
 
@@ -522,9 +537,9 @@ where
             io.flush().await?;
             builder.start_client(TokioIo::new(io), protocol).await
         };
-        let result = match tokio::time::timeout(builder.timeout, exchange).await {
+        let result = match tokio::time::timeout(builder.config.timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(Error::TimedOut(builder.timeout)),
+            Err(_) => Err(Error::TimedOut(builder.config.timeout)),
         };
         span.in_scope(|| match &result {
             Ok(_) => debug!("upgraded"),
@@ -541,7 +556,7 @@ where
     pub async fn reject(mut self, response: Response<Bytes>) -> Result<T, Error> {
         let status = response.status();
         let written = tokio::time::timeout(
-            self.builder.timeout,
+            self.builder.config.timeout,
             write_response(&mut self.io, &response),
         )
         .instrument(self.span.clone())
@@ -549,7 +564,7 @@ where
         self.span.in_scope(|| debug!(%status, "upgrade rejected"));
         match written {
             Ok(result) => result.map(|()| self.io),
-            Err(_) => Err(Error::TimedOut(self.builder.timeout)),
+            Err(_) => Err(Error::TimedOut(self.builder.config.timeout)),
         }
     }
 }

@@ -46,11 +46,29 @@ pub(crate) enum Framing {
     UntilClose,
 }
 
+/// Header slots up to this count live on the stack: a parse is retried on
+/// every read, and the default limit fits.
+const STACK_HEADERS: usize = 64;
+
+fn slots<'s, 'h>(
+    stack: &'s mut [httparse::Header<'h>; STACK_HEADERS],
+    heap: &'s mut Vec<httparse::Header<'h>>,
+    limits: Limits,
+) -> &'s mut [httparse::Header<'h>] {
+    if limits.max_headers <= STACK_HEADERS {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        heap
+    }
+}
+
 /// Parses a request head from the start of `buf`; `Ok(None)` means more
 /// bytes are needed.
 pub(crate) fn parse_request(buf: &[u8], limits: Limits) -> Result<Option<RequestHead>, Error> {
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut slots);
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let mut req = httparse::Request::new(slots(&mut stack, &mut heap, limits));
     let Some(len) = head_len(req.parse(buf), buf, limits)? else {
         return Ok(None);
     };
@@ -73,8 +91,9 @@ pub(crate) fn parse_request(buf: &[u8], limits: Limits) -> Result<Option<Request
 /// Parses a response head from the start of `buf`; `Ok(None)` means more
 /// bytes are needed.
 pub(crate) fn parse_response(buf: &[u8], limits: Limits) -> Result<Option<ResponseHead>, Error> {
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut res = httparse::Response::new(&mut slots);
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let mut res = httparse::Response::new(slots(&mut stack, &mut heap, limits));
     let Some(len) = head_len(res.parse(buf), buf, limits)? else {
         return Ok(None);
     };
@@ -403,6 +422,23 @@ mod tests {
             parse_request(&head, LIMITS),
             Err(Error::TooManyHeaders { limit: 16 })
         ));
+    }
+
+    #[test]
+    fn header_limits_above_the_stack_slots_work() {
+        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..80 {
+            head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        let roomy = Limits {
+            max_head: 4096,
+            max_headers: 100,
+        };
+        assert_eq!(
+            parse_request(&head, roomy).unwrap().unwrap().headers.len(),
+            80
+        );
     }
 
     #[test]

@@ -313,8 +313,14 @@ impl Builder {
             Dialect::Current => {
                 head::put_header(&mut out, "Connection", connection);
                 head::put_header(&mut out, "Upgrade", upgrade);
-                let offer: Vec<&str> = self.alpn.iter().map(|p| p.alpn_field()).collect();
-                head::put_header(&mut out, "ALPN", offer.join(", ").as_bytes());
+                out.put_slice(b"ALPN: ");
+                for (i, protocol) in self.alpn.iter().enumerate() {
+                    if i > 0 {
+                        out.put_slice(b", ");
+                    }
+                    out.put_slice(protocol.alpn_field().as_bytes());
+                }
+                out.put_slice(b"\r\n");
             }
         }
         let owned = [HOST, UPGRADE, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING];

@@ -23,7 +23,11 @@ impl<T> Rewind<T> {
     pub(crate) fn new(inner: T, prefix: Bytes) -> Self {
         // An empty prefix may still hold the handshake's whole read buffer;
         // an idle connection should not keep it.
-        let prefix = if prefix.is_empty() { Bytes::new() } else { prefix };
+        let prefix = if prefix.is_empty() {
+            Bytes::new()
+        } else {
+            prefix
+        };
         Rewind { prefix, inner }
     }
 
