@@ -32,6 +32,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             }
         };
+        // Requests and answers are small; do not let Nagle hold them back.
+        let _ = tcp.set_nodelay(true);
         let acceptor = Arc::clone(&acceptor);
         tokio::spawn(async move {
             if let Err(error) = call_back(&acceptor, tcp, peer).await {

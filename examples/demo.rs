@@ -42,6 +42,7 @@ async fn run(
     // The initiator: dial out, upgrade, then serve.
     let initiator = tokio::spawn(async move {
         let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
         let transposed = ptth::initiator::Builder::new()
             .uri(format!("http://{addr}/reverse").parse()?)
             .dialect(dialect)
@@ -58,6 +59,7 @@ async fn run(
 
     // The acceptor: accept, answer 101, then send requests.
     let (tcp, peer) = listener.accept().await?;
+    tcp.set_nodelay(true)?;
     let offer = ptth::acceptor::Builder::new()
         .read_request_from(tcp, peer)
         .await?;

@@ -53,6 +53,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let host = url.host().ok_or("the URL has no host")?;
     let port = url.port_u16().unwrap_or(80);
     let tcp = TcpStream::connect((host.trim_matches(['[', ']']), port)).await?;
+    tcp.set_nodelay(true)?;
     let transposed = builder.uri(url).handshake(tcp).await?;
     eprintln!("peer: upgraded, serving {}", transposed.protocol());
     transposed.serve(service_fn(common::echo)).await?;

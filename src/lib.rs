@@ -102,6 +102,15 @@
 //! Inside an existing hyper or axum server, use [`upgrade::accept`]
 //! instead of [`acceptor::Builder::read_request`].
 //!
+//! # Sockets
+//!
+//! PTTH changes nothing about the socket under hyper, so the usual advice
+//! holds: on TCP, `set_nodelay(true)` on both ends before the handshake, or
+//! Nagle's algorithm will hold back small requests and streamed chunks by
+//! tens of milliseconds. On HTTP/2, turn on keep-alive PING in the builders
+//! ([`initiator::Server::http2`], [`acceptor::Builder::http2`]) to notice a
+//! peer that went silent; HTTP/1.1 has no such probe.
+//!
 //! # Bounds
 //!
 //! Every read in a handshake has a size bound and a time bound (by default

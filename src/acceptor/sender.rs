@@ -127,6 +127,11 @@ impl<B> fmt::Debug for SendRequest<B> {
 /// A future that drives a transposed connection on the sending side. It
 /// must be polled (usually spawned) for requests to make progress, and
 /// resolves when the connection closes.
+///
+/// It resolves once every [`SendRequest`] handle and every response body
+/// still being read are dropped, or when the initiator goes away. As with
+/// hyper's own client connections, a peer that vanishes on HTTP/1.1 may end
+/// it with `Ok(())`: the error goes to the request or body in flight.
 #[must_use = "futures do nothing unless polled"]
 pub struct Connection {
     protocol: Protocol,

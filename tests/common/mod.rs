@@ -46,6 +46,7 @@ pub async fn pair(dialect: Dialect, protocol: Protocol) -> Pair {
     let (listener, addr) = listener().await;
     let server = tokio::spawn(async move {
         let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
         let transposed = ptth::initiator::Builder::new()
             .uri(format!("http://{addr}/reverse").parse().unwrap())
             .dialect(dialect)
@@ -55,6 +56,7 @@ pub async fn pair(dialect: Dialect, protocol: Protocol) -> Pair {
         transposed.serve(service_fn(echo)).await
     });
     let (tcp, peer) = listener.accept().await.unwrap();
+    tcp.set_nodelay(true).unwrap();
     let offer = ptth::acceptor::Builder::new()
         .read_request_from(tcp, peer)
         .await
