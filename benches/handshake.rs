@@ -161,7 +161,7 @@ impl AsyncWrite for Canned {
     }
 }
 
-/// Realistic heads: what real peers send (PROTOCOL.md's peer list).
+/// Realistic heads: what AirPlay senders, the IETF draft and relays send.
 const AIRPLAY_REQUEST: &[u8] = b"POST /reverse HTTP/1.1\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\nX-Apple-Purpose: event\r\nContent-Length: 0\r\nUser-Agent: MediaControl/1.0\r\nX-Apple-Session-ID: 1bd6ceeb-fffd-456c-a09c-996053a7a08c\r\n\r\n";
 const CURRENT_REQUEST: &[u8] = b"GET /reverse-endpoint HTTP/1.1\r\nHost: example.com\r\nConnection: upgrade\r\nUpgrade: ptth\r\nAuthorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\nALPN: h2, http%2F1.1\r\n\r\n";
 const LEGACY_ANSWER: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\n\r\nGET /status HTTP/1.1\r\nHost:\r\n\r\n";

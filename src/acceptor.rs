@@ -294,7 +294,9 @@ impl Builder {
         Ok((request, validated))
     }
 
-    /// Checks an upgrade request head against PROTOCOL rules 6 and 7.
+    /// Decides whether a request head may be upgraded: never HTTP/1.0, only
+    /// to an enabled dialect and with `Connection: upgrade`; the current
+    /// dialect also needs `Host` and an ALPN protocol in common.
     pub(crate) fn validate(
         &self,
         method: &Method,
@@ -570,8 +572,8 @@ where
 }
 
 /// Fails if the initiator has sent bytes it should have held back until it
-/// saw the 101 (PROTOCOL rule 9). Only bytes already received count; this
-/// never waits.
+/// saw the 101: we refuse and close rather than guess what they belong to.
+/// Only bytes already received count; this never waits.
 fn no_early_data<T: AsyncRead + Unpin>(io: &mut T) -> Result<(), Error> {
     let mut byte = [0u8; 1];
     let mut buf = ReadBuf::new(&mut byte);

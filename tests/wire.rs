@@ -1,6 +1,6 @@
 //! Each side of this crate against raw bytes written the way real peers
-//! write them (PROTOCOL.md's peer list): AirPlay senders, media-center
-//! receivers, relays that add headers or answer `100 Continue` first.
+//! write them: AirPlay senders, media-center receivers, relays that add
+//! headers or answer `100 Continue` first.
 
 mod common;
 
