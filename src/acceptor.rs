@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod coalesce;
 mod sender;
 
 use std::error::Error as StdError;
@@ -40,6 +41,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::{Instrument, Span, debug, field};
 
+use self::coalesce::Coalesce;
 pub use self::sender::{Connection, SendRequest};
 use crate::head::{self, Framing, Limits};
 use crate::reader::{Excess, Reader};
@@ -535,7 +537,14 @@ where
                 refuse(&mut io, &error).await;
                 return Err(error);
             }
-            io.write_all(&switching_bytes(&validated)).await?;
+            let switching = switching_bytes(&validated).freeze();
+            if protocol == Protocol::Http2 {
+                // hyper writes the preface at once: it carries the 101.
+                let io = Coalesce::new(io, switching);
+                return builder.start_client(TokioIo::new(io), protocol).await;
+            }
+            // On HTTP/1.1 nothing may be written for a long time.
+            io.write_all(&switching).await?;
             io.flush().await?;
             builder.start_client(TokioIo::new(io), protocol).await
         };
