@@ -8,7 +8,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::Error;
 use crate::head::{self, Framing, Limits, RequestHead, ResponseHead};
 
-const READ_CHUNK: usize = 4096;
+/// The first read's size. Upgrade heads are a few hundred bytes; a small
+/// first buffer keeps the handshake's short-lived allocations in the
+/// allocator's fast bins, which measurably lowers idle memory per
+/// connection. Later reads grow the buffer geometrically.
+const READ_CHUNK: usize = 1024;
 const MAX_CHUNK_LINE: usize = 1024;
 
 /// What to do with a body larger than the limit.
@@ -34,7 +38,7 @@ impl<T: AsyncRead + Unpin> Reader<T> {
     }
 
     async fn read_more(&mut self) -> Result<(), Error> {
-        self.buf.reserve(READ_CHUNK);
+        self.buf.reserve(READ_CHUNK.max(self.buf.len()));
         match self.io.read_buf(&mut self.buf).await? {
             0 => Err(Error::Closed),
             _ => Ok(()),
