@@ -197,6 +197,7 @@ impl Builder {
         let span = tracing::debug_span!(
             "ptth_handshake",
             role = "initiator",
+            uri = %self.uri,
             dialect = %self.dialect,
             protocol = field::Empty,
         );
