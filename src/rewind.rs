@@ -20,14 +20,9 @@ pub struct Rewind<T> {
 }
 
 impl<T> Rewind<T> {
-    pub(crate) fn new(inner: T, prefix: Bytes) -> Self {
-        // An empty prefix may still hold the handshake's whole read buffer;
-        // an idle connection should not keep it.
-        let prefix = if prefix.is_empty() {
-            Bytes::new()
-        } else {
-            prefix
-        };
+    pub(crate) fn new(inner: T, mut prefix: Bytes) -> Self {
+        // An empty prefix may still hold the handshake's whole read buffer.
+        advance_releasing(&mut prefix, 0);
         Rewind { prefix, inner }
     }
 
@@ -53,6 +48,16 @@ impl<T> Rewind<T> {
     }
 }
 
+/// Advances past `n` bytes and, once none are left, lets go of the buffer
+/// they came from: a handshake's buffer should not live as long as an idle
+/// connection.
+pub(crate) fn advance_releasing(bytes: &mut Bytes, n: usize) {
+    bytes.advance(n);
+    if bytes.is_empty() {
+        *bytes = Bytes::new();
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -64,12 +69,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
         }
         let n = self.prefix.len().min(buf.remaining());
         buf.put_slice(&self.prefix[..n]);
-        self.prefix.advance(n);
-        if self.prefix.is_empty() {
-            // Release the handshake's read buffer instead of keeping it for
-            // the life of an idle connection.
-            self.prefix = Bytes::new();
-        }
+        advance_releasing(&mut self.prefix, n);
         Poll::Ready(Ok(()))
     }
 }

@@ -2,8 +2,10 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::rewind::advance_releasing;
 
 /// Holds bytes back until the first write, and sends them in front of it.
 ///
@@ -30,10 +32,7 @@ impl<T: AsyncWrite + Unpin> Coalesce<T> {
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.pending.advance(n);
-            if self.pending.is_empty() {
-                self.pending = Bytes::new();
-            }
+            advance_releasing(&mut self.pending, n);
         }
         Poll::Ready(Ok(()))
     }
@@ -67,11 +66,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesce<T> {
                 this.pending = Bytes::new();
                 return Poll::Ready(Ok(n - held));
             }
-            this.pending.advance(n);
-            if this.pending.is_empty() {
-                // Release the held-back buffer for the rest of the connection.
-                this.pending = Bytes::new();
-            }
+            advance_releasing(&mut this.pending, n);
         }
         Pin::new(&mut this.inner).poll_write(cx, buf)
     }
