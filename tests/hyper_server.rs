@@ -66,21 +66,6 @@ const REQUESTS: [(Method, &str, &str); 2] = [
     (Method::POST, "/echo", "ping from the server"),
 ];
 
-/// The initiator's service: answers `VERSION METHOD PATH BODY`, so the
-/// server can tell which protocol carried each request.
-async fn describe(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let line = format!(
-        "{:?} {} {} ",
-        request.version(),
-        request.method(),
-        request.uri().path()
-    );
-    let body = request.into_body().collect().await?.to_bytes();
-    let mut answer = line.into_bytes();
-    answer.extend_from_slice(&body);
-    Ok(Response::new(Full::new(Bytes::from(answer))))
-}
-
 /// The server's service. The upgrade request's body is read before
 /// answering, as `accept`'s documentation asks (after the head, the bytes on
 /// the socket belong to the transposed connection), and is reported so the
@@ -225,7 +210,7 @@ async fn start(server: Server, acceptor: ptth::acceptor::Builder) -> Running {
     }
 }
 
-/// The initiator: dial, upgrade, then serve `describe` until the server
+/// The initiator: dial, upgrade, then serve `common::describe` until the server
 /// hangs up. Returns the protocol the handshake chose.
 async fn initiate(
     addr: SocketAddr,
@@ -234,7 +219,7 @@ async fn initiate(
     let tcp = TcpStream::connect(addr).await?;
     let transposed = builder.handshake(tcp).await?;
     let protocol = transposed.protocol();
-    transposed.serve(service_fn(describe)).await?;
+    transposed.serve(service_fn(common::describe)).await?;
     Ok(protocol)
 }
 

@@ -79,8 +79,7 @@ async fn answer(acceptor: &TlsAcceptor, listener: &TcpListener) -> server::TlsSt
     acceptor.accept(tcp).await.expect("TLS server handshake")
 }
 
-/// The initiator's service: answers `VERSION METHOD PATH BODY`, so the
-/// acceptor can tell which protocol carried each request. Requests to
+/// The initiator's service: `common::describe`, except that requests to
 /// `/together` wait at `barrier`, which only lets them go once all of them
 /// are in flight at the same time.
 async fn describe(
@@ -90,16 +89,7 @@ async fn describe(
     if request.uri().path() == "/together" {
         barrier.wait().await;
     }
-    let line = format!(
-        "{:?} {} {} ",
-        request.version(),
-        request.method(),
-        request.uri().path()
-    );
-    let body = request.into_body().collect().await?.to_bytes();
-    let mut answer = line.into_bytes();
-    answer.extend_from_slice(&body);
-    Ok(Response::new(Full::new(Bytes::from(answer))))
+    common::describe(request).await
 }
 
 /// The initiator, whole: TLS client, PTTH handshake, then HTTP server on the

@@ -72,6 +72,23 @@ pub async fn pair(dialect: Dialect, protocol: Protocol) -> Pair {
     }
 }
 
+/// A service that answers `VERSION METHOD PATH BODY`, so the sending side
+/// can tell which protocol carried each request.
+pub async fn describe(
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let line = format!(
+        "{:?} {} {} ",
+        request.version(),
+        request.method(),
+        request.uri().path()
+    );
+    let body = request.into_body().collect().await?.to_bytes();
+    let mut answer = line.into_bytes();
+    answer.extend_from_slice(&body);
+    Ok(Response::new(Full::new(Bytes::from(answer))))
+}
+
 pub fn request(method: &str, path: &str, body: &str) -> Request<Full<Bytes>> {
     Request::builder()
         .method(method)
