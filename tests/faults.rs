@@ -87,6 +87,27 @@ where
     (transposed, sender, connection)
 }
 
+/// [`transpose`] over a fresh loopback connection, with a default acceptor.
+async fn transpose_on_loopback<B>(
+    dialect: Dialect,
+    protocol: Protocol,
+) -> (Transposed<TcpStream>, SendRequest<B>, acceptor::Connection)
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let (opened, accepted) = tcp_pair().await;
+    transpose(
+        opened,
+        accepted,
+        dialect,
+        protocol,
+        &acceptor::Builder::new(),
+    )
+    .await
+}
+
 /// What a [`Relay`] does with the bytes it is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -214,15 +235,8 @@ async fn initiator_vanishing_mid_request_fails_pending_and_later_requests_fast()
     within(async {
         for (dialect, protocol) in COMBINATIONS {
             let case = format!("{dialect} {protocol}");
-            let (opened, accepted) = tcp_pair().await;
-            let (transposed, mut sender, connection) = transpose::<Full<Bytes>>(
-                opened,
-                accepted,
-                dialect,
-                protocol,
-                &acceptor::Builder::new(),
-            )
-            .await;
+            let (transposed, mut sender, connection) =
+                transpose_on_loopback::<Full<Bytes>>(dialect, protocol).await;
             let mut client = tokio::spawn(connection);
             // The service reports the request's arrival and never answers.
             let (arrived_tx, mut arrived) = mpsc::unbounded_channel();
@@ -391,15 +405,8 @@ async fn acceptor_dropping_everything_mid_response_ends_the_server_and_drops_the
     within(async {
         for (dialect, protocol) in COMBINATIONS {
             let case = format!("{dialect} {protocol}");
-            let (opened, accepted) = tcp_pair().await;
-            let (transposed, mut sender, connection) = transpose::<Full<Bytes>>(
-                opened,
-                accepted,
-                dialect,
-                protocol,
-                &acceptor::Builder::new(),
-            )
-            .await;
+            let (transposed, mut sender, connection) =
+                transpose_on_loopback::<Full<Bytes>>(dialect, protocol).await;
             let client = tokio::spawn(connection);
             let (dropped_tx, mut dropped) = mpsc::unbounded_channel();
             let mut server = tokio::spawn(transposed.serve(endless_service(dropped_tx)));
@@ -624,15 +631,9 @@ async fn drain(mut body: Incoming, meter: &Meter) -> Result<u64, hyper::Error> {
 async fn large_bodies_stream_both_ways_in_bounded_memory() {
     within(async {
         for protocol in [Protocol::Http1, Protocol::Http2] {
-            let (opened, accepted) = tcp_pair().await;
-            let (transposed, mut sender, connection) = transpose::<Either<Empty<Bytes>, Source>>(
-                opened,
-                accepted,
-                Dialect::Current,
-                protocol,
-                &acceptor::Builder::new(),
-            )
-            .await;
+            let (transposed, mut sender, connection) =
+                transpose_on_loopback::<Either<Empty<Bytes>, Source>>(Dialect::Current, protocol)
+                    .await;
             let mut client = tokio::spawn(connection);
             let upload = Arc::new(Meter::default());
             let download = Arc::new(Meter::default());
@@ -739,15 +740,8 @@ async fn paced_stream_arrives_chunk_by_chunk() {
     within(async {
         for (dialect, protocol) in COMBINATIONS {
             let case = format!("{dialect} {protocol}");
-            let (opened, accepted) = tcp_pair().await;
-            let (transposed, mut sender, connection) = transpose::<Full<Bytes>>(
-                opened,
-                accepted,
-                dialect,
-                protocol,
-                &acceptor::Builder::new(),
-            )
-            .await;
+            let (transposed, mut sender, connection) =
+                transpose_on_loopback::<Full<Bytes>>(dialect, protocol).await;
             let mut client = tokio::spawn(connection);
             let produced = Arc::new(AtomicUsize::new(0));
             let counter = produced.clone();
@@ -820,15 +814,8 @@ async fn paced_stream_arrives_chunk_by_chunk() {
 async fn upgrade_inside_the_transposed_connection_carries_raw_bytes() {
     within(async {
         for dialect in [Dialect::Legacy, Dialect::Current] {
-            let (opened, accepted) = tcp_pair().await;
-            let (transposed, mut sender, connection) = transpose::<Empty<Bytes>>(
-                opened,
-                accepted,
-                dialect,
-                Protocol::Http1,
-                &acceptor::Builder::new(),
-            )
-            .await;
+            let (transposed, mut sender, connection) =
+                transpose_on_loopback::<Empty<Bytes>>(dialect, Protocol::Http1).await;
             let mut client = tokio::spawn(connection);
             // Each echo session reports how many bytes it echoed.
             let (echoed_tx, mut echoed) = mpsc::unbounded_channel();
