@@ -127,15 +127,8 @@ async fn call_back(
     let driver = tokio::spawn(connection);
     let mut answers = Vec::new();
     for (method, path, body) in REQUESTS {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .body(Full::new(Bytes::from_static(body.as_bytes())))
-            .expect("request");
-        sender.ready().await?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
+        let request = common::request(method.as_str(), path, body);
+        let (status, body) = common::try_exchange(&mut sender, request).await?;
         answers.push(format!(
             "{} {}",
             status.as_u16(),

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::{listener, within};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
 use hyper::service::service_fn;
@@ -122,15 +122,8 @@ async fn call(
     path: &str,
     body: &'static str,
 ) -> Result<(StatusCode, String), ptth::Error> {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .expect("request");
-    sender.ready().await?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
+    let request = common::request(method.as_str(), path, body);
+    let (status, body) = common::try_exchange(sender, request).await?;
     Ok((
         status,
         String::from_utf8(body.to_vec()).expect("UTF-8 body"),

@@ -102,9 +102,19 @@ pub async fn exchange(
     sender: &mut SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
 ) -> (hyper::StatusCode, Bytes) {
-    sender.ready().await.unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    collect(response).await
+    try_exchange(sender, request).await.unwrap()
+}
+
+/// [`exchange`] for callers that report failures instead of panicking.
+pub async fn try_exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Result<(hyper::StatusCode, Bytes), ptth::Error> {
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
 }
 
 pub async fn collect(response: Response<hyper::body::Incoming>) -> (hyper::StatusCode, Bytes) {
