@@ -31,12 +31,10 @@ fn runtime() -> Runtime {
 }
 
 fn initiator(dialect: Dialect, protocol: Protocol) -> ptth::initiator::Builder {
-    let mut builder = ptth::initiator::Builder::new();
-    builder
-        .uri("http://relay.example/reverse".parse().unwrap())
+    ptth::initiator::Builder::new()
+        .uri("http://relay.example/reverse")
         .dialect(dialect)
-        .alpn([protocol]);
-    builder
+        .alpn([protocol])
 }
 
 /// One whole PTTH handshake: both sides until each is ready for HTTP.

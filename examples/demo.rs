@@ -44,7 +44,7 @@ async fn run(
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         let transposed = ptth::initiator::Builder::new()
-            .uri(format!("http://{addr}/reverse").parse()?)
+            .uri(format!("http://{addr}/reverse"))
             .dialect(dialect)
             .alpn([protocol])
             .handshake(tcp)
@@ -69,7 +69,7 @@ async fn run(
         offer.request().uri(),
         offer.dialect()
     );
-    let (mut sender, connection) = offer.accept::<Full<Bytes>>().await?;
+    let (sender, connection) = offer.accept::<Full<Bytes>>().await?;
     let driver = tokio::spawn(connection);
 
     for (method, path, body) in [

@@ -370,10 +370,7 @@ impl Sender {
                 tx.ready().await?;
                 tx.send_request(request).await?
             }
-            Sender::Transposed(tx) => {
-                tx.ready().await?;
-                tx.send_request(request).await?
-            }
+            Sender::Transposed(tx) => tx.send_request(request).await?,
         };
         match response.status() {
             StatusCode::OK => Ok(response),
@@ -393,7 +390,10 @@ impl Sender {
         match self {
             Sender::Http1(_) => None,
             Sender::Http2(tx) => Some(Sender::Http2(tx.clone())),
-            Sender::Transposed(tx) => tx.try_clone().map(Sender::Transposed),
+            Sender::Transposed(tx) if tx.protocol() == Protocol::Http2 => {
+                Some(Sender::Transposed(tx.clone()))
+            }
+            Sender::Transposed(_) => None,
         }
     }
 }
@@ -422,8 +422,7 @@ impl Builders {
         server_h2.timer(TokioTimer::new());
         let mut client_h2 = client::conn::http2::Builder::new(TokioExecutor::new());
         client_h2.timer(TokioTimer::new());
-        let mut initiator = ptth::initiator::Builder::new();
-        initiator.alpn([protocol.ptth()]);
+        let initiator = ptth::initiator::Builder::new().alpn([protocol.ptth()]);
         Builders {
             protocol,
             server_h1,

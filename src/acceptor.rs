@@ -12,7 +12,7 @@
 //! let (tcp, peer) = listener.accept().await?;
 //! let offer = acceptor.read_request_from(tcp, peer).await?;
 //! // Authenticate and route on `offer.request()` here, or `offer.reject(..)`.
-//! let (mut sender, connection) = offer.accept::<Empty<Bytes>>().await?;
+//! let (sender, connection) = offer.accept::<Empty<Bytes>>().await?;
 //! tokio::spawn(connection);
 //! let response = sender
 //!     .send_request(hyper::Request::get("/status").body(Empty::new())?)
@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONNECTION, EXPECT, HOST, UPGRADE};
+use http::uri::Authority;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Body;
 use hyper::client::conn::{http1, http2};
@@ -42,7 +43,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::{Instrument, Span, debug, field};
 
 use self::coalesce::Coalesce;
-pub use self::sender::{Connection, SendRequest};
+use self::sender::Authorities;
+pub use self::sender::{Connection, ConnectionId, SendRequest};
 use crate::head::{self, Framing, Limits};
 use crate::reader::{Excess, Reader};
 use crate::{Dialect, Error, Protocol};
@@ -70,6 +72,7 @@ struct Config {
     timeout: Duration,
     limits: Limits,
     max_body_size: usize,
+    authority: Option<Authority>,
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
 }
@@ -103,6 +106,7 @@ impl Builder {
                 max_headers: DEFAULT_MAX_HEADERS,
             },
             max_body_size: DEFAULT_MAX_BODY_SIZE,
+            authority: None,
             http1: http1::Builder::new(),
             http2,
         };
@@ -118,7 +122,7 @@ impl Builder {
     /// Whether to accept the legacy `PTTH/1.0` dialect.
     ///
     /// Default is true.
-    pub fn legacy(&mut self, enabled: bool) -> &mut Self {
+    pub fn legacy(mut self, enabled: bool) -> Self {
         self.config_mut().legacy = enabled;
         self
     }
@@ -126,7 +130,7 @@ impl Builder {
     /// Whether to accept the current `ptth` dialect.
     ///
     /// Default is true.
-    pub fn current(&mut self, enabled: bool) -> &mut Self {
+    pub fn current(mut self, enabled: bool) -> Self {
         self.config_mut().current = enabled;
         self
     }
@@ -136,7 +140,7 @@ impl Builder {
     /// is chosen. An empty list is ignored.
     ///
     /// Default is HTTP/2 then HTTP/1.1.
-    pub fn protocols(&mut self, protocols: impl IntoIterator<Item = Protocol>) -> &mut Self {
+    pub fn protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
         let mut preference: Vec<Protocol> = Vec::new();
         for protocol in protocols {
             if !preference.contains(&protocol) {
@@ -154,7 +158,7 @@ impl Builder {
     /// with the time driver enabled.
     ///
     /// Default is 30 seconds.
-    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config_mut().timeout = timeout;
         self
     }
@@ -162,7 +166,7 @@ impl Builder {
     /// The largest upgrade request head accepted, in bytes.
     ///
     /// Default is 16 KiB.
-    pub fn max_head_size(&mut self, bytes: usize) -> &mut Self {
+    pub fn max_head_size(mut self, bytes: usize) -> Self {
         self.config_mut().limits.max_head = bytes;
         self
     }
@@ -170,7 +174,7 @@ impl Builder {
     /// The most header fields accepted in the upgrade request.
     ///
     /// Default is 64.
-    pub fn max_headers(&mut self, count: usize) -> &mut Self {
+    pub fn max_headers(mut self, count: usize) -> Self {
         self.config_mut().limits.max_headers = count;
         self
     }
@@ -178,13 +182,25 @@ impl Builder {
     /// The largest upgrade request body accepted, in bytes.
     ///
     /// Default is 64 KiB.
-    pub fn max_body_size(&mut self, bytes: usize) -> &mut Self {
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.config_mut().max_body_size = bytes;
         self
     }
 
+    /// The authority of requests sent without one: on HTTP/2 it becomes
+    /// `:authority`, on HTTP/1.1 `Host` (see [`SendRequest`]'s
+    /// *Authority* section). A `Host` or absolute URI on a request wins.
+    ///
+    /// Default is none: on HTTP/2 the `Host` of the upgrade request is
+    /// used, on HTTP/1.1 an empty `Host`.
+    pub fn authority(mut self, authority: Authority) -> Self {
+        self.config_mut().authority = Some(authority);
+        self
+    }
+
     /// hyper's HTTP/1.1 client builder, used when the transposed connection
-    /// speaks HTTP/1.1.
+    /// speaks HTTP/1.1. Tune it in place:
+    /// `builder.http1().max_buf_size(64 * 1024);`.
     ///
     /// Default is hyper's defaults.
     pub fn http1(&mut self) -> &mut http1::Builder {
@@ -192,7 +208,9 @@ impl Builder {
     }
 
     /// hyper's HTTP/2 client builder, used when the transposed connection
-    /// speaks HTTP/2; set its keep-alive here.
+    /// speaks HTTP/2; turn on its keep-alive PING here to notice an
+    /// initiator that went silent:
+    /// `builder.http2().keep_alive_interval(Duration::from_secs(20));`.
     ///
     /// Default is hyper's defaults with tokio's executor and timer.
     pub fn http2(&mut self) -> &mut http2::Builder<TokioExecutor> {
@@ -362,6 +380,7 @@ impl Builder {
         &self,
         io: I,
         protocol: Protocol,
+        upgrade_host: Option<Authority>,
     ) -> Result<(SendRequest<B>, Connection), Error>
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -369,7 +388,12 @@ impl Builder {
         B::Data: Send,
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
     {
-        sender::handshake(io, protocol, &self.config.http1, &self.config.http2).await
+        let authority = Authorities {
+            configured: self.config.authority.clone(),
+            upgrade_host,
+        };
+        let config = &self.config;
+        sender::handshake(io, protocol, authority, &config.http1, &config.http2).await
     }
 }
 
@@ -525,11 +549,13 @@ where
     {
         let Offer {
             mut io,
+            request,
             validated,
             builder,
             span,
             ..
         } = self;
+        let host = upgrade_host(&request);
         let protocol = validated.protocol;
         span.record("protocol", field::display(protocol));
         let exchange = async {
@@ -541,12 +567,12 @@ where
             if protocol == Protocol::Http2 {
                 // hyper writes the preface at once: it carries the 101.
                 let io = Coalesce::new(io, switching);
-                return builder.start_client(TokioIo::new(io), protocol).await;
+                return builder.start_client(TokioIo::new(io), protocol, host).await;
             }
             // On HTTP/1.1 nothing may be written for a long time.
             io.write_all(&switching).await?;
             io.flush().await?;
-            builder.start_client(TokioIo::new(io), protocol).await
+            builder.start_client(TokioIo::new(io), protocol, host).await
         };
         let result = match tokio::time::timeout(builder.config.timeout, exchange).await {
             Ok(result) => result,
@@ -577,6 +603,14 @@ where
             Ok(result) => result.map(|()| self.io),
             Err(_) => Err(Error::TimedOut(self.builder.config.timeout)),
         }
+    }
+}
+
+/// The authority the initiator named in its upgrade request, if any.
+pub(crate) fn upgrade_host<B>(request: &Request<B>) -> Option<Authority> {
+    match request.headers().get(HOST) {
+        Some(host) => Authority::try_from(host.as_bytes()).ok(),
+        None => request.uri().authority().cloned(),
     }
 }
 
@@ -644,8 +678,7 @@ mod tests {
             .unwrap();
         assert_eq!(v.protocol, Protocol::Http2);
         assert_eq!(v.offered, ["http/1.1", "h2"]);
-        let mut h1_first = Builder::new();
-        h1_first.protocols([Protocol::Http1, Protocol::Http2]);
+        let h1_first = Builder::new().protocols([Protocol::Http1, Protocol::Http2]);
         let v = h1_first
             .validate(&Method::GET, Version::HTTP_11, &offer)
             .unwrap();
@@ -655,8 +688,7 @@ mod tests {
     #[test]
     fn disabled_dialects_are_unsupported() {
         let legacy = headers(&[("upgrade", "PTTH/1.0"), ("connection", "Upgrade")]);
-        let mut builder = Builder::new();
-        builder.legacy(false);
+        let builder = Builder::new().legacy(false);
         assert!(matches!(
             builder.validate(&Method::POST, Version::HTTP_11, &legacy),
             Err(Error::UnsupportedProtocol { offered }) if offered == "PTTH/1.0"

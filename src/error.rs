@@ -1,7 +1,10 @@
+use std::error::Error as StdError;
+use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::header::{LOCATION, RETRY_AFTER, UPGRADE};
+use http::{HeaderMap, HeaderName, StatusCode};
 
 /// Everything that can go wrong while upgrading a connection to PTTH or
 /// driving the transposed connection afterwards.
@@ -84,17 +87,81 @@ pub enum Error {
     EarlyData,
 
     /// The acceptor answered the upgrade request with something other than
-    /// `101 Switching Protocols`.
-    #[error("upgrade declined with status {}", .0.status)]
+    /// `101 Switching Protocols`. The message says what the status means
+    /// for PTTH: a `2xx` other than `204` means the endpoint does not speak
+    /// PTTH at all.
+    #[error("{0}")]
     Declined(Box<Declined>),
 
+    /// The URL given to [`initiator::Builder::connect`] or
+    /// [`initiator::Builder::uri`] cannot be used.
+    ///
+    /// [`initiator::Builder::connect`]: crate::initiator::Builder::connect
+    /// [`initiator::Builder::uri`]: crate::initiator::Builder::uri
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An `https://` URL was given, but this build of `ptth` has no TLS:
+    /// enable its `tls` cargo feature, or do TLS yourself and call
+    /// [`initiator::Builder::handshake`] on the TLS stream.
+    ///
+    /// [`initiator::Builder::handshake`]: crate::initiator::Builder::handshake
+    #[error("{url} needs TLS: enable the `tls` feature of the ptth crate")]
+    TlsNotEnabled {
+        /// The URL as given.
+        url: String,
+    },
+
+    /// The TCP connection to the URL's host could not be opened.
+    #[error("cannot connect to {authority}: {source}")]
+    Connect {
+        /// The host and port dialled.
+        authority: String,
+        /// Why the connection failed.
+        source: std::io::Error,
+    },
+
+    /// hyper finished a request's response before it handed over the
+    /// connection, so there is nothing to switch: the server that read the
+    /// upgrade request must serve the connection with upgrades enabled
+    /// (`serve_connection(..).with_upgrades()` on hyper's `http1` builder,
+    /// or `serve_connection_with_upgrades` on hyper-util's `auto` builder,
+    /// which `axum::serve` uses).
+    #[error(
+        "the HTTP server did not hand over the connection; serve it with upgrades enabled ({0})"
+    )]
+    NotHandedOver(#[source] hyper::Error),
+
     /// An I/O error on the underlying connection.
-    #[error("I/O error during the PTTH handshake")]
+    #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 
-    /// hyper reported an error on the transposed connection.
-    #[error("HTTP error on the transposed connection")]
+    /// hyper reported an error on the transposed connection. The message
+    /// names hyper's error and its causes, such as a reset by the peer.
+    #[error("HTTP error on the transposed connection: {}", Chain(.0))]
     Http(#[from] hyper::Error),
+}
+
+/// Writes an error and each of its causes, `: `-separated, because hyper's
+/// own message names only its kind ("connection error") and leaves the
+/// reason ("Connection reset by peer") to `source()`.
+struct Chain<'a>(&'a (dyn StdError + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
 }
 
 /// The answer to an upgrade request that was not `101 Switching Protocols`.
@@ -111,6 +178,46 @@ pub struct Declined {
     pub body: Bytes,
 }
 
+impl Declined {
+    fn header(&self, name: HeaderName) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+impl fmt::Display for Declined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.status;
+        match status.as_u16() {
+            204 => write!(f, "the peer asks to send the upgrade again ({status})"),
+            200..=299 => write!(
+                f,
+                "this endpoint does not speak PTTH: it answered the upgrade request with {status}"
+            ),
+            301..=303 | 307 | 308 => write!(
+                f,
+                "the PTTH endpoint has moved to {:?} ({status})",
+                self.header(LOCATION)
+            ),
+            401 | 403 => write!(f, "the peer refused the credentials ({status})"),
+            404 => write!(f, "no PTTH endpoint at this URL ({status})"),
+            426 => write!(
+                f,
+                "the peer wants another upgrade ({status}, it offers {:?})",
+                self.header(UPGRADE)
+            ),
+            429 | 503 if self.headers.contains_key(RETRY_AFTER) => write!(
+                f,
+                "the peer asks to retry after {} s ({status})",
+                self.header(RETRY_AFTER)
+            ),
+            _ => write!(f, "upgrade declined with {status}"),
+        }
+    }
+}
+
 impl Error {
     /// The declined answer, when this error is [`Error::Declined`].
     pub fn declined(&self) -> Option<&Declined> {
@@ -118,5 +225,80 @@ impl Error {
             Error::Declined(declined) => Some(declined),
             _ => None,
         }
+    }
+
+    /// Whether a time bound ran out: a handshake's, or hyper's (an HTTP/2
+    /// keep-alive PING that went unanswered).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::TimedOut(_) => true,
+            Error::Http(error) => error.is_timeout(),
+            _ => false,
+        }
+    }
+
+    /// Whether the peer went away: closed the connection during the
+    /// handshake, or before a response on the transposed connection.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Error::Closed => true,
+            Error::Http(error) => error.is_closed() || error.is_incomplete_message(),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declined(status: u16, headers: &[(HeaderName, &'static str)]) -> String {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(name.clone(), http::HeaderValue::from_static(value));
+        }
+        Error::Declined(Box::new(Declined {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: map,
+            body: Bytes::new(),
+        }))
+        .to_string()
+    }
+
+    #[test]
+    fn declined_says_what_the_status_means() {
+        assert_eq!(
+            declined(200, &[]),
+            "this endpoint does not speak PTTH: it answered the upgrade request with 200 OK"
+        );
+        assert_eq!(
+            declined(404, &[]),
+            "no PTTH endpoint at this URL (404 Not Found)"
+        );
+        assert_eq!(
+            declined(401, &[]),
+            "the peer refused the credentials (401 Unauthorized)"
+        );
+        assert_eq!(
+            declined(308, &[(LOCATION, "http://b.example/r")]),
+            "the PTTH endpoint has moved to \"http://b.example/r\" (308 Permanent Redirect)"
+        );
+        assert_eq!(
+            declined(429, &[(RETRY_AFTER, "3")]),
+            "the peer asks to retry after 3 s (429 Too Many Requests)"
+        );
+        assert_eq!(
+            declined(500, &[]),
+            "upgrade declined with 500 Internal Server Error"
+        );
+    }
+
+    #[test]
+    fn io_errors_name_their_cause() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            Error::from(refused).to_string(),
+            "I/O error: connection refused"
+        );
     }
 }

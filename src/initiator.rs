@@ -8,11 +8,7 @@
 //! use hyper::{Request, Response};
 //!
 //! # async fn run() -> Result<(), ptth::Error> {
-//! let tcp = tokio::net::TcpStream::connect("relay.example:80").await?;
-//! let transposed = ptth::initiator::Builder::new()
-//!     .uri("http://relay.example/reverse".parse().unwrap())
-//!     .handshake(tcp)
-//!     .await?;
+//! let transposed = ptth::initiator::connect("http://relay.example/reverse").await?;
 //! transposed
 //!     .serve(service_fn(|req: Request<Incoming>| async move {
 //!         let body = format!("you asked for {}\n", req.uri());
@@ -21,9 +17,31 @@
 //!     .await
 //! # }
 //! ```
+//!
+//! With options, or over an IO of your own (TLS done by hand, a Unix
+//! socket, an in-memory pipe):
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), ptth::Error> {
+//! use std::time::Duration;
+//!
+//! let builder = ptth::initiator::Builder::new()
+//!     .uri("http://relay.example/reverse")
+//!     .timeout(Duration::from_secs(10));
+//! let io = tokio::net::UnixStream::connect("/run/relay.sock").await?;
+//! let transposed = builder.handshake(io).await?;
+//! # Ok(())
+//! # }
+//! ```
 
+mod connect;
 mod serve;
+#[cfg(feature = "tls")]
+mod tls;
 
+use std::future::Future;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -32,6 +50,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::{Instrument, debug, field};
 
+use self::connect::Dial;
+pub use self::connect::{IntoUri, Stream};
 pub use self::serve::{Connection, Server};
 use crate::head::{self, Limits};
 use crate::reader::{Excess, Reader};
@@ -42,13 +62,22 @@ const DEFAULT_MAX_HEAD_SIZE: usize = 16 * 1024;
 const DEFAULT_MAX_HEADERS: usize = 64;
 const DEFAULT_MAX_DECLINED_BODY: usize = 4 * 1024;
 
+/// Dials `url` and upgrades on it with the default [`Builder`]: the one
+/// call for the common case. See [`Builder::connect`].
+pub async fn connect(url: impl IntoUri) -> Result<Transposed<Stream>, Error> {
+    Builder::new().connect(url).await
+}
+
 /// Configures and performs the initiator's side of the handshake.
 ///
 /// One builder can be used for many connections; each call to
 /// [`handshake`](Builder::handshake) writes the same upgrade request.
 #[derive(Debug, Clone)]
 pub struct Builder {
-    uri: Uri,
+    /// The URI, or the text given and why it does not parse.
+    uri: Result<Uri, (String, String)>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
     method: Option<Method>,
     dialect: Dialect,
     alpn: Vec<Protocol>,
@@ -69,7 +98,9 @@ impl Builder {
     /// A builder for the current dialect, offering `h2, http%2F1.1` on `/`.
     pub fn new() -> Self {
         Builder {
-            uri: Uri::from_static("/"),
+            uri: Ok(Uri::from_static("/")),
+            #[cfg(feature = "tls")]
+            tls: None,
             method: None,
             dialect: Dialect::Current,
             alpn: vec![Protocol::Http2, Protocol::Http1],
@@ -84,13 +115,35 @@ impl Builder {
         }
     }
 
-    /// The URI to upgrade on. Its path and query become the request target;
-    /// its authority, when present, becomes the `Host` header.
+    /// The URI to upgrade on, for [`handshake`](Builder::handshake): its
+    /// path and query become the request target; its authority, when
+    /// present, becomes the `Host` header. Its scheme is not looked at,
+    /// because `handshake` speaks over the IO it is given: for `https`,
+    /// wrap the IO in TLS first, or let [`connect`](Builder::connect) dial.
+    /// Text that does not parse fails the handshake with
+    /// [`Error::InvalidUrl`].
     ///
     /// Default is `/`, with an empty `Host` (as RFC 9112 asks when the
     /// target has no authority).
-    pub fn uri(&mut self, uri: Uri) -> &mut Self {
-        self.uri = uri;
+    pub fn uri(mut self, uri: impl IntoUri) -> Self {
+        self.uri = uri.into_uri().map_err(|error| match error {
+            Error::InvalidUrl { url, reason } => (url, reason),
+            other => (String::new(), other.to_string()),
+        });
+        self
+    }
+
+    /// The TLS settings for `https` URLs given to
+    /// [`connect`](Builder::connect). Leave its `alpn_protocols` empty or
+    /// set it to `http/1.1`: the upgrade request is HTTP/1.1 whatever the
+    /// transposed connection will speak (its `ALPN` header decides that),
+    /// so a TLS server must not switch to `h2` under it.
+    ///
+    /// Default is Mozilla's root certificates (the `webpki-roots` crate),
+    /// rustls' ring provider and `http/1.1` as the TLS ALPN protocol.
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -98,7 +151,7 @@ impl Builder {
     ///
     /// Default is `GET` for the current dialect and `POST` for the legacy
     /// one, as their drafts write.
-    pub fn method(&mut self, method: Method) -> &mut Self {
+    pub fn method(mut self, method: Method) -> Self {
         self.method = Some(method);
         self
     }
@@ -107,7 +160,7 @@ impl Builder {
     ///
     /// Default is [`Dialect::Current`]. The legacy dialect always transposes
     /// to HTTP/1.1 and sends no `ALPN` header.
-    pub fn dialect(&mut self, dialect: Dialect) -> &mut Self {
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
         self.dialect = dialect;
         self
     }
@@ -116,7 +169,7 @@ impl Builder {
     /// An empty list is ignored.
     ///
     /// Default is HTTP/2 then HTTP/1.1 (`ALPN: h2, http%2F1.1`).
-    pub fn alpn(&mut self, protocols: impl IntoIterator<Item = Protocol>) -> &mut Self {
+    pub fn alpn(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
         let mut offer: Vec<Protocol> = Vec::new();
         for protocol in protocols {
             if !offer.contains(&protocol) {
@@ -136,7 +189,7 @@ impl Builder {
     /// are ignored here.
     ///
     /// Default is no extra headers.
-    pub fn header(&mut self, name: HeaderName, value: HeaderValue) -> &mut Self {
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.append(name, value);
         self
     }
@@ -144,7 +197,7 @@ impl Builder {
     /// The body of the upgrade request, sent with its `Content-Length`.
     ///
     /// Default is empty, sent as `Content-Length: 0`.
-    pub fn body(&mut self, body: impl Into<Bytes>) -> &mut Self {
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
         self
     }
@@ -154,7 +207,7 @@ impl Builder {
     /// driver enabled.
     ///
     /// Default is 30 seconds.
-    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
@@ -162,7 +215,7 @@ impl Builder {
     /// The largest answer head accepted, in bytes.
     ///
     /// Default is 16 KiB.
-    pub fn max_head_size(&mut self, bytes: usize) -> &mut Self {
+    pub fn max_head_size(mut self, bytes: usize) -> Self {
         self.limits.max_head = bytes;
         self
     }
@@ -170,7 +223,7 @@ impl Builder {
     /// The most header fields accepted in the answer head.
     ///
     /// Default is 64.
-    pub fn max_headers(&mut self, count: usize) -> &mut Self {
+    pub fn max_headers(mut self, count: usize) -> Self {
         self.limits.max_headers = count;
         self
     }
@@ -179,7 +232,7 @@ impl Builder {
     /// [`Declined::body`]; the rest is not read.
     ///
     /// Default is 4 KiB.
-    pub fn max_declined_body(&mut self, bytes: usize) -> &mut Self {
+    pub fn max_declined_body(mut self, bytes: usize) -> Self {
         self.max_declined_body = bytes;
         self
     }
@@ -194,16 +247,73 @@ impl Builder {
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
+        let uri = match &self.uri {
+            Ok(uri) => uri,
+            Err((url, reason)) => {
+                return Err(Error::InvalidUrl {
+                    url: url.clone(),
+                    reason: reason.clone(),
+                });
+            }
+        };
+        self.bounded(uri, self.exchange(io, uri)).await
+    }
+
+    /// Dials `url` and upgrades on it: TCP to its host and port, TLS first
+    /// for `https` (with the `tls` feature; without it an `https` URL is
+    /// [`Error::TlsNotEnabled`]), then the handshake with the URL's path
+    /// and query as the target and its authority as `Host`. The time bound
+    /// covers all of it. Nagle's algorithm is turned off on the socket.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), ptth::Error> {
+    /// let transposed = ptth::initiator::Builder::new()
+    ///     .connect("http://127.0.0.1:8080/reverse")
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(&self, url: impl IntoUri) -> Result<Transposed<Stream>, Error> {
+        let url = url.into_uri()?;
+        let dial = Dial::from_url(&url)?;
+        let exchange = async {
+            let tcp = dial.tcp().await?;
+            let io = self.secure(tcp, &dial).await?;
+            self.exchange(io, &url).await
+        };
+        self.bounded(&url, exchange).await
+    }
+
+    #[cfg(feature = "tls")]
+    async fn secure(&self, tcp: tokio::net::TcpStream, dial: &Dial) -> Result<Stream, Error> {
+        if !dial.tls {
+            return Ok(Stream::tcp(tcp));
+        }
+        let config = self.tls.clone().unwrap_or_else(tls::default_config);
+        Ok(Stream::tls(tls::connect(tcp, &dial.host, config).await?))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    async fn secure(&self, tcp: tokio::net::TcpStream, _: &Dial) -> Result<Stream, Error> {
+        Ok(Stream::tcp(tcp))
+    }
+
+    /// Runs a handshake within the time bound, in a span that names it.
+    async fn bounded<T>(
+        &self,
+        uri: &Uri,
+        exchange: impl Future<Output = Result<Transposed<T>, Error>>,
+    ) -> Result<Transposed<T>, Error> {
         let span = tracing::debug_span!(
             "ptth_handshake",
             role = "initiator",
-            uri = %self.uri,
+            uri = %uri,
             dialect = %self.dialect,
             protocol = field::Empty,
         );
         let span_handle = span.clone();
         async move {
-            let result = match tokio::time::timeout(self.timeout, self.exchange(io)).await {
+            let result = match tokio::time::timeout(self.timeout, exchange).await {
                 Ok(result) => result,
                 Err(_) => Err(Error::TimedOut(self.timeout)),
             };
@@ -223,11 +333,11 @@ impl Builder {
         .await
     }
 
-    async fn exchange<T>(&self, mut io: T) -> Result<Transposed<T>, Error>
+    async fn exchange<T>(&self, mut io: T, uri: &Uri) -> Result<Transposed<T>, Error>
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
-        io.write_all(&self.request_bytes()).await?;
+        io.write_all(&self.request_bytes(uri)).await?;
         io.flush().await?;
         let mut reader = Reader::new(io);
         loop {
@@ -285,12 +395,12 @@ impl Builder {
         }
     }
 
-    fn request_bytes(&self) -> BytesMut {
+    fn request_bytes(&self, uri: &Uri) -> BytesMut {
         let method = self.method.clone().unwrap_or(match self.dialect {
             Dialect::Current => Method::GET,
             Dialect::Legacy => Method::POST,
         });
-        let target = self.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
         let mut out = BytesMut::with_capacity(256 + self.body.len());
         out.put_slice(method.as_str().as_bytes());
         out.put_u8(b' ');
@@ -298,10 +408,7 @@ impl Builder {
         out.put_slice(b" HTTP/1.1\r\n");
         let host = match self.headers.get(HOST) {
             Some(host) => host.as_bytes(),
-            None => self
-                .uri
-                .authority()
-                .map_or(&b""[..], |a| a.as_str().as_bytes()),
+            None => uri.authority().map_or(&b""[..], |a| a.as_str().as_bytes()),
         };
         head::put_header(&mut out, "Host", host);
         let upgrade = self.dialect.upgrade_token().as_bytes();
@@ -387,26 +494,32 @@ impl<T> Transposed<T> {
 }
 
 #[cfg(test)]
+impl Builder {
+    /// The upgrade request as `handshake` writes it.
+    fn written(&self) -> BytesMut {
+        self.request_bytes(self.uri.as_ref().unwrap())
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn legacy_request_is_canonical() {
-        let mut builder = Builder::new();
-        builder.dialect(Dialect::Legacy).uri(Uri::from_static(
-            "http://relay.example/message-queue?id=sam",
-        ));
+        let builder = Builder::new()
+            .dialect(Dialect::Legacy)
+            .uri("http://relay.example/message-queue?id=sam");
         assert_eq!(
-            &builder.request_bytes()[..],
+            &builder.written()[..],
             b"POST /message-queue?id=sam HTTP/1.1\r\nHost: relay.example\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n"
         );
     }
 
     #[test]
     fn current_request_is_canonical() {
-        let mut builder = Builder::new();
-        builder
-            .uri(Uri::from_static("/reverse-endpoint"))
+        let builder = Builder::new()
+            .uri("/reverse-endpoint")
             .header(HOST, HeaderValue::from_static("example.com"))
             .header(
                 http::header::AUTHORIZATION,
@@ -415,18 +528,25 @@ mod tests {
             .header(UPGRADE, HeaderValue::from_static("websocket"))
             .body("id=1");
         assert_eq!(
-            &builder.request_bytes()[..],
+            &builder.written()[..],
             b"GET /reverse-endpoint HTTP/1.1\r\nHost: example.com\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2, http%2F1.1\r\nauthorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\nContent-Length: 4\r\n\r\nid=1"
         );
     }
 
     #[test]
+    fn setters_chain_from_new_into_a_binding() {
+        let builder = Builder::new().uri("/r").timeout(Duration::from_secs(5));
+        assert_eq!(builder.timeout, Duration::from_secs(5));
+        let invalid = Builder::new().uri("http://exa mple/");
+        assert!(matches!(invalid.uri, Err((ref url, _)) if url == "http://exa mple/"));
+    }
+
+    #[test]
     fn alpn_offer_keeps_order_without_duplicates() {
-        let mut builder = Builder::new();
-        builder.alpn([Protocol::Http1, Protocol::Http1]);
+        let builder = Builder::new().alpn([Protocol::Http1, Protocol::Http1]);
         assert!(
             builder
-                .request_bytes()
+                .written()
                 .windows(22)
                 .any(|w| w == b"ALPN: http%2F1.1\r\nCont")
         );
@@ -463,16 +583,15 @@ mod properties {
             fields in proptest::collection::vec(("x-[a-z0-9-]{1,12}", "[!-~]([ -~]{0,30}[!-~])?"), 0..8),
             body in proptest::collection::vec(any::<u8>(), 0..64),
         ) {
-            let mut builder = Builder::new();
-            builder
+            let mut builder = Builder::new()
                 .dialect(dialect)
                 .alpn(alpn.clone())
-                .uri(format!("http://{host}{target}").parse().unwrap())
+                .uri(format!("http://{host}{target}"))
                 .body(body.clone());
             for (name, value) in &fields {
-                builder.header(name.parse().unwrap(), value.parse().unwrap());
+                builder = builder.header(name.parse().unwrap(), value.parse().unwrap());
             }
-            let bytes = builder.request_bytes();
+            let bytes = builder.written();
             let limits = Limits { max_head: 1 << 16, max_headers: 64 };
             let head = head::parse_request(&bytes, limits).unwrap().unwrap();
             prop_assert_eq!(&bytes[head.len..], &body[..]);

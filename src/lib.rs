@@ -24,17 +24,19 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), ptth::Error> {
-//!     let tcp = tokio::net::TcpStream::connect("127.0.0.1:8080").await?;
-//!     let transposed = ptth::initiator::Builder::new()
-//!         .uri("http://127.0.0.1:8080/reverse".parse().unwrap())
-//!         .handshake(tcp)
-//!         .await?;
+//!     let transposed = ptth::initiator::connect("http://127.0.0.1:8080/reverse").await?;
 //!     let hello = service_fn(|_: Request<Incoming>| async {
 //!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("hello\n"))))
 //!     });
 //!     transposed.serve(hello).await
 //! }
 //! ```
+//!
+//! [`initiator::connect`] dials TCP from the URL (and TLS for `https`, with
+//! the `tls` feature); [`initiator::Builder`] sets options, and its
+//! [`handshake`](initiator::Builder::handshake) upgrades over any IO.
+//! With the `tower` (or `axum`) feature, `serve` takes tower services too,
+//! such as an axum `Router`.
 //!
 //! # The acceptor: accept a connection, then send requests on it
 //!
@@ -50,7 +52,7 @@
 //!     let (tcp, peer) = listener.accept().await?;
 //!     let offer = acceptor.read_request_from(tcp, peer).await?;
 //!     println!("{} wants to be called, on {}", peer, offer.request().uri());
-//!     let (mut sender, connection) = offer.accept::<Empty<Bytes>>().await?;
+//!     let (sender, connection) = offer.accept::<Empty<Bytes>>().await?;
 //!     tokio::spawn(connection);
 //!     let response = sender.send_request(Request::get("/").body(Empty::new())?).await?;
 //!     let body = response.into_body().collect().await?.to_bytes();
@@ -85,7 +87,7 @@
 //!
 //!     let offer = ptth::acceptor::Builder::new().read_request(accepted).await?;
 //!     assert_eq!(offer.protocol(), ptth::Protocol::Http2);
-//!     let (mut sender, connection) = offer.accept::<Empty<Bytes>>().await?;
+//!     let (sender, connection) = offer.accept::<Empty<Bytes>>().await?;
 //!     tokio::spawn(connection);
 //!     let response = sender
 //!         .send_request(Request::get("/from-the-acceptor").body(Empty::new())?)
@@ -99,17 +101,62 @@
 //! }
 //! ```
 //!
-//! Inside an existing hyper or axum server, use [`upgrade::accept`]
-//! instead of [`acceptor::Builder::read_request`].
+//! Inside an existing hyper server, use [`upgrade::accept`] instead of
+//! [`acceptor::Builder::read_request`]; in an axum handler, the `axum`
+//! feature's `ptth::axum::PtthUpgrade` extractor.
 //!
-//! # Sockets
+//! # Senders and connections
+//!
+//! The acceptor gets an [`acceptor::SendRequest`] and an
+//! [`acceptor::Connection`]. The sender is a client: clone it and send
+//! from any task (on HTTP/1.1 requests wait their turn). The connection
+//! future must be polled, usually spawned, for anything to move; it ends
+//! when every sender is dropped, when the initiator goes away, or when
+//! keep-alive finds it silent, and [`acceptor::SendRequest::closed`] tells
+//! the senders' owners. Both carry the same [`acceptor::ConnectionId`].
+//!
+//! On the initiator, [`initiator::Connection`] serves until the acceptor
+//! closes the connection, an error occurs, or a
+//! [graceful shutdown](initiator::Connection::graceful_shutdown) completes.
+//!
+//! # TLS
+//!
+//! TLS roles never swap: the initiator stays the TLS client. The upgrade
+//! request is HTTP/1.1 whatever the transposed connection speaks, so at the
+//! TLS layer offer (or accept) ALPN `http/1.1`, or none: a TLS server that
+//! picked `h2` would expect an HTTP/2 preface, not the upgrade. The `ALPN`
+//! header of the upgrade then chooses h2 or HTTP/1.1 for what follows.
+//! [`initiator::Builder::connect`] does this for `https` URLs with the `tls`
+//! feature.
+//!
+//! # Sockets and liveness
 //!
 //! PTTH changes nothing about the socket under hyper, so the usual advice
-//! holds: on TCP, `set_nodelay(true)` on both ends before the handshake, or
-//! Nagle's algorithm will hold back small requests and streamed chunks by
-//! tens of milliseconds. On HTTP/2, turn on keep-alive PING in the builders
-//! ([`initiator::Server::http2`], [`acceptor::Builder::http2`]) to notice a
-//! peer that went silent; HTTP/1.1 has no such probe.
+//! holds: on TCP, `set_nodelay(true)` on both ends before the handshake
+//! ([`initiator::connect`] does), or Nagle's algorithm will hold back small
+//! requests and streamed chunks by tens of milliseconds. An idle
+//! transposed connection is normal, so nothing times it out by default. To
+//! notice a peer that went silent (a frozen relay, a dead Wi-Fi link) on
+//! HTTP/2, turn on keep-alive PING in the builders
+//! ([`initiator::Server::http2`], [`acceptor::Builder::http2`]):
+//! `keep_alive_interval(Duration::from_secs(20))` and
+//! `keep_alive_timeout(Duration::from_secs(10))` end the connection with an
+//! error ([`Error::is_timeout`]) about 30 seconds after the peer froze.
+//! HTTP/1.1 has no such probe: only a request proves the peer alive.
+//!
+//! # Cargo features
+//!
+//! None is on by default; the default build depends on tokio, hyper,
+//! hyper-util, http, bytes, httparse, thiserror and tracing only.
+//!
+//! - `tls`: `https://` URLs in [`initiator::Builder::connect`] (rustls with
+//!   the ring provider, Mozilla's roots from `webpki-roots`).
+//! - `tower`: serve tower services (an axum `Router`) on transposed
+//!   connections, and use [`acceptor::SendRequest`] as a tower `Service`.
+//! - `axum`: the `ptth::axum::PtthUpgrade` extractor; implies `tower` and
+//!   `http-body-util`.
+//! - `http-body-util`: re-exports that crate (`Full`, `Empty`, `BodyExt`)
+//!   as `ptth::http_body_util`, at the version hyper's bodies match.
 //!
 //! # Bounds
 //!
@@ -122,17 +169,30 @@
 #![forbid(unsafe_code)]
 
 pub mod acceptor;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod dialect;
 mod error;
 mod head;
 pub mod initiator;
 mod reader;
 mod rewind;
+pub mod service;
 pub mod upgrade;
 
 pub use dialect::{Dialect, Protocol};
 pub use error::{Declined, Error};
 pub use rewind::Rewind;
+
+/// hyper, whose types this crate's signatures use (`hyper::Error`, the
+/// connection builders, `hyper::body::Incoming`); `hyper::http` and
+/// `hyper::body::Bytes` come with it.
+pub use hyper;
+
+/// `http-body-util`, for request and response bodies such as `Full`,
+/// `Empty` and `BodyExt::collect` (feature `http-body-util`, or `axum`).
+#[cfg(feature = "http-body-util")]
+pub use http_body_util;
 
 /// The README's examples, compiled as doc tests so they stay true.
 #[doc = include_str!("../README.md")]

@@ -20,7 +20,7 @@
 //!     match ptth::upgrade::accept::<_, _, Empty<Bytes>>(&acceptor, &mut request) {
 //!         Ok((switching, pending)) => {
 //!             tokio::spawn(async move {
-//!                 let (mut sender, connection) = pending.await?;
+//!                 let (sender, connection) = pending.await?;
 //!                 tokio::spawn(connection);
 //!                 let request = Request::get("/status").body(Empty::new()).unwrap();
 //!                 let response = sender.send_request(request).await?;
@@ -102,14 +102,15 @@ where
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *response.headers_mut() = acceptor::switching_headers(&validated);
 
+    let host = acceptor::upgrade_host(request);
     let on_upgrade = hyper::upgrade::on(request);
     let acceptor = acceptor.clone();
     let protocol = validated.protocol;
     span.record("dialect", field::display(validated.dialect));
     span.record("protocol", field::display(protocol));
     let started = async move {
-        let upgraded = on_upgrade.await?;
-        let started = acceptor.start_client(upgraded, protocol).await;
+        let upgraded = on_upgrade.await.map_err(Error::NotHandedOver)?;
+        let started = acceptor.start_client(upgraded, protocol, host).await;
         match &started {
             Ok(_) => debug!("upgraded"),
             Err(error) => debug!(%error, "the switch failed"),

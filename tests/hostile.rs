@@ -49,8 +49,7 @@ async fn slowloris_request_times_out_within_the_bound() {
             b"POST /r HTTP/1.1\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\n\r\n",
             Duration::from_millis(20),
         ));
-        let mut builder = ptth::acceptor::Builder::new();
-        builder.timeout(BOUND);
+        let builder = ptth::acceptor::Builder::new().timeout(BOUND);
         let started = Instant::now();
         let error = accept_one(&listener, &builder).await;
         let took = started.elapsed();
@@ -156,8 +155,7 @@ async fn malformed_heads_and_framing_get_400() {
 #[tokio::test]
 async fn too_many_headers_get_431() {
     within(async {
-        let mut builder = ptth::acceptor::Builder::new();
-        builder.max_headers(8);
+        let builder = ptth::acceptor::Builder::new().max_headers(8);
         let mut request =
             b"POST /r HTTP/1.1\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\n".to_vec();
         for i in 0..8 {
@@ -193,8 +191,7 @@ async fn endless_chunked_upgrade_body_gets_413() {
                 && writer.write_all(b"\r\n").await.is_ok()
             {}
         });
-        let mut builder = ptth::acceptor::Builder::new();
-        builder.max_body_size(64 * 1024);
+        let builder = ptth::acceptor::Builder::new().max_body_size(64 * 1024);
         let error = accept_one(&listener, &builder).await;
         assert!(matches!(error, Error::BodyTooLarge { limit: 65536 }), "{error:?}");
         let mut answer = Vec::new();

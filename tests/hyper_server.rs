@@ -122,13 +122,13 @@ async fn call_back(
     pending: Pending<Full<Bytes>>,
     upgrade_body: Bytes,
 ) -> Result<CallBack, ptth::Error> {
-    let (mut sender, connection) = pending.await?;
+    let (sender, connection) = pending.await?;
     let protocol = sender.protocol();
     let driver = tokio::spawn(connection);
     let mut answers = Vec::new();
     for (method, path, body) in REQUESTS {
         let request = common::request(method.as_str(), path, body);
-        let (status, body) = common::try_exchange(&mut sender, request).await?;
+        let (status, body) = common::try_exchange(&sender, request).await?;
         answers.push(format!(
             "{} {}",
             status.as_u16(),
@@ -218,14 +218,12 @@ async fn initiate(
 
 /// An initiator with the credentials the policy wants and an upgrade body.
 fn authorized(dialect: Dialect, alpn: &[Protocol]) -> ptth::initiator::Builder {
-    let mut builder = ptth::initiator::Builder::new();
-    builder
-        .uri("/reverse".parse().expect("uri"))
+    ptth::initiator::Builder::new()
+        .uri("/reverse")
         .dialect(dialect)
         .alpn(alpn.iter().copied())
         .header(AUTHORIZATION, HeaderValue::from_static(TOKEN))
-        .body("device=7");
-    builder
+        .body("device=7")
 }
 
 /// One whole round: upgrade through `server`, two reversed requests, and a
@@ -339,8 +337,7 @@ async fn auto_server_current_h2() {
 async fn policy_refusal_is_declined_with_status_and_body() {
     within(async {
         let mut running = start(Server::Http1, ptth::acceptor::Builder::new()).await;
-        let mut anonymous = ptth::initiator::Builder::new();
-        anonymous.uri("/reverse".parse().expect("uri"));
+        let anonymous = ptth::initiator::Builder::new().uri("/reverse");
 
         let error = initiate(running.addr, anonymous)
             .await
@@ -363,10 +360,8 @@ async fn policy_refusal_is_declined_with_status_and_body() {
 #[tokio::test]
 async fn unacceptable_ptth_request_is_declined_with_426() {
     within(async {
-        let mut no_legacy = ptth::acceptor::Builder::new();
-        no_legacy.legacy(false);
-        let mut only_h1 = ptth::acceptor::Builder::new();
-        only_h1.protocols([Protocol::Http1]);
+        let no_legacy = ptth::acceptor::Builder::new().legacy(false);
+        let only_h1 = ptth::acceptor::Builder::new().protocols([Protocol::Http1]);
         let cases = [
             (no_legacy, authorized(Dialect::Legacy, &[])),
             (only_h1, authorized(Dialect::Current, &[Protocol::Http2])),

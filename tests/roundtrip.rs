@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{exchange, listener, pair, request, within};
+use common::{collect, exchange, listener, pair, request, within};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
@@ -52,35 +52,68 @@ async fn every_dialect_and_protocol_carries_several_requests() {
     .await;
 }
 
+/// 100 requests at once from clones of one sender, without `ready()`:
+/// concurrent streams on h2, queued in turn on the one h1 connection.
 #[tokio::test]
-async fn h2_carries_100_concurrent_requests_each_matched_to_its_response() {
+async fn cloned_senders_carry_100_concurrent_requests_each_matched_to_its_response() {
     within(async {
-        let pair = pair(Dialect::Current, Protocol::Http2).await;
-        let mut tasks = Vec::new();
-        for i in 0..100 {
-            let mut sender = pair.sender.try_clone().expect("h2 senders clone");
-            tasks.push(tokio::spawn(async move {
-                let (status, body) = exchange(
-                    &mut sender,
-                    request("POST", &format!("/n/{i}"), &i.to_string()),
-                )
-                .await;
-                assert_eq!(status, StatusCode::OK);
-                assert_eq!(body, format!("POST /n/{i}\n{i}"));
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
+        for protocol in [Protocol::Http2, Protocol::Http1] {
+            let pair = pair(Dialect::Current, protocol).await;
+            let mut tasks = Vec::new();
+            for i in 0..100 {
+                let sender = pair.sender.clone();
+                assert_eq!(sender.id(), pair.sender.id());
+                tasks.push(tokio::spawn(async move {
+                    let request = request("POST", &format!("/n/{i}"), &i.to_string());
+                    let (status, body) = exchange(&sender, request).await;
+                    assert_eq!(status, StatusCode::OK);
+                    assert_eq!(body, format!("POST /n/{i}\n{i}"), "{protocol}");
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
         }
     })
     .await;
 }
 
+/// Two requests sent back to back on HTTP/1.1 without `ready()`: the second
+/// waits for the first instead of failing with "connection was not ready".
 #[tokio::test]
-async fn h1_sender_does_not_clone() {
+async fn h1_requests_sent_back_to_back_wait_their_turn() {
     within(async {
         let pair = pair(Dialect::Current, Protocol::Http1).await;
-        assert!(pair.sender.try_clone().is_none());
+        let first = pair.sender.send_request(request("GET", "/first", ""));
+        let second = pair.sender.send_request(request("GET", "/second", ""));
+        // The next request goes out once the response before it has been
+        // read to its end, so each body is read as its response arrives.
+        let (first, second) = tokio::join!(
+            async { collect(first.await.unwrap()).await },
+            async { collect(second.await.unwrap()).await },
+        );
+        assert_eq!(first.1, "GET /first\n");
+        assert_eq!(second.1, "GET /second\n");
+    })
+    .await;
+}
+
+/// `closed()` resolves when the connection ends, and each connection has
+/// its own id, so a registry can tell an old entry from its replacement.
+#[tokio::test]
+async fn closed_resolves_when_the_initiator_goes_away() {
+    within(async {
+        for protocol in [Protocol::Http2, Protocol::Http1] {
+            let first = pair(Dialect::Current, protocol).await;
+            let second = pair(Dialect::Current, protocol).await;
+            assert_ne!(first.sender.id(), second.sender.id());
+            let closed = first.sender.closed();
+            assert!(!first.sender.is_closed());
+            first.server.abort();
+            closed.await;
+            assert!(first.sender.is_closed(), "{protocol}");
+            assert!(!second.sender.is_closed(), "{protocol}");
+        }
     })
     .await;
 }
@@ -112,7 +145,7 @@ async fn rejection_reaches_the_initiator_as_declined() {
         assert_eq!(declined.headers[WWW_AUTHENTICATE], "Basic realm=\"ptth\"");
         assert_eq!(
             error.to_string(),
-            "upgrade declined with status 401 Unauthorized"
+            "the peer refused the credentials (401 Unauthorized)"
         );
     })
     .await;
@@ -210,7 +243,7 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
                 .read_request(tcp)
                 .await
                 .unwrap();
-            let (mut sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
+            let (sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
             let client = tokio::spawn(connection);
 
             sender.ready().await.unwrap();

@@ -117,7 +117,7 @@ async fn initiate(
 /// Sends one request on the transposed connection and returns the status
 /// and body of its response.
 async fn call(
-    sender: &mut SendRequest<Full<Bytes>>,
+    sender: &SendRequest<Full<Bytes>>,
     method: Method,
     path: &str,
     body: &'static str,
@@ -149,7 +149,7 @@ async fn exchange(builder: ptth::initiator::Builder, expected: Protocol) {
     assert_eq!(offer.request().uri(), "/reverse");
     assert_eq!(offer.request().headers()["host"], "localhost");
     assert_eq!(offer.protocol(), expected);
-    let (mut sender, connection) = offer
+    let (sender, connection) = offer
         .accept::<Full<Bytes>>()
         .await
         .expect("accept the upgrade");
@@ -165,7 +165,7 @@ async fn exchange(builder: ptth::initiator::Builder, expected: Protocol) {
         (Method::POST, "/echo", "ping over TLS"),
         (Method::PUT, "/state", "on"),
     ] {
-        let (status, answer) = call(&mut sender, method.clone(), path, body)
+        let (status, answer) = call(&sender, method.clone(), path, body)
             .await
             .expect("reversed request");
         assert_eq!(status, StatusCode::OK);
@@ -187,12 +187,10 @@ async fn exchange(builder: ptth::initiator::Builder, expected: Protocol) {
 }
 
 fn builder(dialect: Dialect, alpn: &[Protocol]) -> ptth::initiator::Builder {
-    let mut builder = ptth::initiator::Builder::new();
-    builder
-        .uri("https://localhost/reverse".parse().expect("uri"))
+    ptth::initiator::Builder::new()
+        .uri("https://localhost/reverse")
         .dialect(dialect)
-        .alpn(alpn.iter().copied());
-    builder
+        .alpn(alpn.iter().copied())
 }
 
 #[tokio::test]
@@ -245,10 +243,8 @@ async fn h2_over_tls_carries_concurrent_requests() {
 
         let mut calls = tokio::task::JoinSet::new();
         for _ in 0..CONCURRENT {
-            let mut handle = sender.try_clone().expect("HTTP/2 senders clone");
-            calls.spawn(
-                async move { call(&mut handle, Method::POST, "/together", "same time").await },
-            );
+            let handle = sender.clone();
+            calls.spawn(async move { call(&handle, Method::POST, "/together", "same time").await });
         }
         let answers = calls.join_all().await;
         assert_eq!(answers.len(), CONCURRENT);

@@ -120,8 +120,7 @@ async fn initiator_against(
 }
 
 fn legacy() -> ptth::initiator::Builder {
-    let mut builder = ptth::initiator::Builder::new();
-    builder.dialect(Dialect::Legacy);
+    let builder = ptth::initiator::Builder::new().dialect(Dialect::Legacy);
     builder
 }
 
@@ -207,9 +206,8 @@ async fn h2_preface_in_the_same_write_as_the_101_is_served() {
 async fn media_center_receiver_bare_lf_101_then_hostless_event() {
     within(async {
         let answer = b"HTTP/1.1 101 Switching Protocols\nUpgrade: PTTH/1.0\nConnection: Upgrade\nContent-Length: 0\n\nPOST /event HTTP/1.1\r\ncontent-type: text/x-apple-plist+xml\r\ncontent-length: 8\r\nx-apple-session-id: 1\r\n\r\n<plist/>";
-        let mut builder = legacy();
-        builder
-            .uri("/reverse".parse().unwrap())
+        let builder = legacy()
+            .uri("/reverse")
             .header("x-apple-purpose".parse().unwrap(), "event".parse().unwrap());
         let (handshake, request, mut raw) = initiator_against(builder, answer, None).await;
         let (protocol, headers) = handshake.unwrap();
@@ -379,8 +377,7 @@ async fn acceptor_closing_inside_the_101_is_reported_as_closed() {
 #[tokio::test]
 async fn an_h2_choice_the_initiator_did_not_offer_is_refused() {
     within(async {
-        let mut builder = ptth::initiator::Builder::new();
-        builder.alpn([Protocol::Http1]);
+        let builder = ptth::initiator::Builder::new().alpn([Protocol::Http1]);
         let answer = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2\r\n\r\n";
         let (handshake, request, _raw) = initiator_against(builder, answer, None).await;
         assert!(request.contains("ALPN: http%2F1.1\r\n"), "{request}");
@@ -392,8 +389,7 @@ async fn an_h2_choice_the_initiator_did_not_offer_is_refused() {
 #[tokio::test]
 async fn oversized_answer_head_is_refused_within_the_bound() {
     within(async {
-        let mut builder = ptth::initiator::Builder::new();
-        builder.max_head_size(256);
+        let builder = ptth::initiator::Builder::new().max_head_size(256);
         let mut answer = b"HTTP/1.1 101 Switching Protocols\r\nX-Long: ".to_vec();
         answer.resize(64 * 1024, b'a');
         let (handshake, _, _raw) = initiator_against(builder, answer.leak(), None).await;
@@ -431,7 +427,7 @@ async fn airplay_sender_without_host_is_accepted_and_called_back() {
         assert_eq!(offer.request().uri(), "/reverse");
         assert_eq!(offer.request().headers()["x-apple-purpose"], "event");
         assert!(offer.peer_addr().is_some());
-        let (mut sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
+        let (sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
         tokio::spawn(connection);
 
         let switching = read_head(&mut raw).await;
@@ -597,8 +593,7 @@ async fn requests_that_cannot_be_upgraded_are_refused_with_a_status() {
 #[tokio::test]
 async fn oversized_request_head_gets_431() {
     within(async {
-        let mut builder = ptth::acceptor::Builder::new();
-        builder.max_head_size(1024);
+        let builder = ptth::acceptor::Builder::new().max_head_size(1024);
         let mut request = b"POST /r HTTP/1.1\r\nUpgrade: PTTH/1.0\r\nX-Long: ".to_vec();
         request.resize(4096, b'a');
         let (offer, mut raw) = acceptor_against(&builder, &request).await;
@@ -615,8 +610,7 @@ async fn oversized_request_head_gets_431() {
 #[tokio::test]
 async fn disabled_dialect_and_preferred_protocol_are_honoured() {
     within(async {
-        let mut builder = ptth::acceptor::Builder::new();
-        builder.legacy(false).protocols([Protocol::Http1]);
+        let builder = ptth::acceptor::Builder::new().legacy(false).protocols([Protocol::Http1]);
         let (offer, _raw) = acceptor_against(&builder, AIRPLAY).await;
         assert!(matches!(offer, Err(Error::UnsupportedProtocol { .. })), "{offer:?}");
         let request = b"GET /r HTTP/1.1\r\nHost: x\r\nUpgrade: ptth\r\nConnection: upgrade\r\nALPN: h2, http%2F1.1\r\n\r\n";

@@ -75,12 +75,13 @@ pub fn answer(data: &[u8]) {
     let Some((&seed, answer)) = data.split_first() else {
         return;
     };
-    let mut builder = ptth::initiator::Builder::new();
-    builder.max_head_size(MAX_HEAD).max_declined_body(MAX_BODY);
+    let mut builder = ptth::initiator::Builder::new()
+        .max_head_size(MAX_HEAD)
+        .max_declined_body(MAX_BODY);
     if seed & 0x80 != 0 {
-        builder.dialect(Dialect::Legacy);
+        builder = builder.dialect(Dialect::Legacy);
     } else if seed & 0x40 != 0 {
-        builder.alpn([Protocol::Http1]);
+        builder = builder.alpn([Protocol::Http1]);
     }
     let io = Script {
         data: Bytes::copy_from_slice(answer),
@@ -109,13 +110,14 @@ pub fn request(data: &[u8]) {
     let Some((&seed, request)) = data.split_first() else {
         return;
     };
-    let mut builder = ptth::acceptor::Builder::new();
-    builder.max_head_size(MAX_HEAD).max_body_size(MAX_BODY);
+    let mut builder = ptth::acceptor::Builder::new()
+        .max_head_size(MAX_HEAD)
+        .max_body_size(MAX_BODY);
     if seed & 0x80 != 0 {
-        builder.legacy(false);
+        builder = builder.legacy(false);
     }
     if seed & 0x40 != 0 {
-        builder.protocols([Protocol::Http1]);
+        builder = builder.protocols([Protocol::Http1]);
     }
     let io = Script {
         data: Bytes::copy_from_slice(request),

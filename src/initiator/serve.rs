@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Transposed;
+use crate::service::IntoHttpService;
 use crate::{Error, Protocol, Rewind};
 
 type Io<T> = TokioIo<Rewind<T>>;
@@ -60,19 +61,24 @@ impl Server {
     /// Binds `service` to the transposed connection, with the builder that
     /// matches the negotiated protocol. The returned future must be polled
     /// (awaited or spawned) for requests to be served.
-    pub fn serve_connection<T, S, B>(
+    ///
+    /// `service` is a hyper service, or with the `tower` feature a tower
+    /// service such as an axum `Router` (see [`IntoHttpService`]).
+    pub fn serve_connection<T, K, I, S, B>(
         &self,
         transposed: Transposed<T>,
-        service: S,
+        service: I,
     ) -> Connection<T, S>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        I: IntoHttpService<K, Service = S>,
         S: HttpService<Incoming, ResBody = B>,
         S::Error: Into<Box<dyn StdError + Send + Sync>>,
         B: Body + 'static,
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
         TokioExecutor: Http2ServerConnExec<S::Future, B>,
     {
+        let service = service.into_http_service();
         let io = TokioIo::new(transposed.io);
         let inner = match transposed.protocol {
             Protocol::Http1 => Inner::Http1(Box::pin(
@@ -85,11 +91,14 @@ impl Server {
 }
 
 impl<T> Transposed<T> {
-    /// Serves `service` on this connection with [`Server`]'s defaults.
-    /// Use [`Server::serve_connection`] to tune hyper's builders.
-    pub fn serve<S, B>(self, service: S) -> Connection<T, S>
+    /// Serves `service` on this connection with [`Server`]'s defaults: a
+    /// hyper service, or with the `tower` feature a tower service such as
+    /// an axum `Router`. Use [`Server::serve_connection`] to tune hyper's
+    /// builders.
+    pub fn serve<K, I, S, B>(self, service: I) -> Connection<T, S>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        I: IntoHttpService<K, Service = S>,
         S: HttpService<Incoming, ResBody = B>,
         S::Error: Into<Box<dyn StdError + Send + Sync>>,
         B: Body + 'static,

@@ -48,7 +48,7 @@ pub async fn pair(dialect: Dialect, protocol: Protocol) -> Pair {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         let transposed = ptth::initiator::Builder::new()
-            .uri(format!("http://{addr}/reverse").parse().unwrap())
+            .uri(format!("http://{addr}/reverse"))
             .dialect(dialect)
             .alpn([protocol])
             .handshake(tcp)
@@ -99,7 +99,7 @@ pub fn request(method: &str, path: &str, body: &str) -> Request<Full<Bytes>> {
 
 /// Sends a request and returns the status and whole body.
 pub async fn exchange(
-    sender: &mut SendRequest<Full<Bytes>>,
+    sender: &SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
 ) -> (hyper::StatusCode, Bytes) {
     try_exchange(sender, request).await.unwrap()
@@ -107,10 +107,9 @@ pub async fn exchange(
 
 /// [`exchange`] for callers that report failures instead of panicking.
 pub async fn try_exchange(
-    sender: &mut SendRequest<Full<Bytes>>,
+    sender: &SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
 ) -> Result<(hyper::StatusCode, Bytes), ptth::Error> {
-    sender.ready().await?;
     let response = sender.send_request(request).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
