@@ -88,10 +88,9 @@ async fn h1_requests_sent_back_to_back_wait_their_turn() {
         let second = pair.sender.send_request(request("GET", "/second", ""));
         // The next request goes out once the response before it has been
         // read to its end, so each body is read as its response arrives.
-        let (first, second) = tokio::join!(
-            async { collect(first.await.unwrap()).await },
-            async { collect(second.await.unwrap()).await },
-        );
+        let (first, second) = tokio::join!(async { collect(first.await.unwrap()).await }, async {
+            collect(second.await.unwrap()).await
+        },);
         assert_eq!(first.1, "GET /first\n");
         assert_eq!(second.1, "GET /second\n");
     })
