@@ -486,6 +486,11 @@ impl<T> Transposed<T> {
         self.io.read_ahead()
     }
 
+    /// The IO underneath, for its addresses or socket options.
+    pub fn io(&self) -> &T {
+        self.io.get_ref()
+    }
+
     /// The IO, for serving it some other way. Read from the returned
     /// [`Rewind`] so the read-ahead bytes are not lost.
     pub fn into_io(self) -> Rewind<T> {

@@ -124,3 +124,90 @@ async fn acceptor_example_survives_a_bad_peer() {
     })
     .await;
 }
+
+/// One request to `addr` over a fresh HTTP/1.1 connection: status and body.
+async fn call(addr: &str, method: &str, path: &str, body: &'static str) -> (u16, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr)
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn axum_device_is_called_through_axum_relay() {
+    within(async {
+        let mut relay = example("axum_relay").arg("127.0.0.1:0").spawn().unwrap();
+        let mut stdout = BufReader::new(relay.stdout.take().unwrap()).lines();
+        let first = stdout.next_line().await.unwrap().unwrap();
+        let addr = first
+            .strip_prefix("relay: listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .to_owned();
+
+        let (status, body) = call(&addr, "GET", "/call/lamp/hello", "").await;
+        assert_eq!((status, body.as_str()), (404, "no device named lamp\n"));
+
+        let mut device = example("axum_device")
+            .arg(format!("http://{addr}/connect/lamp"))
+            .spawn()
+            .unwrap();
+        let mut device_err = BufReader::new(device.stderr.take().unwrap()).lines();
+        let line = device_err.next_line().await.unwrap().unwrap();
+        assert_eq!(line, "device: serving over h2");
+        // The relay files the device once hyper has handed the connection
+        // over, just after the device saw its 101: ask until it is there.
+        let mut answer = call(&addr, "GET", "/call/lamp/hello", "").await;
+        while answer.0 == 404 {
+            answer = call(&addr, "GET", "/call/lamp/hello", "").await;
+        }
+        assert_eq!(answer, (200, "hello from the device\n".to_owned()));
+        let echoed = call(&addr, "POST", "/call/lamp/echo", "ping").await;
+        assert_eq!(echoed, (200, "ping".to_owned()));
+
+        // When the device goes, so does its name.
+        device.kill().await.unwrap();
+        let mut gone = call(&addr, "GET", "/call/lamp/hello", "").await;
+        while gone.0 != 404 {
+            assert_eq!(gone.0, 502, "{}", gone.1);
+            gone = call(&addr, "GET", "/call/lamp/hello", "").await;
+        }
+        relay.kill().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn peer_example_names_a_refused_connection() {
+    within(async {
+        let (listener, addr) = listener().await;
+        drop(listener);
+        let peer = example("peer")
+            .arg(format!("http://{addr}/reverse"))
+            .output()
+            .await
+            .unwrap();
+        assert!(!peer.status.success());
+        let stderr = String::from_utf8_lossy(&peer.stderr);
+        assert!(
+            stderr.contains(&format!("cannot connect to {addr}: ")) && stderr.contains("refused"),
+            "{stderr}"
+        );
+    })
+    .await;
+}

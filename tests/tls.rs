@@ -2,8 +2,9 @@
 //!
 //! TLS roles never swap: the initiator dials and is the TLS *client*, the
 //! acceptor is the TLS *server*. Only the HTTP roles reverse, inside the
-//! encrypted stream. Neither TLS side sets ALPN: PTTH chooses the transposed
-//! protocol with its own `ALPN` header, so the TLS layer stays plain.
+//! encrypted stream. PTTH chooses the transposed protocol with its own
+//! `ALPN` header, so at the TLS layer the initiator offers no ALPN (when it
+//! does TLS itself) or only `http/1.1` (when `connect` does).
 
 mod common;
 
@@ -32,6 +33,8 @@ const CONCURRENT: usize = 3;
 struct Tls {
     acceptor: TlsAcceptor,
     connector: TlsConnector,
+    /// The client settings, for `ptth::initiator::Builder::tls_config`.
+    client: Arc<ClientConfig>,
 }
 
 fn tls() -> Tls {
@@ -51,15 +54,20 @@ fn tls() -> Tls {
 
     let mut roots = RootCertStore::empty();
     roots.add(cert).expect("trust the certificate");
+    let mut server = server;
+    // Lets the connect test see what the initiator offers at the TLS layer.
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let client = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
+    let client = Arc::new(client);
 
     Tls {
         acceptor: TlsAcceptor::from(Arc::new(server)),
-        connector: TlsConnector::from(Arc::new(client)),
+        connector: TlsConnector::from(client.clone()),
+        client,
     }
 }
 
@@ -137,6 +145,7 @@ async fn exchange(builder: ptth::initiator::Builder, expected: Protocol) {
     let Tls {
         acceptor,
         connector,
+        ..
     } = tls();
     let (listener, addr) = listener().await;
     let initiator = tokio::spawn(initiate(connector, addr, builder.clone()));
@@ -225,6 +234,7 @@ async fn h2_over_tls_carries_concurrent_requests() {
         let Tls {
             acceptor,
             connector,
+            ..
         } = tls();
         let (listener, addr) = listener().await;
         let initiator = tokio::spawn(initiate(
@@ -270,6 +280,7 @@ async fn refusal_over_tls_is_declined() {
         let Tls {
             acceptor,
             connector,
+            ..
         } = tls();
         let (listener, addr) = listener().await;
         let initiator = tokio::spawn(async move {
@@ -300,6 +311,66 @@ async fn refusal_over_tls_is_declined() {
         assert_eq!(declined.status, StatusCode::UNAUTHORIZED);
         assert_eq!(declined.headers[WWW_AUTHENTICATE], "Bearer");
         assert_eq!(declined.body, "credentials, please\n");
+    })
+    .await;
+}
+
+/// `connect` with an `https` URL does TLS itself, never offering `h2` at
+/// the TLS layer, even to a server that prefers it, because the upgrade
+/// request is HTTP/1.1; the upgrade's own ALPN header then picks h2.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn connect_dials_https_urls_with_tls() {
+    within(async {
+        let tls = tls();
+        let (listener, addr) = listener().await;
+        let url = format!("https://localhost:{}/reverse", addr.port());
+        let initiator = ptth::initiator::Builder::new().tls_config(tls.client.clone());
+        let device = tokio::spawn(async move {
+            let transposed = initiator.connect(url).await?;
+            assert!(transposed.io().is_tls());
+            let barrier = Arc::new(Barrier::new(CONCURRENT));
+            let service = service_fn(move |request| describe(request, Arc::clone(&barrier)));
+            transposed.serve(service).await
+        });
+        let stream = answer(&tls.acceptor, &listener).await;
+        // The server prefers h2, but the initiator never offers it.
+        assert_ne!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let offer = ptth::acceptor::Builder::new()
+            .read_request(stream)
+            .await
+            .unwrap();
+        assert_eq!(offer.protocol(), Protocol::Http2);
+        let (sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
+        tokio::spawn(connection);
+        let (status, answer) = call(&sender, Method::GET, "/over-tls", "").await.unwrap();
+        assert_eq!(
+            (status, answer.as_str()),
+            (StatusCode::OK, "HTTP/2.0 GET /over-tls ")
+        );
+        drop(sender);
+        device.await.unwrap().unwrap();
+    })
+    .await;
+}
+
+/// The default TLS settings trust Mozilla's roots only, so a self-signed
+/// relay is refused, and the error says why.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn connect_refuses_an_untrusted_certificate_and_says_so() {
+    within(async {
+        let tls = tls();
+        let (listener, addr) = listener().await;
+        let relay = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tls.acceptor.accept(tcp).await.is_err()
+        });
+        let url = format!("https://localhost:{}/reverse", addr.port());
+        let error = ptth::initiator::connect(url).await.unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("invalid peer certificate"), "{message}");
+        assert!(relay.await.unwrap(), "the relay saw the handshake fail");
     })
     .await;
 }

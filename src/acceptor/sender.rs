@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use http::header::HOST;
+use http::header::{Entry, HOST};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::{Body, Incoming};
@@ -173,12 +173,12 @@ where
     ) -> impl Future<Output = Result<Response<Incoming>, Error>> + Send + 'static + use<B> {
         let sending = match &self.inner {
             Inner::Http1(tx) => {
-                if !request.headers().contains_key(HOST) {
-                    let host = match &self.shared.authority.configured {
+                // One lookup: this runs on every HTTP/1.1 request.
+                if let Entry::Vacant(entry) = request.headers_mut().entry(HOST) {
+                    entry.insert(match &self.shared.authority.configured {
                         Some(authority) => host_value(authority),
                         None => HeaderValue::from_static(""),
-                    };
-                    request.headers_mut().insert(HOST, host);
+                    });
                 }
                 Sending::Http1(Arc::clone(tx), request)
             }

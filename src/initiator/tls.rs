@@ -46,3 +46,14 @@ pub(super) async fn connect(
     })?;
     Ok(TlsConnector::from(config).connect(name, tcp).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_offers_only_http1_at_the_tls_layer() {
+        assert_eq!(default_config().alpn_protocols, [TLS_ALPN.to_vec()]);
+        assert!(Arc::ptr_eq(&default_config(), &default_config()));
+    }
+}
