@@ -6,7 +6,7 @@
 //! [`on_upgrade`](PtthUpgrade::on_upgrade), whose callback receives the
 //! sender once the connection has switched. A request that is no PTTH
 //! upgrade never reaches the handler: the extractor answers it with the
-//! same `400`/`426` as [`acceptor::Builder`](crate::acceptor::Builder).
+//! same `400`/`426` as [`acceptor::Builder`].
 //!
 //! ```no_run
 //! use axum::{Router, routing::any};
@@ -177,7 +177,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PtthUpgrade {
 }
 
 /// Why [`PtthUpgrade`] could not be extracted; it answers with the status
-/// the [`acceptor`](crate::acceptor) would (`400`, `426`, ...), or `426`
+/// the [`acceptor`] would (`400`, `426`, ...), or `426`
 /// when the server gave no way to take the connection over (HTTP/2, or a
 /// server without upgrades).
 #[derive(Debug)]

@@ -126,6 +126,7 @@ async fn acceptor_example_survives_a_bad_peer() {
 }
 
 /// One request to `addr` over a fresh HTTP/1.1 connection: status and body.
+#[cfg(feature = "axum")]
 async fn call(addr: &str, method: &str, path: &str, body: &'static str) -> (u16, String) {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) =

@@ -29,17 +29,17 @@ const COMBINATIONS: [(Dialect, Protocol); 3] = [
 async fn every_dialect_and_protocol_carries_several_requests() {
     within(async {
         for (dialect, protocol) in COMBINATIONS {
-            let mut pair = pair(dialect, protocol).await;
+            let pair = pair(dialect, protocol).await;
             for i in 0..5 {
                 let (status, body) = exchange(
-                    &mut pair.sender,
+                    &pair.sender,
                     request("GET", &format!("/hello?i={i}"), ""),
                 )
                 .await;
                 assert_eq!(status, StatusCode::OK);
                 assert_eq!(body, format!("GET /hello?i={i}\n"));
                 let (status, body) =
-                    exchange(&mut pair.sender, request("POST", "/echo", "ping")).await;
+                    exchange(&pair.sender, request("POST", "/echo", "ping")).await;
                 assert_eq!(status, StatusCode::OK);
                 assert_eq!(body, "POST /echo\nping", "{dialect} {protocol}");
             }

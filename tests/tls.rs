@@ -34,6 +34,7 @@ struct Tls {
     acceptor: TlsAcceptor,
     connector: TlsConnector,
     /// The client settings, for `ptth::initiator::Builder::tls_config`.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     client: Arc<ClientConfig>,
 }
 

@@ -120,8 +120,7 @@ async fn initiator_against(
 }
 
 fn legacy() -> ptth::initiator::Builder {
-    let builder = ptth::initiator::Builder::new().dialect(Dialect::Legacy);
-    builder
+    ptth::initiator::Builder::new().dialect(Dialect::Legacy)
 }
 
 const LEGACY_101_AND_REQUEST: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\n\r\nGET /first HTTP/1.1\r\nHost:\r\n\r\n";

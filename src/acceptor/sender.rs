@@ -205,6 +205,9 @@ where
     }
 }
 
+// It is built and moved once, into the future `send_request` returns, so
+// boxing the large HTTP/1.1 variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Sending<B, F> {
     Http1(Arc<Mutex<http1::SendRequest<B>>>, Request<B>),
     Http2(F),
