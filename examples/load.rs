@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Either, Empty, Full};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{HOST, HeaderValue};
+use hyper::http::uri::{Authority, Scheme};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Uri, client, server};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -328,16 +329,26 @@ async fn drain(mut body: Incoming) -> Result<u64, hyper::Error> {
     Ok(length)
 }
 
-/// A request as both paths send it. HTTP/1.1 gets a `Host` (ptth's sender
-/// would add an empty one, plain hyper none), so the bytes on the wire are
-/// the same on both paths; HTTP/2 sends the relative target as it is.
-fn request(protocol: Proto, method: Method, uri: Uri, body: ReqBody) -> Request<ReqBody> {
+/// A request as both paths send it, with its authority given, so the bytes
+/// on the wire are the same on both paths: HTTP/1.1 gets a `Host` (ptth's
+/// sender would add an empty one, plain hyper none), HTTP/2 an absolute
+/// target (ptth's sender would add `:authority`, plain hyper none, which a
+/// strict server refuses).
+fn request(protocol: Proto, method: Method, path: Uri, body: ReqBody) -> Request<ReqBody> {
     let mut request = Request::new(body);
     *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    if protocol == Proto::H1 {
-        let host = HeaderValue::from_static("localhost");
-        request.headers_mut().insert(HOST, host);
+    match protocol {
+        Proto::H1 => {
+            *request.uri_mut() = path;
+            let host = HeaderValue::from_static("localhost");
+            request.headers_mut().insert(HOST, host);
+        }
+        Proto::H2 => {
+            let mut parts = path.into_parts();
+            parts.scheme = Some(Scheme::HTTP);
+            parts.authority = Some(Authority::from_static("localhost"));
+            *request.uri_mut() = Uri::from_parts(parts).expect("an absolute URI");
+        }
     }
     request
 }
@@ -838,7 +849,12 @@ async fn transfer(
     match direction {
         Direction::Upload => {
             let body = Either::Right(Chunks { remaining: bytes });
-            let upload = request(protocol, Method::POST, Uri::from_static("/upload"), body);
+            let upload = request(
+                protocol,
+                Method::POST,
+                Uri::from_static("http://localhost/upload"),
+                body,
+            );
             let response = sender.send(upload).await?;
             let counted = response.into_body().collect().await?.to_bytes();
             if counted != bytes.to_string().as_bytes() {

@@ -31,15 +31,11 @@ async fn every_dialect_and_protocol_carries_several_requests() {
         for (dialect, protocol) in COMBINATIONS {
             let pair = pair(dialect, protocol).await;
             for i in 0..5 {
-                let (status, body) = exchange(
-                    &pair.sender,
-                    request("GET", &format!("/hello?i={i}"), ""),
-                )
-                .await;
+                let (status, body) =
+                    exchange(&pair.sender, request("GET", &format!("/hello?i={i}"), "")).await;
                 assert_eq!(status, StatusCode::OK);
                 assert_eq!(body, format!("GET /hello?i={i}\n"));
-                let (status, body) =
-                    exchange(&pair.sender, request("POST", "/echo", "ping")).await;
+                let (status, body) = exchange(&pair.sender, request("POST", "/echo", "ping")).await;
                 assert_eq!(status, StatusCode::OK);
                 assert_eq!(body, "POST /echo\nping", "{dialect} {protocol}");
             }
