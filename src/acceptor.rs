@@ -23,26 +23,29 @@
 //! # }
 //! ```
 
+mod answer;
 mod coalesce;
+mod offer;
 mod sender;
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{CONNECTION, EXPECT, HOST, UPGRADE};
+use bytes::Bytes;
+use http::header::{EXPECT, HOST, UPGRADE};
 use http::uri::Authority;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{HeaderMap, Method, Request, Version};
 use hyper::body::Body;
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tracing::{Instrument, Span, debug, field};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tracing::{debug, field};
 
-use self::coalesce::Coalesce;
+use self::answer::refuse;
+pub(crate) use self::answer::{refusal, switching_headers};
+pub use self::offer::Offer;
 use self::sender::Authorities;
 pub use self::sender::{Connection, ConnectionId, SendRequest};
 use crate::head::{self, Framing, Limits};
@@ -397,215 +400,6 @@ impl Builder {
     }
 }
 
-/// The canonical `101` for a dialect and protocol.
-pub(crate) fn switching_headers(validated: &Validated) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let dialect = validated.dialect;
-    let upgrade = HeaderValue::from_static(dialect.upgrade_token());
-    let connection = HeaderValue::from_static(dialect.connection_token());
-    headers.insert(UPGRADE, upgrade);
-    headers.insert(CONNECTION, connection);
-    if dialect == Dialect::Current {
-        headers.insert(
-            "alpn",
-            HeaderValue::from_static(validated.protocol.alpn_field()),
-        );
-    }
-    headers
-}
-
-fn switching_bytes(validated: &Validated) -> BytesMut {
-    let dialect = validated.dialect;
-    let mut out = BytesMut::with_capacity(128);
-    out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-    let upgrade = dialect.upgrade_token().as_bytes();
-    let connection = dialect.connection_token().as_bytes();
-    match dialect {
-        Dialect::Legacy => {
-            head::put_header(&mut out, "Upgrade", upgrade);
-            head::put_header(&mut out, "Connection", connection);
-        }
-        Dialect::Current => {
-            head::put_header(&mut out, "Connection", connection);
-            head::put_header(&mut out, "Upgrade", upgrade);
-            head::put_header(&mut out, "ALPN", validated.protocol.alpn_field().as_bytes());
-        }
-    }
-    out.put_slice(b"\r\n");
-    out
-}
-
-/// The answer to a request that cannot be upgraded, when the error leaves a
-/// way to answer at all.
-pub(crate) fn refusal(error: &Error) -> Option<Response<Bytes>> {
-    let (status, reason) = match error {
-        Error::HeadTooLarge { .. } | Error::TooManyHeaders { .. } => (
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request head too large",
-        ),
-        Error::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "upgrade body too large"),
-        Error::Malformed(_) | Error::MissingAlpn | Error::EarlyData => {
-            (StatusCode::BAD_REQUEST, "bad upgrade request")
-        }
-        Error::NotUpgrade(_)
-        | Error::UnsupportedProtocol { .. }
-        | Error::MissingConnectionUpgrade
-        | Error::NoCommonProtocol { .. } => (StatusCode::UPGRADE_REQUIRED, "PTTH upgrade required"),
-        _ => return None,
-    };
-    let body = Bytes::from(format!("{reason}: {error}\n"));
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    if status == StatusCode::UPGRADE_REQUIRED {
-        headers.insert(UPGRADE, HeaderValue::from_static("ptth, PTTH/1.0"));
-    }
-    headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    Some(response)
-}
-
-/// Answers a refused request where possible, then closes. Write errors are
-/// ignored: the peer is already in the wrong and the caller gets the
-/// original error.
-async fn refuse<T: AsyncWrite + Unpin>(io: &mut T, error: &Error) {
-    if let Some(response) = refusal(error) {
-        let _ = write_response(io, &response).await;
-    }
-    let _ = io.shutdown().await;
-}
-
-async fn write_response<T: AsyncWrite + Unpin>(
-    io: &mut T,
-    response: &Response<Bytes>,
-) -> Result<(), Error> {
-    let body = response.body();
-    let mut out = BytesMut::with_capacity(128 + body.len());
-    head::put_response_head(&mut out, response.status(), response.headers(), body.len());
-    out.put_slice(body);
-    io.write_all(&out).await?;
-    io.flush().await?;
-    Ok(())
-}
-
-/// A valid upgrade request, waiting for the application to
-/// [`accept`](Offer::accept) or [`reject`](Offer::reject) it.
-#[derive(Debug)]
-pub struct Offer<T> {
-    request: Request<Bytes>,
-    validated: Validated,
-    peer: Option<SocketAddr>,
-    io: T,
-    builder: Builder,
-    span: Span,
-}
-
-impl<T> Offer<T>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    /// The upgrade request: method, target, headers and the whole body.
-    pub fn request(&self) -> &Request<Bytes> {
-        &self.request
-    }
-
-    /// The dialect the initiator asked for.
-    pub fn dialect(&self) -> Dialect {
-        self.validated.dialect
-    }
-
-    /// The protocol [`accept`](Offer::accept) will switch to.
-    pub fn protocol(&self) -> Protocol {
-        self.validated.protocol
-    }
-
-    /// The ALPN ids the initiator offered, percent-decoded, in its order;
-    /// empty in the legacy dialect.
-    pub fn offered_protocols(&self) -> &[String] {
-        &self.validated.offered
-    }
-
-    /// The initiator's address, when it was given to
-    /// [`Builder::read_request_from`].
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer
-    }
-
-    /// Answers `101 Switching Protocols` and starts hyper's client on the
-    /// transposed connection.
-    ///
-    /// The returned [`Connection`] must be polled (usually spawned) while
-    /// the [`SendRequest`] is used. Fails with [`Error::EarlyData`] (and
-    /// closes) if the initiator has sent anything since its request.
-    pub async fn accept<B>(self) -> Result<(SendRequest<B>, Connection), Error>
-    where
-        T: Send + 'static,
-        B: Body + Send + Unpin + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn StdError + Send + Sync>>,
-    {
-        let Offer {
-            mut io,
-            request,
-            validated,
-            builder,
-            span,
-            ..
-        } = self;
-        let host = upgrade_host(&request);
-        let protocol = validated.protocol;
-        span.record("protocol", field::display(protocol));
-        let exchange = async {
-            if let Err(error) = no_early_data(&mut io) {
-                refuse(&mut io, &error).await;
-                return Err(error);
-            }
-            let switching = switching_bytes(&validated).freeze();
-            if protocol == Protocol::Http2 {
-                // hyper writes the preface at once: it carries the 101.
-                let io = Coalesce::new(io, switching);
-                return builder.start_client(TokioIo::new(io), protocol, host).await;
-            }
-            // On HTTP/1.1 nothing may be written for a long time.
-            io.write_all(&switching).await?;
-            io.flush().await?;
-            builder.start_client(TokioIo::new(io), protocol, host).await
-        };
-        let result = match tokio::time::timeout(builder.config.timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::TimedOut(builder.config.timeout)),
-        };
-        span.in_scope(|| match &result {
-            Ok(_) => debug!("upgraded"),
-            Err(error) => debug!(%error, "accepting the upgrade failed"),
-        });
-        result
-    }
-
-    /// Answers with `response` instead of switching, and gives the
-    /// connection back. It is still an ordinary HTTP/1.1 connection (the
-    /// request was read whole), so it can be served with hyper or read for
-    /// another upgrade request, unless `response` says `Connection: close`.
-    /// A `Content-Length` is added when the response has no framing.
-    pub async fn reject(mut self, response: Response<Bytes>) -> Result<T, Error> {
-        let status = response.status();
-        let written = tokio::time::timeout(
-            self.builder.config.timeout,
-            write_response(&mut self.io, &response),
-        )
-        .instrument(self.span.clone())
-        .await;
-        self.span.in_scope(|| debug!(%status, "upgrade rejected"));
-        match written {
-            Ok(result) => result.map(|()| self.io),
-            Err(_) => Err(Error::TimedOut(self.builder.config.timeout)),
-        }
-    }
-}
-
 /// The authority the initiator named in its upgrade request, if any.
 pub(crate) fn upgrade_host<B>(request: &Request<B>) -> Option<Authority> {
     match request.headers().get(HOST) {
@@ -614,25 +408,10 @@ pub(crate) fn upgrade_host<B>(request: &Request<B>) -> Option<Authority> {
     }
 }
 
-/// Fails if the initiator has sent bytes it should have held back until it
-/// saw the 101: we refuse and close rather than guess what they belong to.
-/// Only bytes already received count; this never waits.
-fn no_early_data<T: AsyncRead + Unpin>(io: &mut T) -> Result<(), Error> {
-    let mut byte = [0u8; 1];
-    let mut buf = ReadBuf::new(&mut byte);
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    match std::pin::Pin::new(io).poll_read(&mut cx, &mut buf) {
-        Poll::Pending => Ok(()),
-        Poll::Ready(Ok(())) if buf.filled().is_empty() => Err(Error::Closed),
-        Poll::Ready(Ok(())) => Err(Error::EarlyData),
-        Poll::Ready(Err(error)) => Err(error.into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -640,28 +419,6 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         map
-    }
-
-    #[test]
-    fn switching_bytes_are_canonical() {
-        let legacy = Validated {
-            dialect: Dialect::Legacy,
-            protocol: Protocol::Http1,
-            offered: Vec::new(),
-        };
-        assert_eq!(
-            &switching_bytes(&legacy)[..],
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\n\r\n"
-        );
-        let current = Validated {
-            dialect: Dialect::Current,
-            protocol: Protocol::Http2,
-            offered: vec!["h2".into()],
-        };
-        assert_eq!(
-            &switching_bytes(&current)[..],
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2\r\n\r\n"
-        );
     }
 
     #[test]

@@ -35,27 +35,28 @@
 //! ```
 
 mod connect;
+mod handshake;
 mod serve;
 #[cfg(feature = "tls")]
 mod tls;
+mod transposed;
 
 use std::future::Future;
 #[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{Instrument, debug, field};
 
 use self::connect::Dial;
 pub use self::connect::{IntoUri, Stream};
 pub use self::serve::{Connection, Server};
-use crate::head::{self, Limits};
-use crate::reader::{Excess, Reader};
-use crate::{Declined, Dialect, Error, Protocol, Rewind};
+pub use self::transposed::Transposed;
+use crate::head::Limits;
+use crate::{Dialect, Error, Protocol};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_HEAD_SIZE: usize = 16 * 1024;
@@ -332,178 +333,6 @@ impl Builder {
         .instrument(span)
         .await
     }
-
-    async fn exchange<T>(&self, mut io: T, uri: &Uri) -> Result<Transposed<T>, Error>
-    where
-        T: AsyncRead + AsyncWrite + Unpin,
-    {
-        io.write_all(&self.request_bytes(uri)).await?;
-        io.flush().await?;
-        let mut reader = Reader::new(io);
-        loop {
-            let head = reader.response_head(self.limits).await?;
-            if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                let protocol = self.check_switch(&head.headers)?;
-                return Ok(Transposed {
-                    io: Rewind::new(reader.io, reader.buf.freeze()),
-                    protocol,
-                    dialect: self.dialect,
-                    headers: head.headers,
-                });
-            }
-            if head.status.is_informational() {
-                continue;
-            }
-            let framing = head::response_framing(head.status, &head.headers)?;
-            // The status is what matters; a body cut short by the peer
-            // closing is still reported with the head.
-            let body = reader
-                .body(framing, self.max_declined_body, Excess::Truncate)
-                .await
-                .unwrap_or_default();
-            return Err(Error::Declined(Box::new(Declined {
-                status: head.status,
-                headers: head.headers,
-                body,
-            })));
-        }
-    }
-
-    /// Checks that a `101` switched to what was asked for, and returns the
-    /// protocol now spoken.
-    fn check_switch(&self, headers: &HeaderMap) -> Result<Protocol, Error> {
-        // RFC 9110 wants `Upgrade` on a 101, but when it is missing the
-        // status alone is unambiguous, and `Connection` is not checked for
-        // the same reason.
-        if headers.contains_key(UPGRADE)
-            && !head::tokens(headers, &UPGRADE)
-                .any(|t| Dialect::from_token(t) == Some(self.dialect))
-        {
-            return Err(Error::UnsupportedProtocol {
-                offered: joined(headers, &UPGRADE),
-            });
-        }
-        if self.dialect == Dialect::Legacy {
-            return Ok(Protocol::Http1);
-        }
-        let chosen = head::alpn_ids(headers)?.ok_or(Error::MissingAlpn)?;
-        match chosen.as_slice() {
-            [one] => Protocol::from_alpn_id(one)
-                .filter(|p| self.alpn.contains(p))
-                .ok_or_else(|| Error::NoCommonProtocol { offered: chosen }),
-            _ => Err(Error::NoCommonProtocol { offered: chosen }),
-        }
-    }
-
-    fn request_bytes(&self, uri: &Uri) -> BytesMut {
-        let method = self.method.clone().unwrap_or(match self.dialect {
-            Dialect::Current => Method::GET,
-            Dialect::Legacy => Method::POST,
-        });
-        let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let mut out = BytesMut::with_capacity(256 + self.body.len());
-        out.put_slice(method.as_str().as_bytes());
-        out.put_u8(b' ');
-        out.put_slice(target.as_bytes());
-        out.put_slice(b" HTTP/1.1\r\n");
-        let host = match self.headers.get(HOST) {
-            Some(host) => host.as_bytes(),
-            None => uri.authority().map_or(&b""[..], |a| a.as_str().as_bytes()),
-        };
-        head::put_header(&mut out, "Host", host);
-        let upgrade = self.dialect.upgrade_token().as_bytes();
-        let connection = self.dialect.connection_token().as_bytes();
-        match self.dialect {
-            Dialect::Legacy => {
-                head::put_header(&mut out, "Upgrade", upgrade);
-                head::put_header(&mut out, "Connection", connection);
-            }
-            Dialect::Current => {
-                head::put_header(&mut out, "Connection", connection);
-                head::put_header(&mut out, "Upgrade", upgrade);
-                out.put_slice(b"ALPN: ");
-                for (i, protocol) in self.alpn.iter().enumerate() {
-                    if i > 0 {
-                        out.put_slice(b", ");
-                    }
-                    out.put_slice(protocol.alpn_field().as_bytes());
-                }
-                out.put_slice(b"\r\n");
-            }
-        }
-        let owned = [HOST, UPGRADE, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING];
-        for (name, value) in &self.headers {
-            if !owned.contains(name) && name.as_str() != "alpn" {
-                head::put_header(&mut out, name.as_str(), value.as_bytes());
-            }
-        }
-        head::put_header(
-            &mut out,
-            "Content-Length",
-            self.body.len().to_string().as_bytes(),
-        );
-        out.put_slice(b"\r\n");
-        out.put_slice(&self.body);
-        out
-    }
-}
-
-fn joined(headers: &HeaderMap, name: &HeaderName) -> String {
-    head::tokens(headers, name).collect::<Vec<_>>().join(", ")
-}
-
-/// A connection whose roles have been reversed: this side now serves HTTP.
-///
-/// Bytes the acceptor sent right behind its `101` (often the first reversed
-/// request, or the HTTP/2 preface) are held in the IO and replayed to the
-/// server first.
-#[derive(Debug)]
-pub struct Transposed<T> {
-    io: Rewind<T>,
-    protocol: Protocol,
-    dialect: Dialect,
-    headers: HeaderMap,
-}
-
-impl<T> Transposed<T> {
-    /// The HTTP version to serve.
-    pub fn protocol(&self) -> Protocol {
-        self.protocol
-    }
-
-    /// The dialect the handshake spoke.
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
-    /// The header fields of the `101` answer.
-    pub fn headers(&self) -> &HeaderMap {
-        &self.headers
-    }
-
-    /// The bytes already read past the `101`, not yet served.
-    pub fn read_ahead(&self) -> &[u8] {
-        self.io.read_ahead()
-    }
-
-    /// The IO underneath, for its addresses or socket options.
-    pub fn io(&self) -> &T {
-        self.io.get_ref()
-    }
-
-    /// The IO, for serving it some other way. Read from the returned
-    /// [`Rewind`] so the read-ahead bytes are not lost.
-    pub fn into_io(self) -> Rewind<T> {
-        self.io
-    }
-}
-
-#[cfg(test)]
-impl Builder {
-    /// The upgrade request as `handshake` writes it.
-    fn written(&self) -> BytesMut {
-        self.request_bytes(self.uri.as_ref().unwrap())
-    }
 }
 
 #[cfg(test)]
@@ -511,111 +340,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn legacy_request_is_canonical() {
-        let builder = Builder::new()
-            .dialect(Dialect::Legacy)
-            .uri("http://relay.example/message-queue?id=sam");
-        assert_eq!(
-            &builder.written()[..],
-            b"POST /message-queue?id=sam HTTP/1.1\r\nHost: relay.example\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n"
-        );
-    }
-
-    #[test]
-    fn current_request_is_canonical() {
-        let builder = Builder::new()
-            .uri("/reverse-endpoint")
-            .header(HOST, HeaderValue::from_static("example.com"))
-            .header(
-                http::header::AUTHORIZATION,
-                HeaderValue::from_static("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
-            )
-            .header(UPGRADE, HeaderValue::from_static("websocket"))
-            .body("id=1");
-        assert_eq!(
-            &builder.written()[..],
-            b"GET /reverse-endpoint HTTP/1.1\r\nHost: example.com\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2, http%2F1.1\r\nauthorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\nContent-Length: 4\r\n\r\nid=1"
-        );
-    }
-
-    #[test]
     fn setters_chain_from_new_into_a_binding() {
         let builder = Builder::new().uri("/r").timeout(Duration::from_secs(5));
         assert_eq!(builder.timeout, Duration::from_secs(5));
         let invalid = Builder::new().uri("http://exa mple/");
         assert!(matches!(invalid.uri, Err((ref url, _)) if url == "http://exa mple/"));
-    }
-
-    #[test]
-    fn alpn_offer_keeps_order_without_duplicates() {
-        let builder = Builder::new().alpn([Protocol::Http1, Protocol::Http1]);
-        assert!(
-            builder
-                .written()
-                .windows(22)
-                .any(|w| w == b"ALPN: http%2F1.1\r\nCont")
-        );
-    }
-}
-
-#[cfg(test)]
-mod properties {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn dialect() -> impl Strategy<Value = Dialect> {
-        prop_oneof![Just(Dialect::Current), Just(Dialect::Legacy)]
-    }
-
-    fn offer() -> impl Strategy<Value = Vec<Protocol>> {
-        prop_oneof![
-            Just(vec![Protocol::Http2, Protocol::Http1]),
-            Just(vec![Protocol::Http1, Protocol::Http2]),
-            Just(vec![Protocol::Http1]),
-            Just(vec![Protocol::Http2]),
-        ]
-    }
-
-    proptest! {
-        /// What the initiator writes, the acceptor's parser and validation
-        /// read back as written, for any target, extra headers and body.
-        #[test]
-        fn written_requests_parse_and_validate(
-            dialect in dialect(),
-            alpn in offer(),
-            target in "/[a-zA-Z0-9._~/-]{0,40}(\\?[a-z0-9=&]{0,20})?",
-            host in "[a-z0-9.-]{1,30}(:[0-9]{1,5})?",
-            fields in proptest::collection::vec(("x-[a-z0-9-]{1,12}", "[!-~]([ -~]{0,30}[!-~])?"), 0..8),
-            body in proptest::collection::vec(any::<u8>(), 0..64),
-        ) {
-            let mut builder = Builder::new()
-                .dialect(dialect)
-                .alpn(alpn.clone())
-                .uri(format!("http://{host}{target}"))
-                .body(body.clone());
-            for (name, value) in &fields {
-                builder = builder.header(name.parse().unwrap(), value.parse().unwrap());
-            }
-            let bytes = builder.written();
-            let limits = Limits { max_head: 1 << 16, max_headers: 64 };
-            let head = head::parse_request(&bytes, limits).unwrap().unwrap();
-            prop_assert_eq!(&bytes[head.len..], &body[..]);
-            prop_assert_eq!(head.uri.to_string(), target);
-            prop_assert_eq!(&head.headers[HOST], host.as_str());
-            prop_assert_eq!(&head.headers[CONTENT_LENGTH], &body.len().to_string());
-            for (name, value) in &fields {
-                prop_assert!(head.headers.get_all(name.as_str()).iter().any(|v| v == value));
-            }
-            let validated = crate::acceptor::Builder::new()
-                .validate(&head.method, head.version, &head.headers)
-                .unwrap();
-            prop_assert_eq!(validated.dialect, dialect);
-            let expected = match dialect {
-                Dialect::Legacy => Protocol::Http1,
-                _ if alpn.contains(&Protocol::Http2) => Protocol::Http2,
-                _ => Protocol::Http1,
-            };
-            prop_assert_eq!(validated.protocol, expected);
-        }
     }
 }

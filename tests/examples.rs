@@ -10,6 +10,7 @@ use std::process::Stdio;
 use common::{listener, read_head, within};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
 
 fn example(name: &str) -> Command {
     // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
@@ -29,6 +30,12 @@ fn example(name: &str) -> Command {
 /// Starts the acceptor example on a free port and returns it with its
 /// address, read from the line it prints when listening.
 async fn start_acceptor() -> (Child, String) {
+    let (acceptor, addr, _stderr) = start_acceptor_logging().await;
+    (acceptor, addr)
+}
+
+/// [`start_acceptor`], with the lines it prints on stderr after the first.
+async fn start_acceptor_logging() -> (Child, String, mpsc::UnboundedReceiver<String>) {
     let mut acceptor = example("acceptor").arg("127.0.0.1:0").spawn().unwrap();
     let stderr = acceptor.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
@@ -38,8 +45,13 @@ async fn start_acceptor() -> (Child, String) {
         .unwrap_or_else(|| panic!("unexpected first line: {first}"))
         .to_owned();
     // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (acceptor, addr)
+    let (log, logged) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = log.send(line);
+        }
+    });
+    (acceptor, addr, logged)
 }
 
 #[tokio::test]
@@ -209,6 +221,39 @@ async fn peer_example_names_a_refused_connection() {
             stderr.contains(&format!("cannot connect to {addr}: ")) && stderr.contains("refused"),
             "{stderr}"
         );
+    })
+    .await;
+}
+
+/// A peer that upgrades and then vanishes: the acceptor example's request
+/// fails, and what it prints names hyper's reason, not only "HTTP error".
+#[tokio::test]
+async fn acceptor_example_names_why_a_vanished_peer_failed() {
+    within(async {
+        let (mut acceptor, addr, mut stderr) = start_acceptor_logging().await;
+        let mut peer = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        peer.write_all(
+            b"GET /gone HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: ptth\r\n\
+              ALPN: http%2F1.1\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let head = read_head(&mut peer).await;
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        drop(peer);
+        let mut line = stderr.recv().await.unwrap();
+        while line.contains(" upgraded on ") {
+            line = stderr.recv().await.unwrap();
+        }
+        let (_, reason) = line
+            .split_once("HTTP error on the transposed connection: ")
+            .unwrap_or_else(|| panic!("unexpected line: {line}"));
+        // hyper's reason: the close or the reset, whichever it met first.
+        assert!(
+            reason.contains("closed") || reason.contains("reset by peer"),
+            "{line}"
+        );
+        acceptor.kill().await.unwrap();
     })
     .await;
 }
