@@ -294,6 +294,14 @@ mod tests {
     }
 
     #[test]
+    fn predicates_name_the_kind() {
+        let timed_out = Error::TimedOut(std::time::Duration::from_secs(1));
+        assert!(timed_out.is_timeout() && !timed_out.is_closed());
+        assert!(Error::Closed.is_closed() && !Error::Closed.is_timeout());
+        assert!(Error::EarlyData.declined().is_none());
+    }
+
+    #[test]
     fn io_errors_name_their_cause() {
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(
