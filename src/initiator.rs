@@ -230,7 +230,7 @@ impl Builder {
     }
 
     /// How much of a declined answer's body is kept in
-    /// [`Declined::body`]; the rest is not read.
+    /// [`Declined::body`](crate::Declined::body); the rest is not read.
     ///
     /// Default is 4 KiB.
     pub fn max_declined_body(mut self, bytes: usize) -> Self {
