@@ -235,6 +235,67 @@ mod tests {
         assert_eq!(body.unwrap(), "abcd");
     }
 
+    /// Writes `head`, then `filler` over and over (1 MiB in all) without
+    /// waiting for it to be read, and reads a chunked body from it.
+    async fn endless_chunked(head: &'static [u8], filler: &'static [u8]) -> (Error, usize) {
+        let (mut far, near) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(async move {
+            let _ = far.write_all(head).await;
+            for _ in 0..(1 << 20) / filler.len() {
+                if far.write_all(filler).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut reader = Reader::new(near);
+        let error = reader
+            .body(Framing::Chunked, 1 << 20, Excess::Refuse)
+            .await
+            .unwrap_err();
+        let capacity = reader.buf.capacity();
+        drop(reader);
+        writer.await.unwrap();
+        (error, capacity)
+    }
+
+    #[tokio::test]
+    async fn an_endless_chunk_size_line_is_refused_near_its_bound() {
+        let (error, capacity) = endless_chunked(b"4", b"aaaaaaaa").await;
+        assert!(
+            matches!(error, Error::Malformed("chunk line too long")),
+            "{error:?}"
+        );
+        assert!(capacity <= 4 * MAX_CHUNK_LINE, "{capacity}");
+    }
+
+    #[tokio::test]
+    async fn endless_trailers_are_refused_near_their_bound() {
+        let (error, capacity) = endless_chunked(b"1\r\na\r\n0\r\n", b"X-T: y\r\n").await;
+        assert!(
+            matches!(error, Error::Malformed("chunked trailers too long")),
+            "{error:?}"
+        );
+        assert!(capacity <= 4 * MAX_CHUNK_LINE, "{capacity}");
+    }
+
+    /// The first read of a handshake reserves a small buffer: heads are a
+    /// few hundred bytes, and idle memory per connection depends on it.
+    #[tokio::test]
+    async fn a_small_head_is_read_into_a_small_buffer() {
+        let (mut far, near) = tokio::io::duplex(1 << 16);
+        far.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reader = Reader::new(near);
+        let limits = Limits {
+            max_head: 16 * 1024,
+            max_headers: 64,
+        };
+        reader.request_head(limits).await.unwrap();
+        // A literal, not READ_CHUNK: raising the constant must fail here.
+        assert!(reader.buf.capacity() <= 1024, "{}", reader.buf.capacity());
+    }
+
     #[tokio::test]
     async fn a_megabyte_header_line_is_refused_with_memory_near_the_bound() {
         let (mut far, near) = tokio::io::duplex(1 << 16);
