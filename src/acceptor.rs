@@ -443,6 +443,59 @@ mod tests {
     }
 
     #[test]
+    fn current_dialect_requires_host_which_may_be_empty() {
+        let mut offer = headers(&[
+            ("upgrade", "ptth"),
+            ("connection", "upgrade"),
+            ("alpn", "h2"),
+        ]);
+        let builder = Builder::new();
+        assert!(matches!(
+            builder.validate(&Method::GET, Version::HTTP_11, &offer),
+            Err(Error::Malformed("HTTP/1.1 request without Host"))
+        ));
+        offer.insert(HOST, HeaderValue::from_static(""));
+        assert!(
+            builder
+                .validate(&Method::GET, Version::HTTP_11, &offer)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn connect_is_never_upgraded() {
+        let offer = headers(&[
+            ("host", "x"),
+            ("upgrade", "ptth"),
+            ("connection", "upgrade"),
+            ("alpn", "h2"),
+        ]);
+        assert!(matches!(
+            Builder::new().validate(&Method::CONNECT, Version::HTTP_11, &offer),
+            Err(Error::NotUpgrade("CONNECT is not an upgrade"))
+        ));
+    }
+
+    #[test]
+    fn current_dialect_wins_when_both_are_offered() {
+        let offer = headers(&[
+            ("host", "x"),
+            ("upgrade", "PTTH/1.0, ptth"),
+            ("connection", "upgrade"),
+            ("alpn", "http%2F1.1"),
+        ]);
+        let validated = Builder::new()
+            .validate(&Method::GET, Version::HTTP_11, &offer)
+            .unwrap();
+        assert_eq!(validated.dialect, Dialect::Current);
+        let legacy_only = Builder::new().current(false);
+        let validated = legacy_only
+            .validate(&Method::GET, Version::HTTP_11, &offer)
+            .unwrap();
+        assert_eq!(validated.dialect, Dialect::Legacy);
+    }
+
+    #[test]
     fn disabled_dialects_are_unsupported() {
         let legacy = headers(&[("upgrade", "PTTH/1.0"), ("connection", "Upgrade")]);
         let builder = Builder::new().legacy(false);

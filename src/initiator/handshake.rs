@@ -171,6 +171,32 @@ mod tests {
     }
 
     #[test]
+    fn a_101_must_choose_exactly_one_offered_protocol() {
+        let builder = Builder::new();
+        let answer = |alpn: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(UPGRADE, HeaderValue::from_static("ptth"));
+            headers.insert("alpn", HeaderValue::from_static(alpn));
+            builder.check_switch(&headers)
+        };
+        assert!(matches!(answer("h2"), Ok(Protocol::Http2)));
+        assert!(matches!(answer("http%2F1.1"), Ok(Protocol::Http1)));
+        for several in ["h2, http%2F1.1", "h2, h2"] {
+            assert!(
+                matches!(answer(several), Err(Error::NoCommonProtocol { .. })),
+                "{several}"
+            );
+        }
+        let h1_only = Builder::new().alpn([Protocol::Http1]);
+        let mut headers = HeaderMap::new();
+        headers.insert("alpn", HeaderValue::from_static("h2"));
+        assert!(matches!(
+            h1_only.check_switch(&headers),
+            Err(Error::NoCommonProtocol { .. })
+        ));
+    }
+
+    #[test]
     fn alpn_offer_keeps_order_without_duplicates() {
         let builder = Builder::new().alpn([Protocol::Http1, Protocol::Http1]);
         assert!(
