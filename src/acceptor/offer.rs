@@ -146,3 +146,79 @@ fn no_early_data<T: AsyncRead + Unpin>(io: &mut T) -> Result<(), Error> {
         Poll::Ready(Err(error)) => Err(error.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    use super::*;
+    use crate::acceptor::Builder;
+
+    const BOUND: Duration = Duration::from_secs(5);
+    const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n\
+        Upgrade: ptth\r\nALPN: http%2F1.1\r\nContent-Length: 0\r\n\r\n";
+
+    /// An offer from an initiator that sends its upgrade request and then
+    /// never reads, over a pipe too small for the acceptor's answer.
+    async fn offer_from_a_deaf_initiator() -> (Offer<DuplexStream>, DuplexStream) {
+        let (mut initiator, acceptor) = tokio::io::duplex(16);
+        let writing = tokio::spawn(async move {
+            initiator.write_all(UPGRADE).await.unwrap();
+            initiator
+        });
+        let offer = Builder::new().timeout(BOUND).read_request(acceptor).await;
+        (offer.unwrap(), writing.await.unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn accept_is_time_bounded_when_the_initiator_stops_reading() {
+        let (offer, _initiator) = offer_from_a_deaf_initiator().await;
+        let started = tokio::time::Instant::now();
+        let accepting = tokio::time::timeout(2 * BOUND, offer.accept::<String>());
+        let error = accepting.await.expect("no time bound").unwrap_err();
+        assert!(matches!(error, Error::TimedOut(BOUND)), "{error:?}");
+        assert_eq!(started.elapsed(), BOUND);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reject_is_time_bounded_when_the_initiator_stops_reading() {
+        let (offer, _initiator) = offer_from_a_deaf_initiator().await;
+        let started = tokio::time::Instant::now();
+        let refusal = Response::new(Bytes::from(vec![b'x'; 4096]));
+        let rejecting = tokio::time::timeout(2 * BOUND, offer.reject(refusal));
+        let error = rejecting.await.expect("no time bound").unwrap_err();
+        assert!(matches!(error, Error::TimedOut(BOUND)), "{error:?}");
+        assert_eq!(started.elapsed(), BOUND);
+    }
+
+    /// The same offers complete when the initiator reads.
+    #[tokio::test(start_paused = true)]
+    async fn accept_and_reject_complete_when_the_initiator_reads() {
+        let (offer, mut initiator) = offer_from_a_deaf_initiator().await;
+        let reading = tokio::spawn(async move {
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(initiator.read_u8().await.unwrap());
+            }
+            assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
+            initiator
+        });
+        let (_sender, _connection) = offer.accept::<String>().await.unwrap();
+        reading.await.unwrap();
+
+        let (offer, mut initiator) = offer_from_a_deaf_initiator().await;
+        let reading = tokio::spawn(async move {
+            let mut answer = Vec::new();
+            initiator.read_to_end(&mut answer).await.unwrap();
+            answer
+        });
+        let mut refusal = Response::new(Bytes::from_static(b"no"));
+        *refusal.status_mut() = http::StatusCode::FORBIDDEN;
+        drop(offer.reject(refusal).await.unwrap());
+        let answer = reading.await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 403 "), "{answer:?}");
+        assert!(answer.ends_with(b"\r\n\r\nno"), "{answer:?}");
+    }
+}
