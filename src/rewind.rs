@@ -109,6 +109,23 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// A handshake's read buffer must not live as long as an idle
+    /// connection: once its bytes are replayed (or if none were read
+    /// ahead), the buffer is let go.
+    #[test]
+    fn a_consumed_prefix_lets_go_of_its_buffer() {
+        let buffer = Bytes::from(vec![b'x'; 4096]);
+        let mut prefix = buffer.slice(4000..);
+        advance_releasing(&mut prefix, 50);
+        assert!(!buffer.is_unique(), "46 bytes are still to replay");
+        advance_releasing(&mut prefix, 46);
+        assert!(buffer.is_unique());
+
+        let rewind = Rewind::new((), buffer.slice(4096..));
+        assert!(buffer.is_unique());
+        assert!(rewind.read_ahead().is_empty());
+    }
+
     #[tokio::test]
     async fn replays_prefix_then_reads_inner() {
         let (mut far, near) = tokio::io::duplex(64);
