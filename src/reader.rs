@@ -233,6 +233,25 @@ mod tests {
         assert_eq!(body.unwrap(), "abcdef");
         let (body, _) = read_body(b"abcdef", Framing::UntilClose, 4, Excess::Truncate).await;
         assert_eq!(body.unwrap(), "abcd");
+        let (body, _) = read_body(b"abcdef", Framing::UntilClose, 4, Excess::Refuse).await;
+        assert!(matches!(body, Err(Error::BodyTooLarge { limit: 4 })));
+    }
+
+    /// A peer that keeps sending after the limit: reading stops at the
+    /// limit plus one read, without waiting for the close.
+    #[tokio::test]
+    async fn body_until_close_stops_reading_at_the_limit() {
+        let (mut far, near) = tokio::io::duplex(1 << 16);
+        far.write_all(&[b'z'; 1 << 16]).await.unwrap();
+        let mut reader = Reader::new(near);
+        let body = reader
+            .body(Framing::UntilClose, 4, Excess::Truncate)
+            .await
+            .unwrap();
+        assert_eq!(body, "zzzz");
+        let read = body.len() + reader.buf.len();
+        assert!(read <= 2 * READ_CHUNK, "{read} bytes read");
+        drop(far);
     }
 
     /// Writes `head`, then `filler` over and over (1 MiB in all) without
@@ -323,8 +342,8 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_body_bytes_end_in_a_bounded_body_or_an_error(
-            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
-            limit in 0usize..64,
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            limit in 0usize..2048,
             truncate in proptest::prelude::any::<bool>(),
             chunked in proptest::prelude::any::<bool>(),
         ) {
@@ -333,8 +352,19 @@ mod tests {
             let framing = if chunked { Framing::Chunked } else { Framing::UntilClose };
             let excess = if truncate { Excess::Truncate } else { Excess::Refuse };
             let (body, _) = runtime.block_on(read_body(data, framing, limit, excess));
-            if let Ok(body) = body {
-                proptest::prop_assert!(body.len() <= limit);
+            match (body, chunked) {
+                (Ok(body), true) => proptest::prop_assert!(body.len() <= limit),
+                (Err(Error::Malformed(_) | Error::Closed | Error::BodyTooLarge { .. }), true) => {}
+                // Until close, the body is the data itself, cut or refused
+                // at the limit.
+                (Ok(body), false) => {
+                    proptest::prop_assert!(truncate || data.len() <= limit);
+                    proptest::prop_assert_eq!(&body[..], &data[..data.len().min(limit)]);
+                }
+                (Err(Error::BodyTooLarge { .. }), false) => {
+                    proptest::prop_assert!(!truncate && data.len() > limit);
+                }
+                (Err(error), _) => proptest::prop_assert!(false, "{error:?}"),
             }
         }
     }
