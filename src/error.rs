@@ -237,15 +237,42 @@ impl Error {
         }
     }
 
-    /// Whether the peer went away: closed the connection during the
-    /// handshake, or before a response on the transposed connection.
+    /// Whether the peer went away: it closed or reset the connection during
+    /// the handshake, or before a response on the transposed connection
+    /// was complete.
     pub fn is_closed(&self) -> bool {
         match self {
             Error::Closed => true,
-            Error::Http(error) => error.is_closed() || error.is_incomplete_message(),
+            Error::Io(error) => went_away(error),
+            Error::Http(error) => {
+                error.is_closed()
+                    || error.is_incomplete_message()
+                    || error.is_canceled()
+                    || io_cause(error).is_some_and(went_away)
+            }
             _ => false,
         }
     }
+}
+
+/// The I/O error somewhere under `error`, if any.
+fn io_cause<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a std::io::Error> {
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        cause = error.source();
+    }
+    None
+}
+
+fn went_away(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected
+    )
 }
 
 #[cfg(test)]
@@ -298,6 +325,10 @@ mod tests {
         let timed_out = Error::TimedOut(std::time::Duration::from_secs(1));
         assert!(timed_out.is_timeout() && !timed_out.is_closed());
         assert!(Error::Closed.is_closed() && !Error::Closed.is_timeout());
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(Error::from(reset).is_closed());
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!Error::from(denied).is_closed());
         assert!(Error::EarlyData.declined().is_none());
     }
 

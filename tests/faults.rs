@@ -43,7 +43,7 @@ const PROMPTLY: Duration = Duration::from_secs(2);
 
 /// How long a request on an already-closed connection may take to fail:
 /// it should fail on its first poll.
-const AT_ONCE: Duration = Duration::from_millis(250);
+const AT_ONCE: Duration = Duration::from_secs(1);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -260,12 +260,15 @@ async fn initiator_vanishing_mid_request_fails_pending_and_later_requests_fast()
             let (failed, took) =
                 joined(PROMPTLY, "the pending request's failure", &mut in_flight).await;
             let error = failed.expect_err(&case);
-            assert!(matches!(error, Error::Http(_)), "{case}: {error:?}");
-            println!("{case}: pending request failed after {took:?}: {error:?}");
+            assert!(error.is_closed(), "{case}: {error:?} after {took:?}");
 
-            let (ended, took) =
-                joined(PROMPTLY, "the acceptor's connection end", &mut client).await;
-            println!("{case}: acceptor connection ended after {took:?}: {ended:?}");
+            // hyper ends an HTTP/1.1 client cleanly (the error went to the
+            // request), an HTTP/2 one with the broken connection.
+            let (ended, _) = joined(PROMPTLY, "the acceptor's connection end", &mut client).await;
+            assert!(
+                ended.as_ref().map_or_else(Error::is_closed, |()| true),
+                "{case}: {ended:?}"
+            );
             assert!(sender.is_closed(), "{case}");
             assert!(!sender.is_ready(), "{case}");
 
@@ -275,9 +278,11 @@ async fn initiator_vanishing_mid_request_fails_pending_and_later_requests_fast()
                 sender.send_request(request("GET", "/late", "")),
             )
             .await;
-            assert!(late.is_err(), "{case}");
+            let late = late.expect_err(&case);
+            assert!(late.is_closed(), "{case}: {late:?}");
             let (ready, _) = timed(AT_ONCE, "ready()'s failure", sender.ready()).await;
-            assert!(ready.is_err(), "{case}");
+            let ready = ready.expect_err(&case);
+            assert!(ready.is_closed(), "{case}: {ready:?}");
         }
     })
     .await;
@@ -371,11 +376,9 @@ async fn acceptor_vanishing_mid_response_errors_the_server_and_drops_the_body() 
 
             let (served, took) = joined(PROMPTLY, "the server's end", &mut server).await;
             let error = served.expect_err(&case);
-            assert!(matches!(error, Error::Http(_)), "{case}: {error:?}");
-            println!("{case}: serving future ended after {took:?}: {error:?}");
-            let (guard, took) = timed(PROMPTLY, "the response body's drop", dropped.recv()).await;
+            assert!(error.is_closed(), "{case}: {error:?} after {took:?}");
+            let (guard, _) = timed(PROMPTLY, "the response body's drop", dropped.recv()).await;
             guard.expect("body dropped");
-            println!("{case}: response body dropped after {took:?}");
 
             // What was in flight may still be read; then the body fails.
             let rest = timed(PROMPTLY, "the cut body's end", async {
@@ -391,7 +394,10 @@ async fn acceptor_vanishing_mid_response_errors_the_server_and_drops_the_body() 
             .0;
             assert!(rest.is_err(), "{case}: a cut body must not end cleanly");
             let (ended, _) = joined(PROMPTLY, "the acceptor's connection end", &mut client).await;
-            println!("{case}: acceptor connection ended: {ended:?}");
+            assert!(
+                ended.as_ref().map_or_else(Error::is_closed, |()| true),
+                "{case}: {ended:?}"
+            );
             assert!(sender.is_closed(), "{case}");
         }
     })
@@ -430,7 +436,13 @@ async fn acceptor_dropping_everything_mid_response_ends_the_server_and_drops_the
             // lives in a task of hyper's that closes it gracefully once every
             // handle is gone: the server ends with Ok. Either way it ends.
             let (served, took) = joined(PROMPTLY, "the server's end", &mut server).await;
-            println!("{case}: serving future ended after {took:?}: {served:?}");
+            match protocol {
+                Protocol::Http1 => {
+                    let error = served.expect_err(&case);
+                    assert!(error.is_closed(), "{case}: {error:?} after {took:?}");
+                }
+                _ => served.unwrap_or_else(|error| panic!("{case}: {error:?}")),
+            }
             let (guard, _) = timed(PROMPTLY, "the response body's drop", dropped.recv()).await;
             guard.expect("body dropped");
         }
@@ -444,10 +456,11 @@ async fn acceptor_dropping_everything_mid_response_ends_the_server_and_drops_the
 
 #[tokio::test]
 async fn h2_keep_alive_detects_a_frozen_peer_on_both_sides() {
-    const INTERVAL: Duration = Duration::from_millis(200);
-    const TIMEOUT: Duration = Duration::from_millis(200);
-    // interval + timeout, plus a margin for timers and scheduling.
-    const DETECTED_WITHIN: Duration = Duration::from_millis(200 + 200 + 600);
+    const INTERVAL: Duration = Duration::from_millis(500);
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    // interval + timeout, plus a margin for timers and scheduling on a
+    // loaded machine.
+    const DETECTED_WITHIN: Duration = Duration::from_millis(500 + 500 + 2000);
     within(async {
         let (relay, opened, accepted) = Relay::start().await;
         let mut acceptor = acceptor::Builder::new();
@@ -473,10 +486,10 @@ async fn h2_keep_alive_detects_a_frozen_peer_on_both_sides() {
             tokio::spawn(server.serve_connection(transposed, service_fn(common::echo)));
         let mut client = tokio::spawn(connection);
 
-        // Idle but alive for five intervals: every PING is answered and
+        // Idle but alive for three intervals: every PING is answered and
         // neither side gives up.
         assert!(
-            timeout(5 * INTERVAL, &mut serving).await.is_err(),
+            timeout(3 * INTERVAL, &mut serving).await.is_err(),
             "the server ended on a live, idle connection"
         );
         assert!(
@@ -500,17 +513,12 @@ async fn h2_keep_alive_detects_a_frozen_peer_on_both_sides() {
                 &mut client
             ),
         );
-        println!("server detected the frozen peer after {server_took:?}: {served:?}");
-        println!("client detected the frozen peer after {client_took:?}: {sent:?}");
         for (side, result, took) in [
             ("server", served, server_took),
             ("client", sent, client_took),
         ] {
             let error = result.expect_err(side);
-            assert!(
-                matches!(&error, Error::Http(e) if e.is_timeout()),
-                "{side}: {error:?}"
-            );
+            assert!(error.is_timeout(), "{side}: {error:?}");
             // A PING unanswered for `TIMEOUT` is the only way to fail here,
             // and only one sent right at the freeze could lose its pong.
             assert!(
