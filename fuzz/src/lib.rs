@@ -2,13 +2,18 @@
 //!
 //! The peer's bytes come from an in-memory IO that hands them out in chunks
 //! whose sizes the input also chooses, so the fuzzer explores every split
-//! of a head as well as its content. The IO never blocks: the bytes run out
-//! with an end of file, so a handshake ends with a result or an error and
-//! any hang is a bug.
+//! of a head as well as its content. When the bytes run out the IO either
+//! ends the file or goes silent; time is paused, so a silent peer meets the
+//! handshake's time bound at once, and any hang is a bug.
+//!
+//! Each target checks its result against [`model`], which decides from the
+//! protocol's rules alone what must come of the bytes.
+
+pub mod model;
 
 use std::io;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -20,11 +25,33 @@ use tokio::runtime::Runtime;
 const MAX_HEAD: usize = 2048;
 const MAX_BODY: usize = 512;
 
-/// Serves `data` in chunks of 1 to 16 bytes, sized by `seed`; swallows
-/// writes.
+/// What the IO does once the script's bytes are out.
+#[derive(Clone, Copy, PartialEq)]
+enum Then {
+    /// End of file: the peer closed.
+    Eof,
+    /// Nothing, for ever: the peer waits for an answer.
+    Silence,
+}
+
+/// Serves `data` in chunks of 1 to 16 bytes, sized by `seed`, then `then`;
+/// keeps what is written to it.
 struct Script {
     data: Bytes,
     seed: u8,
+    then: Then,
+    written: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Script {
+    fn new(data: &[u8], seed: u8, then: Then) -> Self {
+        Script {
+            data: Bytes::copy_from_slice(data),
+            seed,
+            then,
+            written: Arc::default(),
+        }
+    }
 }
 
 impl AsyncRead for Script {
@@ -33,6 +60,9 @@ impl AsyncRead for Script {
         _cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.data.is_empty() && self.then == Then::Silence {
+            return Poll::Pending;
+        }
         self.seed = self.seed.rotate_left(3) ^ 0x5a;
         let chunk = 1 + usize::from(self.seed % 16);
         let n = chunk.min(self.data.len()).min(buf.remaining());
@@ -48,6 +78,7 @@ impl AsyncWrite for Script {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.written.lock().unwrap().extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -65,6 +96,7 @@ fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
+            .start_paused(true)
             .build()
             .expect("a tokio runtime")
     })
@@ -83,20 +115,17 @@ pub fn answer(data: &[u8]) {
     } else if seed & 0x40 != 0 {
         builder = builder.alpn([Protocol::Http1]);
     }
-    let io = Script {
-        data: Bytes::copy_from_slice(answer),
-        seed,
-    };
+    let io = Script::new(answer, seed, Then::Eof);
     runtime().block_on(async {
         match builder.handshake(io).await {
             Ok(transposed) => {
-                // Everything after the 101, read ahead or not, reaches the
-                // server unchanged: the input's whole tail.
+                // Exactly the bytes after the 101's head reach the server,
+                // whether the handshake read them ahead or not.
+                let start = model::after_101(answer).expect("a 101 the model finds too");
                 let mut rest = Vec::new();
                 let mut io = transposed.into_io();
                 io.read_to_end(&mut rest).await.expect("in-memory reads");
-                assert!(answer.ends_with(&rest));
-                assert!(rest.len() < answer.len());
+                assert_eq!(rest, &answer[start..]);
             }
             Err(Error::Declined(declined)) => assert!(declined.body.len() <= MAX_BODY),
             Err(_) => {}
@@ -119,25 +148,81 @@ pub fn request(data: &[u8]) {
     if seed & 0x40 != 0 {
         builder = builder.protocols([Protocol::Http1]);
     }
-    let io = Script {
-        data: Bytes::copy_from_slice(request),
-        seed,
+    let settings = model::Settings {
+        legacy: seed & 0x80 == 0,
+        h2: seed & 0x40 == 0,
+        max_head: MAX_HEAD,
+        max_headers: 64,
+        max_body: MAX_BODY,
     };
-    runtime().block_on(async {
-        let Ok(offer) = builder.read_request(io).await else {
-            return;
-        };
+    let expected = model::acceptor(request, settings);
+    let io = Script::new(request, seed, Then::Silence);
+    let written = Arc::clone(&io.written);
+    let reject = seed & 0x20 != 0;
+    let switched = runtime().block_on(async {
+        let offer = builder.read_request(io).await.ok()?;
         assert!(offer.request().body().len() <= MAX_BODY);
-        if seed & 0x20 != 0 {
-            let _ = offer.reject(ptth_response()).await;
-        } else {
-            let _ = offer.accept::<Empty<Bytes>>().await;
+        if reject {
+            offer
+                .reject(ptth_response())
+                .await
+                .expect("a refusal is written");
+            return None;
         }
+        Some(offer.accept::<Empty<Bytes>>().await.is_ok())
     });
+    let written = written.lock().unwrap();
+    let first = match expected {
+        model::Expected::Unknown => return,
+        model::Expected::Nothing => {
+            assert!(
+                written.is_empty(),
+                "{:?}",
+                String::from_utf8_lossy(&written)
+            );
+            return;
+        }
+        model::Expected::Switch if reject => "HTTP/1.1 403 ".to_owned(),
+        model::Expected::Switch => {
+            assert_eq!(switched, Some(true), "a valid request is switched");
+            "HTTP/1.1 101 ".to_owned()
+        }
+        model::Expected::Status(status) => format!("HTTP/1.1 {status} "),
+    };
+    assert!(
+        written.starts_with(first.as_bytes()),
+        "expected {first:?}, wrote {:?}",
+        String::from_utf8_lossy(&written)
+    );
 }
 
 fn ptth_response() -> http::Response<Bytes> {
     let mut response = http::Response::new(Bytes::from_static(b"no"));
     *response.status_mut() = http::StatusCode::FORBIDDEN;
     response
+}
+
+#[cfg(test)]
+mod seeds {
+    use std::path::Path;
+
+    /// Every committed seed passes its target, models and all, so a fuzz
+    /// run starts from a corpus the oracles agree with.
+    #[test]
+    fn every_seed_meets_the_models() {
+        let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+        for (target, run) in [
+            ("answer", super::answer as fn(&[u8])),
+            ("request", super::request),
+        ] {
+            let mut count = 0;
+            for entry in std::fs::read_dir(seeds.join(target)).unwrap() {
+                let path = entry.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                run(&data);
+                count += 1;
+            }
+            assert!(count > 0, "no seeds for {target}");
+        }
+    }
 }
