@@ -1,6 +1,8 @@
 //! Handshake cost per dialect, both sides in one process, over an in-memory
 //! pipe and over loopback TCP, beside a WebSocket handshake on the same
-//! transport as the anchor; and head parsing alone, from canned bytes.
+//! transport as the anchor; and one side's handshake alone against canned
+//! bytes with no peer (reading and checking the head, the span, the time
+//! bound and the answer written to a sink), which is not parsing alone.
 //!
 //! `cargo bench --bench handshake`
 
@@ -165,9 +167,9 @@ const CURRENT_REQUEST: &[u8] = b"GET /reverse-endpoint HTTP/1.1\r\nHost: example
 const LEGACY_ANSWER: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\n\r\nGET /status HTTP/1.1\r\nHost:\r\n\r\n";
 const RELAY_ANSWER: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nDate: Sun, 22 Nov 2026 12:00:00 GMT\r\nServer: relay/1.0\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-fn parsing(c: &mut Criterion) {
+fn one_side(c: &mut Criterion) {
     let rt = runtime();
-    let mut group = c.benchmark_group("parse");
+    let mut group = c.benchmark_group("one-side");
     let acceptor = ptth::acceptor::Builder::new();
     for (name, request) in [
         ("request/airplay", AIRPLAY_REQUEST),
@@ -191,5 +193,5 @@ fn parsing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, handshakes, parsing);
+criterion_group!(benches, handshakes, one_side);
 criterion_main!(benches);
