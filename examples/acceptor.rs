@@ -55,7 +55,7 @@ async fn call_back(
         offer.dialect(),
         offer.protocol()
     );
-    let (sender, connection) = offer.accept::<Full<Bytes>>().await?;
+    let (mut sender, connection) = offer.accept::<Full<Bytes>>().await?;
     let driver = tokio::spawn(connection);
     for (method, path, body) in [(Method::GET, "/hello", ""), (Method::POST, "/echo", "ping")] {
         let request = Request::builder()

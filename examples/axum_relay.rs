@@ -51,21 +51,20 @@ async fn connect(
 }
 
 async fn call(
-    Path((name, rest)): Path<(String, String)>,
+    Path((name, _)): Path<(String, String)>,
     State(devices): State<Devices>,
     mut request: Request,
 ) -> Response {
-    let Some(sender) = devices.lock().unwrap().get(&name).cloned() else {
+    let Some(mut sender) = devices.lock().unwrap().get(&name).cloned() else {
         return (StatusCode::NOT_FOUND, format!("no device named {name}\n")).into_response();
     };
-    let query = request
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    *request.uri_mut() = format!("/{rest}{query}")
-        .parse()
-        .expect("a path from the route");
+    // "/call/{name}/rest?query" goes to the device as "/rest?query", as sent.
+    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let rest = target
+        .match_indices('/')
+        .nth(2)
+        .map_or("/", |(at, _)| &target[at..]);
+    *request.uri_mut() = rest.parse().unwrap_or_default();
     match sender.send_request(request).await {
         Ok(answer) => answer.map(Body::new),
         Err(error) => (StatusCode::BAD_GATEWAY, format!("{error}\n")).into_response(),

@@ -69,7 +69,7 @@ async fn run(
         offer.request().uri(),
         offer.dialect()
     );
-    let (sender, connection) = offer.accept::<Full<Bytes>>().await?;
+    let (mut sender, connection) = offer.accept::<Full<Bytes>>().await?;
     let driver = tokio::spawn(connection);
 
     for (method, path, body) in [

@@ -12,7 +12,7 @@
 //! let (tcp, peer) = listener.accept().await?;
 //! let offer = acceptor.read_request_from(tcp, peer).await?;
 //! // Authenticate and route on `offer.request()` here, or `offer.reject(..)`.
-//! let (sender, connection) = offer.accept::<Empty<Bytes>>().await?;
+//! let (mut sender, connection) = offer.accept::<Empty<Bytes>>().await?;
 //! tokio::spawn(connection);
 //! let response = sender
 //!     .send_request(hyper::Request::get("/status").body(Empty::new())?)

@@ -15,7 +15,7 @@
 //! use ptth::axum::PtthUpgrade;
 //!
 //! async fn connect(upgrade: PtthUpgrade) -> Response {
-//!     upgrade.on_upgrade(|sender| async move {
+//!     upgrade.on_upgrade(|mut sender| async move {
 //!         let request = axum::http::Request::get("/hello").body(Body::empty()).unwrap();
 //!         if let Ok(response) = sender.send_request(request).await {
 //!             println!("the peer answered {}", response.status());

@@ -52,7 +52,7 @@
 //!     let (tcp, peer) = listener.accept().await?;
 //!     let offer = acceptor.read_request_from(tcp, peer).await?;
 //!     println!("{} wants to be called, on {}", peer, offer.request().uri());
-//!     let (sender, connection) = offer.accept::<Empty<Bytes>>().await?;
+//!     let (mut sender, connection) = offer.accept::<Empty<Bytes>>().await?;
 //!     tokio::spawn(connection);
 //!     let response = sender.send_request(Request::get("/").body(Empty::new())?).await?;
 //!     let body = response.into_body().collect().await?.to_bytes();
@@ -87,7 +87,7 @@
 //!
 //!     let offer = ptth::acceptor::Builder::new().read_request(accepted).await?;
 //!     assert_eq!(offer.protocol(), ptth::Protocol::Http2);
-//!     let (sender, connection) = offer.accept::<Empty<Bytes>>().await?;
+//!     let (mut sender, connection) = offer.accept::<Empty<Bytes>>().await?;
 //!     tokio::spawn(connection);
 //!     let response = sender
 //!         .send_request(Request::get("/from-the-acceptor").body(Empty::new())?)

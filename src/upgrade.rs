@@ -20,7 +20,7 @@
 //!     match ptth::upgrade::accept::<_, _, Empty<Bytes>>(&acceptor, &mut request) {
 //!         Ok((switching, pending)) => {
 //!             tokio::spawn(async move {
-//!                 let (sender, connection) = pending.await?;
+//!                 let (mut sender, connection) = pending.await?;
 //!                 tokio::spawn(connection);
 //!                 let request = Request::get("/status").body(Empty::new()).unwrap();
 //!                 let response = sender.send_request(request).await?;

@@ -71,7 +71,10 @@ async fn accept_h2(
     sender
 }
 
-async fn status(sender: &SendRequest<Empty<Bytes>>, request: Request<Empty<Bytes>>) -> StatusCode {
+async fn status(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    request: Request<Empty<Bytes>>,
+) -> StatusCode {
     sender
         .send_request(request)
         .await
@@ -89,9 +92,9 @@ async fn h2_relative_requests_get_the_upgrade_host_as_authority() {
         let (listener, addr) = listener().await;
         let (seen_tx, mut seen) = mpsc::unbounded_channel();
         tokio::spawn(h2_initiator(addr, seen_tx));
-        let sender = accept_h2(&listener, ptth::acceptor::Builder::new()).await;
+        let mut sender = accept_h2(&listener, ptth::acceptor::Builder::new()).await;
 
-        assert_eq!(status(&sender, get("/hello?x=1")).await, StatusCode::OK);
+        assert_eq!(status(&mut sender, get("/hello?x=1")).await, StatusCode::OK);
         let expected = Seen {
             uri: format!("http://{addr}/hello?x=1"),
             host: None,
@@ -103,7 +106,7 @@ async fn h2_relative_requests_get_the_upgrade_host_as_authority() {
             .header(HOST, "given.example")
             .body(Empty::new())
             .unwrap();
-        assert_eq!(status(&sender, given).await, StatusCode::OK);
+        assert_eq!(status(&mut sender, given).await, StatusCode::OK);
         let expected = Seen {
             uri: "http://given.example/g".into(),
             host: None,
@@ -112,7 +115,7 @@ async fn h2_relative_requests_get_the_upgrade_host_as_authority() {
 
         // So does an absolute URI.
         let absolute = get("https://absolute.example/a");
-        assert_eq!(status(&sender, absolute).await, StatusCode::OK);
+        assert_eq!(status(&mut sender, absolute).await, StatusCode::OK);
         let expected = Seen {
             uri: "https://absolute.example/a".into(),
             host: None,
@@ -130,8 +133,8 @@ async fn h2_authority_can_be_set_on_the_acceptor() {
         tokio::spawn(h2_initiator(addr, seen_tx));
         let acceptor =
             ptth::acceptor::Builder::new().authority(Authority::from_static("device.local"));
-        let sender = accept_h2(&listener, acceptor).await;
-        assert_eq!(status(&sender, get("/")).await, StatusCode::OK);
+        let mut sender = accept_h2(&listener, acceptor).await;
+        assert_eq!(status(&mut sender, get("/")).await, StatusCode::OK);
         let expected = Seen {
             uri: "http://device.local/".into(),
             host: None,
@@ -171,8 +174,8 @@ async fn h2_authority_inside_a_hyper_server() {
                 .serve_connection(TokioIo::new(tcp), service)
                 .with_upgrades(),
         );
-        let sender = sender.recv().await.unwrap();
-        assert_eq!(status(&sender, get("/inside")).await, StatusCode::OK);
+        let mut sender = sender.recv().await.unwrap();
+        assert_eq!(status(&mut sender, get("/inside")).await, StatusCode::OK);
         let expected = Seen {
             uri: format!("http://{addr}/inside"),
             host: None,
@@ -209,7 +212,7 @@ async fn h1_requests_carry_host() {
             }
             let (tcp, _) = listener.accept().await.unwrap();
             let offer = acceptor.read_request(tcp).await.unwrap();
-            let (sender, connection) = offer.accept::<Empty<Bytes>>().await.unwrap();
+            let (mut sender, connection) = offer.accept::<Empty<Bytes>>().await.unwrap();
             tokio::spawn(connection);
             let response = sender.send_request(get("/")).await.unwrap();
             response.into_body().collect().await.unwrap();
@@ -239,8 +242,8 @@ async fn hyper_h2_server_sees_the_authority() {
                 .serve_connection(TokioIo::new(transposed.into_io()), service)
                 .await
         });
-        let sender = accept_h2(&listener, ptth::acceptor::Builder::new()).await;
-        assert_eq!(status(&sender, get("/x")).await, StatusCode::OK);
+        let mut sender = accept_h2(&listener, ptth::acceptor::Builder::new()).await;
+        assert_eq!(status(&mut sender, get("/x")).await, StatusCode::OK);
         assert_eq!(seen.recv().await.unwrap(), format!("http://{addr}/x"));
     })
     .await;

@@ -236,7 +236,7 @@ async fn initiator_vanishing_mid_request_fails_pending_and_later_requests_fast()
     within(async {
         for (dialect, protocol) in COMBINATIONS {
             let case = format!("{dialect} {protocol}");
-            let (transposed, sender, connection) =
+            let (transposed, mut sender, connection) =
                 transpose_on_loopback::<Full<Bytes>>(dialect, protocol).await;
             let mut client = tokio::spawn(connection);
             // The service reports the request's arrival and never answers.
@@ -350,7 +350,7 @@ async fn acceptor_vanishing_mid_response_errors_the_server_and_drops_the_body() 
         for (dialect, protocol) in COMBINATIONS {
             let case = format!("{dialect} {protocol}");
             let (relay, opened, accepted) = Relay::start().await;
-            let (transposed, sender, connection) = transpose::<Full<Bytes>>(
+            let (transposed, mut sender, connection) = transpose::<Full<Bytes>>(
                 opened,
                 accepted,
                 dialect,
@@ -412,7 +412,7 @@ async fn acceptor_dropping_everything_mid_response_ends_the_server_and_drops_the
     within(async {
         for (dialect, protocol) in COMBINATIONS {
             let case = format!("{dialect} {protocol}");
-            let (transposed, sender, connection) =
+            let (transposed, mut sender, connection) =
                 transpose_on_loopback::<Full<Bytes>>(dialect, protocol).await;
             let client = tokio::spawn(connection);
             let (dropped_tx, mut dropped) = mpsc::unbounded_channel();
@@ -469,7 +469,7 @@ async fn h2_keep_alive_detects_a_frozen_peer_on_both_sides() {
             .keep_alive_interval(INTERVAL)
             .keep_alive_timeout(TIMEOUT)
             .keep_alive_while_idle(true);
-        let (transposed, sender, connection) = transpose::<Full<Bytes>>(
+        let (transposed, mut sender, connection) = transpose::<Full<Bytes>>(
             opened,
             accepted,
             Dialect::Current,
@@ -496,7 +496,7 @@ async fn h2_keep_alive_detects_a_frozen_peer_on_both_sides() {
             !client.is_finished(),
             "the client ended on a live, idle connection"
         );
-        let (status, body) = common::exchange(&sender, request("GET", "/alive", "")).await;
+        let (status, body) = common::exchange(&mut sender, request("GET", "/alive", "")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, "GET /alive\n");
 
@@ -640,7 +640,7 @@ async fn drain(mut body: Incoming, meter: &Meter) -> Result<u64, hyper::Error> {
 async fn large_bodies_stream_both_ways_in_bounded_memory() {
     within(async {
         for protocol in [Protocol::Http1, Protocol::Http2] {
-            let (transposed, sender, connection) =
+            let (transposed, mut sender, connection) =
                 transpose_on_loopback::<Either<Empty<Bytes>, Source>>(Dialect::Current, protocol)
                     .await;
             let mut client = tokio::spawn(connection);
@@ -749,7 +749,7 @@ async fn paced_stream_arrives_chunk_by_chunk() {
     within(async {
         for (dialect, protocol) in COMBINATIONS {
             let case = format!("{dialect} {protocol}");
-            let (transposed, sender, connection) =
+            let (transposed, mut sender, connection) =
                 transpose_on_loopback::<Full<Bytes>>(dialect, protocol).await;
             let mut client = tokio::spawn(connection);
             let produced = Arc::new(AtomicUsize::new(0));
@@ -823,7 +823,7 @@ async fn paced_stream_arrives_chunk_by_chunk() {
 async fn upgrade_inside_the_transposed_connection_carries_raw_bytes() {
     within(async {
         for dialect in [Dialect::Legacy, Dialect::Current] {
-            let (transposed, sender, connection) =
+            let (transposed, mut sender, connection) =
                 transpose_on_loopback::<Empty<Bytes>>(dialect, Protocol::Http1).await;
             let mut client = tokio::spawn(connection);
             // Each echo session reports how many bytes it echoed.

@@ -122,13 +122,13 @@ async fn call_back(
     pending: Pending<Full<Bytes>>,
     upgrade_body: Bytes,
 ) -> Result<CallBack, ptth::Error> {
-    let (sender, connection) = pending.await?;
+    let (mut sender, connection) = pending.await?;
     let protocol = sender.protocol();
     let driver = tokio::spawn(connection);
     let mut answers = Vec::new();
     for (method, path, body) in REQUESTS {
         let request = common::request(method.as_str(), path, body);
-        let (status, body) = common::try_exchange(&sender, request).await?;
+        let (status, body) = common::try_exchange(&mut sender, request).await?;
         answers.push(format!(
             "{} {}",
             status.as_u16(),

@@ -29,13 +29,17 @@ const COMBINATIONS: [(Dialect, Protocol); 3] = [
 async fn every_dialect_and_protocol_carries_several_requests() {
     within(async {
         for (dialect, protocol) in COMBINATIONS {
-            let pair = pair(dialect, protocol).await;
+            let mut pair = pair(dialect, protocol).await;
             for i in 0..5 {
-                let (status, body) =
-                    exchange(&pair.sender, request("GET", &format!("/hello?i={i}"), "")).await;
+                let (status, body) = exchange(
+                    &mut pair.sender,
+                    request("GET", &format!("/hello?i={i}"), ""),
+                )
+                .await;
                 assert_eq!(status, StatusCode::OK);
                 assert_eq!(body, format!("GET /hello?i={i}\n"));
-                let (status, body) = exchange(&pair.sender, request("POST", "/echo", "ping")).await;
+                let (status, body) =
+                    exchange(&mut pair.sender, request("POST", "/echo", "ping")).await;
                 assert_eq!(status, StatusCode::OK);
                 assert_eq!(body, "POST /echo\nping", "{dialect} {protocol}");
             }
@@ -57,11 +61,11 @@ async fn cloned_senders_carry_100_concurrent_requests_each_matched_to_its_respon
             let pair = pair(Dialect::Current, protocol).await;
             let mut tasks = Vec::new();
             for i in 0..100 {
-                let sender = pair.sender.clone();
+                let mut sender = pair.sender.clone();
                 assert_eq!(sender.id(), pair.sender.id());
                 tasks.push(tokio::spawn(async move {
                     let request = request("POST", &format!("/n/{i}"), &i.to_string());
-                    let (status, body) = exchange(&sender, request).await;
+                    let (status, body) = exchange(&mut sender, request).await;
                     assert_eq!(status, StatusCode::OK);
                     assert_eq!(body, format!("POST /n/{i}\n{i}"), "{protocol}");
                 }));
@@ -79,7 +83,7 @@ async fn cloned_senders_carry_100_concurrent_requests_each_matched_to_its_respon
 #[tokio::test]
 async fn h1_requests_sent_back_to_back_wait_their_turn() {
     within(async {
-        let pair = pair(Dialect::Current, Protocol::Http1).await;
+        let mut pair = pair(Dialect::Current, Protocol::Http1).await;
         let first = pair.sender.send_request(request("GET", "/first", ""));
         let second = pair.sender.send_request(request("GET", "/second", ""));
         // The next request goes out once the response before it has been
@@ -238,7 +242,7 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
                 .read_request(tcp)
                 .await
                 .unwrap();
-            let (sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
+            let (mut sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
             let client = tokio::spawn(connection);
 
             sender.ready().await.unwrap();

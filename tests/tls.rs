@@ -126,7 +126,7 @@ async fn initiate(
 /// Sends one request on the transposed connection and returns the status
 /// and body of its response.
 async fn call(
-    sender: &SendRequest<Full<Bytes>>,
+    sender: &mut SendRequest<Full<Bytes>>,
     method: Method,
     path: &str,
     body: &'static str,
@@ -159,7 +159,7 @@ async fn exchange(builder: ptth::initiator::Builder, expected: Protocol) {
     assert_eq!(offer.request().uri(), "/reverse");
     assert_eq!(offer.request().headers()["host"], "localhost");
     assert_eq!(offer.protocol(), expected);
-    let (sender, connection) = offer
+    let (mut sender, connection) = offer
         .accept::<Full<Bytes>>()
         .await
         .expect("accept the upgrade");
@@ -175,7 +175,7 @@ async fn exchange(builder: ptth::initiator::Builder, expected: Protocol) {
         (Method::POST, "/echo", "ping over TLS"),
         (Method::PUT, "/state", "on"),
     ] {
-        let (status, answer) = call(&sender, method.clone(), path, body)
+        let (status, answer) = call(&mut sender, method.clone(), path, body)
             .await
             .expect("reversed request");
         assert_eq!(status, StatusCode::OK);
@@ -254,8 +254,10 @@ async fn h2_over_tls_carries_concurrent_requests() {
 
         let mut calls = tokio::task::JoinSet::new();
         for _ in 0..CONCURRENT {
-            let handle = sender.clone();
-            calls.spawn(async move { call(&handle, Method::POST, "/together", "same time").await });
+            let mut handle = sender.clone();
+            calls.spawn(
+                async move { call(&mut handle, Method::POST, "/together", "same time").await },
+            );
         }
         let answers = calls.join_all().await;
         assert_eq!(answers.len(), CONCURRENT);
@@ -342,9 +344,11 @@ async fn connect_dials_https_urls_with_tls() {
             .await
             .unwrap();
         assert_eq!(offer.protocol(), Protocol::Http2);
-        let (sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
+        let (mut sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
         tokio::spawn(connection);
-        let (status, answer) = call(&sender, Method::GET, "/over-tls", "").await.unwrap();
+        let (status, answer) = call(&mut sender, Method::GET, "/over-tls", "")
+            .await
+            .unwrap();
         assert_eq!(
             (status, answer.as_str()),
             (StatusCode::OK, "HTTP/2.0 GET /over-tls ")

@@ -50,8 +50,8 @@ async fn upgrades_are_traced_with_role_dialect_protocol_and_peer() {
     let captured = Captured::default();
     let _guard = captured.install();
     within(async {
-        let pair = pair(Dialect::Current, Protocol::Http2).await;
-        let (status, _) = exchange(&pair.sender, request("GET", "/", "")).await;
+        let mut pair = pair(Dialect::Current, Protocol::Http2).await;
+        let (status, _) = exchange(&mut pair.sender, request("GET", "/", "")).await;
         assert_eq!(status, 200);
         drop(pair.sender);
         pair.client.await.unwrap().unwrap();

@@ -426,7 +426,7 @@ async fn airplay_sender_without_host_is_accepted_and_called_back() {
         assert_eq!(offer.request().uri(), "/reverse");
         assert_eq!(offer.request().headers()["x-apple-purpose"], "event");
         assert!(offer.peer_addr().is_some());
-        let (sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
+        let (mut sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
         tokio::spawn(connection);
 
         let switching = read_head(&mut raw).await;

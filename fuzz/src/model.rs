@@ -100,6 +100,11 @@ pub fn acceptor(request: &[u8], settings: Settings) -> Expected {
     if headers.len() > settings.max_headers {
         return Expected::Status(431);
     }
+    // A target that is no URI (httparse takes any visible bytes) is a bad
+    // request before it is anything else.
+    if parsed.path.is_none_or(|path| http::Uri::try_from(path).is_err()) {
+        return Expected::Status(400);
+    }
     // Bytes `http` refuses in a value are the crate's own test's business.
     if headers.iter().any(|h| {
         h.value

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use http::header::{Entry, HOST};
+use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::{Body, Incoming};
@@ -122,10 +122,10 @@ impl<B> SendRequest<B> {
     /// Waits until the connection could take a request at once, or fails
     /// when it is gone. Not needed before
     /// [`send_request`](SendRequest::send_request), which waits by itself.
-    pub async fn ready(&self) -> Result<(), Error> {
-        match &self.inner {
+    pub async fn ready(&mut self) -> Result<(), Error> {
+        match &mut self.inner {
             Inner::Http1(tx) => tx.lock().await.ready().await?,
-            Inner::Http2(tx) => tx.clone().ready().await?,
+            Inner::Http2(tx) => tx.ready().await?,
         }
         Ok(())
     }
@@ -164,53 +164,76 @@ where
 {
     /// Sends a request, waiting for its turn on HTTP/1.1, and resolves to
     /// the response head; the body streams from the returned [`Incoming`].
+    /// The request goes out when this is called if the connection can take
+    /// it, else when the returned future is first polled and its turn has
+    /// come. `&mut self`, as with hyper's senders: clone the sender (it is
+    /// cheap) to send from several tasks.
     ///
     /// A target without authority is completed as described under
     /// [Authority](SendRequest#authority).
     pub fn send_request(
-        &self,
+        &mut self,
         mut request: Request<B>,
     ) -> impl Future<Output = Result<Response<Incoming>, Error>> + Send + 'static + use<B> {
-        let sending = match &self.inner {
+        let sending = match &mut self.inner {
             Inner::Http1(tx) => {
-                // One lookup: this runs on every HTTP/1.1 request.
-                if let Entry::Vacant(entry) = request.headers_mut().entry(HOST) {
-                    entry.insert(match &self.shared.authority.configured {
+                // Callers that forward requests set Host already, and then
+                // this is the cheapest check.
+                if !request.headers().contains_key(HOST) {
+                    let host = match &self.shared.authority.configured {
                         Some(authority) => host_value(authority),
                         None => HeaderValue::from_static(""),
-                    });
+                    };
+                    request.headers_mut().insert(HOST, host);
                 }
-                Sending::Http1(Arc::clone(tx), request)
+                // Nobody holds or awaits the turn and hyper can take the
+                // request now: send it at once. A waiter is never overtaken,
+                // since tokio's mutex hands a released turn to the first one.
+                match tx.try_lock() {
+                    Ok(mut tx) if tx.is_ready() => Sending::Http1(tx.send_request(request)),
+                    _ => Sending::Queued(Box::pin(send_in_turn(Arc::clone(tx), request))),
+                }
             }
             Inner::Http2(tx) => {
                 if request.uri().authority().is_none() {
                     self.shared.authority.complete(&mut request);
                 }
-                Sending::Http2(tx.clone().send_request(request))
+                Sending::Http2(tx.send_request(request))
             }
         };
         async move {
             Ok(match sending {
-                Sending::Http1(tx, request) => {
-                    let response = {
-                        let mut tx = tx.lock().await;
-                        tx.ready().await?;
-                        tx.send_request(request)
-                    };
-                    response.await?
-                }
+                Sending::Http1(response) => response.await?,
+                Sending::Queued(response) => response.await?,
                 Sending::Http2(response) => response.await?,
             })
         }
     }
 }
 
-// It is built and moved once, into the future `send_request` returns, so
-// boxing the large HTTP/1.1 variant would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-enum Sending<B, F> {
-    Http1(Arc<Mutex<http1::SendRequest<B>>>, Request<B>),
-    Http2(F),
+type Responding = Pin<Box<dyn Future<Output = Result<Response<Incoming>, Error>> + Send>>;
+
+/// A request on its way: sent, or waiting for its turn on HTTP/1.1.
+enum Sending<H1, H2> {
+    Http1(H1),
+    Queued(Responding),
+    Http2(H2),
+}
+
+/// Waits for the turn on an HTTP/1.1 connection, then sends.
+async fn send_in_turn<B>(
+    tx: Arc<Mutex<http1::SendRequest<B>>>,
+    request: Request<B>,
+) -> Result<Response<Incoming>, Error>
+where
+    B: Body + Send + 'static,
+{
+    let response = {
+        let mut tx = tx.lock().await;
+        tx.ready().await?;
+        tx.send_request(request)
+    };
+    Ok(response.await?)
 }
 
 impl Authorities {
@@ -261,7 +284,7 @@ where
 {
     type Response = Response<Incoming>;
     type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Incoming>, Error>> + Send>>;
+    type Future = Responding;
 
     /// Always ready: requests queue inside on HTTP/1.1, and a closed
     /// connection fails the request itself.

@@ -99,7 +99,7 @@ pub fn request(method: &str, path: &str, body: &str) -> Request<Full<Bytes>> {
 
 /// Sends a request and returns the status and whole body.
 pub async fn exchange(
-    sender: &SendRequest<Full<Bytes>>,
+    sender: &mut SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
 ) -> (hyper::StatusCode, Bytes) {
     try_exchange(sender, request).await.unwrap()
@@ -107,7 +107,7 @@ pub async fn exchange(
 
 /// [`exchange`] for callers that report failures instead of panicking.
 pub async fn try_exchange(
-    sender: &SendRequest<Full<Bytes>>,
+    sender: &mut SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
 ) -> Result<(hyper::StatusCode, Bytes), ptth::Error> {
     let response = sender.send_request(request).await?;
