@@ -188,6 +188,8 @@ pub fn request(data: &[u8]) {
             "HTTP/1.1 101 ".to_owned()
         }
         model::Expected::Status(status) => format!("HTTP/1.1 {status} "),
+        model::Expected::EarlyData if reject && written.starts_with(b"HTTP/1.1 403 ") => return,
+        model::Expected::EarlyData => "HTTP/1.1 400 ".to_owned(),
     };
     assert!(
         written.starts_with(first.as_bytes()),

@@ -32,6 +32,11 @@ pub enum Expected {
     Switch,
     /// A refusal with this status, before any application sees it.
     Status(u16),
+    /// A valid request with bytes behind it, which it must not switch on:
+    /// `400` when they arrived with the request or before the `101`; an
+    /// application's refusal may also go out first, since after a refusal
+    /// the bytes are the connection's next request.
+    EarlyData,
     /// Outside what this small model decides (chunked bodies,
     /// `Expect: 100-continue`, repeated or odd framing headers).
     Unknown,
@@ -102,7 +107,10 @@ pub fn acceptor(request: &[u8], settings: Settings) -> Expected {
     }
     // A target that is no URI (httparse takes any visible bytes) is a bad
     // request before it is anything else.
-    if parsed.path.is_none_or(|path| http::Uri::try_from(path).is_err()) {
+    if parsed
+        .path
+        .is_none_or(|path| http::Uri::try_from(path).is_err())
+    {
         return Expected::Status(400);
     }
     // Bytes `http` refuses in a value are the crate's own test's business.
@@ -185,7 +193,7 @@ pub fn acceptor(request: &[u8], settings: Settings) -> Expected {
     match (request.len() - len).cmp(&body) {
         std::cmp::Ordering::Less => Expected::Nothing,
         std::cmp::Ordering::Equal => Expected::Switch,
-        std::cmp::Ordering::Greater => Expected::Status(400),
+        std::cmp::Ordering::Greater => Expected::EarlyData,
     }
 }
 
