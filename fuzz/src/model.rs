@@ -86,7 +86,9 @@ fn tokens(headers: &[httparse::Header<'_>], name: &str) -> Vec<String> {
 /// and an `ALPN` with a protocol in common; a body within its bound; and
 /// nothing after it.
 pub fn acceptor(request: &[u8], settings: Settings) -> Expected {
-    let mut slots = [httparse::EMPTY_HEADER; 256];
+    // As many slots as headers allowed: past them, "too many" is what a
+    // reader finds first, whatever follows.
+    let mut slots = vec![httparse::EMPTY_HEADER; settings.max_headers];
     let mut parsed = httparse::Request::new(&mut slots);
     let len = match parsed.parse(request) {
         Ok(httparse::Status::Complete(len)) if len > settings.max_head => {
@@ -102,9 +104,6 @@ pub fn acceptor(request: &[u8], settings: Settings) -> Expected {
         Err(_) => return Expected::Status(400),
     };
     let headers = &*parsed.headers;
-    if headers.len() > settings.max_headers {
-        return Expected::Status(431);
-    }
     // A target that is no URI (httparse takes any visible bytes) is a bad
     // request before it is anything else.
     if parsed
