@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example load -- [--json PATH] [--quick] [--aa]
 //!     [--rounds N] [--seconds S] [--bulk-mib N] [--idle N] [--threads N]
+//!     [--only small|bulk|idle]
 //! ```
 //!
 //! Path A is plain hyper: the client dials the server. Path B is ptth: the
@@ -96,11 +97,14 @@ struct Config {
     bulk_bytes: u64,
     idle: usize,
     threads: usize,
+    /// One section to run alone (`small`, `bulk` or `idle`), so it can be
+    /// given more rounds; all three when `None`.
+    only: Option<String>,
 }
 
 impl Config {
     const USAGE: &str = "usage: load [--json PATH] [--quick] [--aa] [--rounds N] [--seconds S] \
-                         [--bulk-mib N] [--idle N] [--threads N]";
+                         [--bulk-mib N] [--idle N] [--threads N] [--only small|bulk|idle]";
 
     /// The defaults, or `--quick`'s smaller ones, with any flag given on top.
     fn parse(args: &[String]) -> Result<Config, BoxError> {
@@ -114,6 +118,7 @@ impl Config {
             bulk_bytes: if quick { 16 * MIB } else { 256 * MIB },
             idle: if quick { 500 } else { 10_000 },
             threads: 2,
+            only: None,
         };
         let mut args = args
             .iter()
@@ -127,6 +132,9 @@ impl Config {
                 "--bulk-mib" => config.bulk_bytes = value.parse::<u64>()? * MIB,
                 "--idle" => config.idle = value.parse()?,
                 "--threads" => config.threads = value.parse()?,
+                "--only" if ["small", "bulk", "idle"].contains(&value.as_str()) => {
+                    config.only = Some(value.clone());
+                }
                 _ => return Err(Self::USAGE.into()),
             }
         }
@@ -134,6 +142,10 @@ impl Config {
             return Err("--rounds, --threads and --bulk-mib must be at least 1".into());
         }
         Ok(config)
+    }
+
+    fn runs(&self, section: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == section)
     }
 
     fn paths(&self) -> [Path; 2] {
@@ -160,18 +172,19 @@ fn run(config: &Config, args: &[String]) -> Result<(), BoxError> {
     let runtime = runtime(config.threads)?;
     let mut rows = Vec::new();
     for protocol in [Proto::H1, Proto::H2] {
-        for in_flight in IN_FLIGHT {
+        for in_flight in IN_FLIGHT.into_iter().filter(|_| config.runs("small")) {
             eprintln!("load: {protocol}, small GETs, {in_flight} in flight");
             rows.extend(runtime.block_on(request_rows(config, protocol, in_flight))?);
         }
     }
     for protocol in [Proto::H1, Proto::H2] {
-        for direction in [Direction::Upload, Direction::Download] {
+        let directions = [Direction::Upload, Direction::Download];
+        for direction in directions.into_iter().filter(|_| config.runs("bulk")) {
             eprintln!("load: {protocol}, {}", direction.names()[0]);
             rows.extend(runtime.block_on(bulk_rows(config, protocol, direction))?);
         }
     }
-    if config.idle > 0 {
+    if config.idle > 0 && config.runs("idle") {
         for protocol in [Proto::H1, Proto::H2] {
             eprintln!("load: {protocol}, {} idle connections", config.idle);
             rows.extend(idle_rows(config, protocol)?);
