@@ -152,29 +152,15 @@ async fn h2_authority_inside_a_hyper_server() {
         let (seen_tx, mut seen) = mpsc::unbounded_channel();
         tokio::spawn(h2_initiator(addr, seen_tx));
         let (tcp, _) = listener.accept().await.unwrap();
-        let (senders, mut sender) = mpsc::unbounded_channel();
-        let service = service_fn(move |mut request: Request<Incoming>| {
-            let senders = senders.clone();
-            async move {
-                let acceptor = ptth::acceptor::Builder::new();
-                let accepted = ptth::upgrade::accept::<_, _, Empty<Bytes>>(&acceptor, &mut request);
-                let Ok((switching, pending)) = accepted else {
-                    panic!("a valid upgrade request");
-                };
-                tokio::spawn(async move {
-                    let (sender, connection) = pending.await.unwrap();
-                    tokio::spawn(connection);
-                    senders.send(sender).unwrap();
-                });
-                Ok::<Response<Empty<Bytes>>, Infallible>(switching.map(|_: Bytes| Empty::new()))
-            }
-        });
+        let (reports, mut switched) = mpsc::unbounded_channel();
+        let service = common::switching_service(reports);
         tokio::spawn(
             hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tcp), service)
                 .with_upgrades(),
         );
-        let mut sender = sender.recv().await.unwrap();
+        let (mut sender, connection) = switched.recv().await.unwrap().unwrap();
+        tokio::spawn(connection);
         assert_eq!(status(&mut sender, get("/inside")).await, StatusCode::OK);
         let expected = Seen {
             uri: format!("http://{addr}/inside"),

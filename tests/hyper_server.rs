@@ -483,21 +483,8 @@ async fn http10_upgrade_request_is_not_upgraded() {
 async fn a_server_without_upgrades_is_named_as_the_cause() {
     within(async {
         let (listener, addr) = listener().await;
-        let (results, mut result) = mpsc::unbounded_channel();
-        let service = service_fn(move |mut request: Request<Incoming>| {
-            let results = results.clone();
-            async move {
-                let acceptor = ptth::acceptor::Builder::new();
-                let accepted = ptth::upgrade::accept::<_, _, Empty<Bytes>>(&acceptor, &mut request);
-                let Ok((switching, pending)) = accepted else {
-                    panic!("a valid upgrade request");
-                };
-                tokio::spawn(async move {
-                    let _ = results.send(pending.await.map(|_| ()));
-                });
-                Ok::<Response<Full<Bytes>>, Infallible>(switching)
-            }
-        });
+        let (reports, mut switched) = mpsc::unbounded_channel();
+        let service = common::switching_service(reports);
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             let io = TokioIo::new(tcp);
@@ -506,7 +493,7 @@ async fn a_server_without_upgrades_is_named_as_the_cause() {
                 .await
         });
         let initiator = tokio::spawn(initiate(addr, ptth::initiator::Builder::new()));
-        let error = result.recv().await.unwrap().unwrap_err();
+        let error = switched.recv().await.unwrap().unwrap_err();
         assert!(matches!(error, ptth::Error::NotHandedOver(_)), "{error:?}");
         assert!(
             error.to_string().contains("serve it with upgrades enabled"),

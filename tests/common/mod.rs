@@ -6,10 +6,11 @@
 #[path = "../../examples/common/echo.rs"]
 pub mod echo;
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -17,6 +18,7 @@ use ptth::acceptor::SendRequest;
 use ptth::{Dialect, Protocol};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use echo::echo;
@@ -70,6 +72,34 @@ pub async fn pair(dialect: Dialect, protocol: Protocol) -> Pair {
         client: tokio::spawn(connection),
         server,
     }
+}
+
+/// How one switch inside a hyper server ended.
+pub type Switched = Result<(SendRequest<Empty<Bytes>>, ptth::acceptor::Connection), ptth::Error>;
+
+/// A hyper service that answers every valid PTTH upgrade request with
+/// `ptth::upgrade::accept`'s `101` and reports to `switched` how each
+/// switch ended.
+pub fn switching_service(
+    switched: mpsc::UnboundedSender<Switched>,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+> + Clone {
+    service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        let switched = switched.clone();
+        async move {
+            let acceptor = ptth::acceptor::Builder::new();
+            let accepted = ptth::upgrade::accept(&acceptor, &mut request);
+            let Ok((switching, pending)) = accepted else {
+                panic!("a valid upgrade request");
+            };
+            tokio::spawn(async move { switched.send(pending.await) });
+            Ok(switching)
+        }
+    })
 }
 
 /// A service that answers `VERSION METHOD PATH BODY`, so the sending side
