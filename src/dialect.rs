@@ -1,5 +1,9 @@
 use std::fmt;
 
+use bytes::{BufMut, BytesMut};
+
+use crate::head::put_header;
+
 /// Which PTTH wire dialect a handshake speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -29,6 +33,33 @@ impl Dialect {
         match self {
             Dialect::Current => "upgrade",
             Dialect::Legacy => "Upgrade",
+        }
+    }
+
+    /// Writes the dialect's upgrade fields in the order its peers expect:
+    /// legacy `Upgrade: PTTH/1.0` then `Connection: Upgrade`; current
+    /// `Connection: upgrade`, `Upgrade: ptth`, then `ALPN` listing
+    /// `protocols` (an offer, or the one chosen in a `101`).
+    pub(crate) fn put_fields(self, out: &mut BytesMut, protocols: &[Protocol]) {
+        let upgrade = self.upgrade_token().as_bytes();
+        let connection = self.connection_token().as_bytes();
+        match self {
+            Dialect::Legacy => {
+                put_header(out, "Upgrade", upgrade);
+                put_header(out, "Connection", connection);
+            }
+            Dialect::Current => {
+                put_header(out, "Connection", connection);
+                put_header(out, "Upgrade", upgrade);
+                out.put_slice(b"ALPN: ");
+                for (i, protocol) in protocols.iter().enumerate() {
+                    if i > 0 {
+                        out.put_slice(b", ");
+                    }
+                    out.put_slice(protocol.alpn_field().as_bytes());
+                }
+                out.put_slice(b"\r\n");
+            }
         }
     }
 

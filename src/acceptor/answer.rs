@@ -30,19 +30,7 @@ pub(super) fn switching_bytes(validated: &Validated) -> BytesMut {
     let dialect = validated.dialect;
     let mut out = BytesMut::with_capacity(128);
     out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-    let upgrade = dialect.upgrade_token().as_bytes();
-    let connection = dialect.connection_token().as_bytes();
-    match dialect {
-        Dialect::Legacy => {
-            head::put_header(&mut out, "Upgrade", upgrade);
-            head::put_header(&mut out, "Connection", connection);
-        }
-        Dialect::Current => {
-            head::put_header(&mut out, "Connection", connection);
-            head::put_header(&mut out, "Upgrade", upgrade);
-            head::put_header(&mut out, "ALPN", validated.protocol.alpn_field().as_bytes());
-        }
-    }
+    dialect.put_fields(&mut out, &[validated.protocol]);
     out.put_slice(b"\r\n");
     out
 }

@@ -88,26 +88,7 @@ impl Builder {
             None => uri.authority().map_or(&b""[..], |a| a.as_str().as_bytes()),
         };
         head::put_header(&mut out, "Host", host);
-        let upgrade = self.dialect.upgrade_token().as_bytes();
-        let connection = self.dialect.connection_token().as_bytes();
-        match self.dialect {
-            Dialect::Legacy => {
-                head::put_header(&mut out, "Upgrade", upgrade);
-                head::put_header(&mut out, "Connection", connection);
-            }
-            Dialect::Current => {
-                head::put_header(&mut out, "Connection", connection);
-                head::put_header(&mut out, "Upgrade", upgrade);
-                out.put_slice(b"ALPN: ");
-                for (i, protocol) in self.alpn.iter().enumerate() {
-                    if i > 0 {
-                        out.put_slice(b", ");
-                    }
-                    out.put_slice(protocol.alpn_field().as_bytes());
-                }
-                out.put_slice(b"\r\n");
-            }
-        }
+        self.dialect.put_fields(&mut out, &self.alpn);
         let owned = [HOST, UPGRADE, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING];
         for (name, value) in &self.headers {
             if !owned.contains(name) && name.as_str() != "alpn" {
