@@ -237,6 +237,57 @@ mod tests {
         assert!(matches!(body, Err(Error::BodyTooLarge { limit: 4 })));
     }
 
+    /// Runs `read` on a thread of its own and fails fast, naming `what`, if
+    /// it does not finish: a reader that spins or waits for a byte too many
+    /// would otherwise hold the test until its watchdog. The thread is left
+    /// behind then, so a spinning reader cannot block the test's end.
+    fn promptly<F>(what: &str, read: impl FnOnce() -> F + Send + 'static) -> F::Output
+    where
+        F: std::future::Future,
+        F::Output: Send + 'static,
+    {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let _ = done.send(runtime.block_on(read()));
+        });
+        result
+            .recv_timeout(std::time::Duration::from_secs(2))
+            .unwrap_or_else(|_| panic!("{what} did not finish"))
+    }
+
+    #[test]
+    fn a_peer_closing_inside_a_head_is_closed() {
+        let result = promptly("reading a head cut by a close", || async {
+            let (mut far, near) = tokio::io::duplex(1 << 16);
+            far.write_all(b"GET / HTTP/1.1\r\nHost:").await.unwrap();
+            drop(far);
+            let limits = Limits {
+                max_head: 16 * 1024,
+                max_headers: 64,
+            };
+            Reader::new(near).request_head(limits).await.map(|_| ())
+        });
+        assert!(matches!(result, Err(Error::Closed)), "{result:?}");
+    }
+
+    /// A body of known length is done at its last byte, while the peer,
+    /// which waits for the answer, sends nothing more.
+    #[test]
+    fn a_length_body_ends_at_its_last_byte() {
+        let body = promptly("reading a 4-byte body", || async {
+            let (mut far, near) = tokio::io::duplex(1 << 16);
+            far.write_all(b"abcd").await.unwrap();
+            let mut reader = Reader::new(near);
+            let body = reader.body(Framing::Length(4), 64, Excess::Refuse).await;
+            drop(far);
+            body
+        });
+        assert_eq!(body.unwrap(), "abcd");
+    }
+
     /// A peer that keeps sending after the limit: reading stops at the
     /// limit plus one read, without waiting for the close.
     #[tokio::test]
