@@ -235,6 +235,24 @@ mod tests {
         assert_eq!(body.unwrap(), "abcd");
         let (body, _) = read_body(b"abcdef", Framing::UntilClose, 4, Excess::Refuse).await;
         assert!(matches!(body, Err(Error::BodyTooLarge { limit: 4 })));
+        // Exactly at the limit is within it.
+        let (body, _) = read_body(b"abcdef", Framing::UntilClose, 6, Excess::Refuse).await;
+        assert_eq!(body.unwrap(), "abcdef");
+    }
+
+    /// A body cut at its limit needs no read past the limit: the peer may
+    /// keep the connection open and send nothing more.
+    #[test]
+    fn body_until_close_at_its_limit_needs_no_more_bytes() {
+        let body = promptly("reading a body cut at its limit", || async {
+            let (mut far, near) = tokio::io::duplex(1 << 16);
+            far.write_all(b"abcd").await.unwrap();
+            let mut reader = Reader::new(near);
+            let body = reader.body(Framing::UntilClose, 4, Excess::Truncate).await;
+            drop(far);
+            body
+        });
+        assert_eq!(body.unwrap(), "abcd");
     }
 
     /// Runs `read` on a thread of its own and fails fast, naming `what`, if
