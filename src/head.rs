@@ -485,6 +485,21 @@ mod tests {
         assert!(!connection_upgrade(&headers));
     }
 
+    /// Decoding runs on a thread of its own so that a loop that stops
+    /// advancing fails this test in two seconds instead of hanging the suite.
+    #[test]
+    fn percent_decoding_advances_past_every_byte() {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let decoded = ["", "h2", "%2F", "a%2Fb%2dc", "%41%42"].map(percent_decode);
+            let _ = done.send(decoded.map(Result::unwrap));
+        });
+        let decoded = result
+            .recv_timeout(std::time::Duration::from_secs(2))
+            .expect("percent decoding did not finish");
+        assert_eq!(decoded, ["", "h2", "/", "a/b-c", "AB"]);
+    }
+
     #[test]
     fn alpn_ids_are_percent_decoded_in_order() {
         let mut headers = HeaderMap::new();
