@@ -81,6 +81,16 @@ pub enum Error {
         offered: Vec<String>,
     },
 
+    /// The upgrade request was redirected more times than allowed, which
+    /// usually means a redirect loop.
+    #[error("more than {limit} redirects while upgrading, the last to {last}")]
+    TooManyRedirects {
+        /// The configured redirect limit.
+        limit: usize,
+        /// The last URL redirected to.
+        last: String,
+    },
+
     /// The initiator sent bytes after its upgrade request before it could
     /// have seen the `101`.
     #[error("bytes received after the upgrade request and before the 101")]

@@ -53,6 +53,7 @@ use tracing::{Instrument, debug, field};
 
 use self::connect::Dial;
 pub use self::connect::{IntoUri, Stream};
+use self::handshake::Round;
 pub use self::serve::{Connection, Server};
 pub use self::transposed::Transposed;
 use crate::head::Limits;
@@ -87,6 +88,7 @@ pub struct Builder {
     timeout: Duration,
     limits: Limits,
     max_declined_body: usize,
+    resend_on_no_content: bool,
 }
 
 impl Default for Builder {
@@ -113,6 +115,7 @@ impl Builder {
                 max_headers: DEFAULT_MAX_HEADERS,
             },
             max_declined_body: DEFAULT_MAX_DECLINED_BODY,
+            resend_on_no_content: false,
         }
     }
 
@@ -213,6 +216,17 @@ impl Builder {
         self
     }
 
+    /// Whether a `204 No Content` answer to the upgrade request means "send
+    /// it again on this connection", as some relays use it to hold a device
+    /// until there is work. Each round has the whole
+    /// [`timeout`](Builder::timeout) to itself.
+    ///
+    /// Default is `false`: a `204` is [`Error::Declined`].
+    pub fn resend_on_no_content(mut self, resend: bool) -> Self {
+        self.resend_on_no_content = resend;
+        self
+    }
+
     /// The largest answer head accepted, in bytes.
     ///
     /// Default is 16 KiB.
@@ -300,11 +314,15 @@ impl Builder {
     }
 
     /// Runs a handshake within the time bound, in a span that names it.
+    /// Each round sent again after a `204` has a time bound of its own.
     async fn bounded<T>(
         &self,
         uri: &Uri,
-        exchange: impl Future<Output = Result<Transposed<T>, Error>>,
-    ) -> Result<Transposed<T>, Error> {
+        exchange: impl Future<Output = Result<Round<T>, Error>>,
+    ) -> Result<Transposed<T>, Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
         let span = tracing::debug_span!(
             "ptth_handshake",
             role = "initiator",
@@ -314,10 +332,19 @@ impl Builder {
         );
         let span_handle = span.clone();
         async move {
-            let result = match tokio::time::timeout(self.timeout, exchange).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::TimedOut(self.timeout)),
-            };
+            let result = async {
+                let mut round = self.timed(exchange).await?;
+                loop {
+                    match round {
+                        Round::Switched(transposed) => return Ok(transposed),
+                        Round::Again(io) => {
+                            debug!("answered 204: sending the upgrade again");
+                            round = self.timed(self.exchange(io, uri)).await?;
+                        }
+                    }
+                }
+            }
+            .await;
             match &result {
                 Ok(transposed) => {
                     span_handle.record("protocol", field::display(transposed.protocol));
@@ -332,6 +359,14 @@ impl Builder {
         }
         .instrument(span)
         .await
+    }
+}
+
+impl Builder {
+    async fn timed<R>(&self, round: impl Future<Output = Result<R, Error>>) -> Result<R, Error> {
+        tokio::time::timeout(self.timeout, round)
+            .await
+            .unwrap_or(Err(Error::TimedOut(self.timeout)))
     }
 }
 

@@ -178,6 +178,7 @@ pub mod initiator;
 mod reader;
 mod rewind;
 pub mod service;
+pub mod tunnel;
 pub mod upgrade;
 
 pub use dialect::{Dialect, Protocol};

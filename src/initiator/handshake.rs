@@ -14,7 +14,7 @@ use crate::{Declined, Dialect, Error, Protocol, Rewind};
 impl Builder {
     /// Writes the upgrade request for `uri` and reads the answer up to the
     /// end of the `101`, or the whole of any other final answer.
-    pub(super) async fn exchange<T>(&self, mut io: T, uri: &Uri) -> Result<Transposed<T>, Error>
+    pub(super) async fn exchange<T>(&self, mut io: T, uri: &Uri) -> Result<Round<T>, Error>
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
@@ -26,10 +26,19 @@ impl Builder {
             if head.status == StatusCode::SWITCHING_PROTOCOLS {
                 let protocol = self.check_switch(&head.headers)?;
                 let io = Rewind::new(reader.io, reader.buf.freeze());
-                return Ok(Transposed::new(io, protocol, self.dialect, head.headers));
+                let transposed = Transposed::new(io, protocol, self.dialect, head.headers);
+                return Ok(Round::Switched(transposed));
             }
             if head.status.is_informational() {
                 continue;
+            }
+            // A 204 has no body, and nothing may follow it before the
+            // request is sent again, so the connection is clean for it.
+            if head.status == StatusCode::NO_CONTENT && self.resend_on_no_content {
+                if !reader.buf.is_empty() {
+                    return Err(Error::Malformed("bytes after a 204 answer to the upgrade"));
+                }
+                return Ok(Round::Again(reader.io));
             }
             let framing = head::response_framing(head.status, &head.headers)?;
             // The status is what matters; a body cut short by the peer
@@ -104,6 +113,15 @@ impl Builder {
         out.put_slice(&self.body);
         out
     }
+}
+
+/// How one round of the exchange ended, short of an error.
+pub(super) enum Round<T> {
+    /// The acceptor switched protocols.
+    Switched(Transposed<T>),
+    /// The acceptor answered `204` and the builder sends the upgrade again
+    /// on the same connection.
+    Again(T),
 }
 
 fn joined(headers: &HeaderMap, name: &HeaderName) -> String {

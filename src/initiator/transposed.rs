@@ -32,6 +32,17 @@ impl<T> Transposed<T> {
         }
     }
 
+    /// The same connection with its IO wrapped by `wrap`, read-ahead kept.
+    pub(crate) fn map_io<U>(self, wrap: impl FnOnce(T) -> U) -> Transposed<U> {
+        let (io, prefix) = self.io.into_parts();
+        Transposed {
+            io: Rewind::new(wrap(io), prefix),
+            protocol: self.protocol,
+            dialect: self.dialect,
+            headers: self.headers,
+        }
+    }
+
     /// The HTTP version to serve.
     pub fn protocol(&self) -> Protocol {
         self.protocol

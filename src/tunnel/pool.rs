@@ -1,0 +1,229 @@
+//! The supervisor: keeps the wanted number of connections open, one dial at
+//! a time, and decides when to dial again.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::answer::{self, Verdict};
+use super::backoff::Backoff;
+use super::watched::{Activity, Watched};
+use super::{Config, Phase, Shared};
+use crate::initiator::{Stream, Transposed};
+use crate::{Error, Protocol};
+
+/// A connection just upgraded, with what the tunnel tracks about it.
+pub(super) struct Dialed {
+    pub(super) transposed: Transposed<Watched<Stream>>,
+    pub(super) activity: Arc<Activity>,
+    pub(super) peer: SocketAddr,
+}
+
+/// Serves one dialed connection until it ends; the receiver turns `true`
+/// when the tunnel stops.
+pub(super) type Runner = Box<
+    dyn Fn(Dialed, watch::Receiver<bool>) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// How a connection ended.
+struct Ended {
+    lived: Duration,
+    served: u64,
+    idled_out: bool,
+    result: Result<(), Error>,
+}
+
+type Dialing = Pin<Box<dyn Future<Output = (Result<Dialed, Error>, Uri)> + Send>>;
+
+/// Runs the tunnel until it is stopped or meets an error retrying cannot
+/// fix.
+pub(super) async fn supervise(
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    runner: Runner,
+) -> Result<(), Error> {
+    let runner = Arc::new(runner);
+    let mut stop = shared.stop.subscribe();
+    let mut url = config.url.clone();
+    let mut backoff = Backoff::new(config.backoff_base, config.backoff_cap);
+    let mut slots: JoinSet<Ended> = JoinSet::new();
+    let mut wanted = config.connections.unwrap_or(1);
+    let mut delay = Duration::ZERO;
+    let mut dialing: Option<Dialing> = None;
+    let outcome = loop {
+        if dialing.is_none() && slots.len() < wanted {
+            dialing = Some(Box::pin(dial_after(
+                delay,
+                config.clone(),
+                shared.clone(),
+                url.clone(),
+            )));
+        }
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => break Ok(()),
+            Some(joined) = slots.join_next(), if !slots.is_empty() => {
+                let ended = joined.unwrap_or_else(|panic| Ended {
+                    lived: Duration::ZERO,
+                    served: 0,
+                    idled_out: false,
+                    result: Err(Error::Io(std::io::Error::other(panic))),
+                });
+                shared.update(|s| s.connected = slots.len());
+                delay = if ended.idled_out {
+                    backoff.reset();
+                    Duration::ZERO
+                } else {
+                    if ended.lived >= config.healthy_after || ended.served > 0 {
+                        backoff.reset();
+                    }
+                    backoff.next_delay()
+                };
+                log_end(&ended, delay);
+                if let Err(error) = ended.result {
+                    shared.update(|s| s.last_error = Some(Arc::new(error)));
+                }
+            }
+            (dialed, now) = async { dialing.as_mut().expect("checked by the guard").await },
+                if dialing.is_some() =>
+            {
+                dialing = None;
+                url = now;
+                match dialed {
+                    Ok(dialed) => {
+                        let protocol = dialed.transposed.protocol();
+                        wanted = config.connections.unwrap_or(match protocol {
+                            Protocol::Http2 => 1,
+                            Protocol::Http1 => super::DEFAULT_HTTP1_CONNECTIONS,
+                        });
+                        let public_url = answer::public_url(dialed.transposed.headers());
+                        info!(relay = %dialed.peer, %protocol, "tunnel connected");
+                        slots.spawn(run(runner.clone(), dialed, shared.stop.subscribe()));
+                        shared.update(|s| {
+                            s.connected = slots.len();
+                            s.protocol = Some(protocol);
+                            if public_url.is_some() {
+                                s.public_url = public_url;
+                            }
+                        });
+                        delay = Duration::ZERO;
+                    }
+                    Err(error) => {
+                        let at_least = match answer::judge(&error, &url, config.retry_not_found) {
+                            Verdict::Retry { at_least } => at_least,
+                            _ => break Err(error),
+                        };
+                        if config.max_failures.is_some_and(|max| backoff.failures() >= max) {
+                            break Err(error);
+                        }
+                        delay = backoff.next_delay().max(at_least.unwrap_or_default());
+                        warn!(%error, ?delay, "tunnel could not connect; retrying");
+                        shared.update(|s| s.last_error = Some(Arc::new(error)));
+                    }
+                }
+            }
+        }
+    };
+    drop(dialing);
+    shared.update(|s| s.phase = Phase::Stopping);
+    shared.stop.send_replace(true);
+    match &outcome {
+        Ok(()) => info!(connections = slots.len(), "tunnel shutting down"),
+        Err(error) => warn!(%error, "tunnel giving up"),
+    }
+    while let Some(joined) = slots.join_next().await {
+        shared.update(|s| s.connected = slots.len());
+        if let Ok(ended) = joined {
+            log_end(&ended, Duration::ZERO);
+        }
+    }
+    shared.update(|s| s.phase = Phase::Stopped);
+    info!("tunnel stopped");
+    outcome
+}
+
+async fn run(runner: Arc<Runner>, dialed: Dialed, stop: watch::Receiver<bool>) -> Ended {
+    let started = Instant::now();
+    let activity = dialed.activity.clone();
+    let result = runner(dialed, stop).await;
+    Ended {
+        lived: started.elapsed(),
+        served: activity.served(),
+        idled_out: activity.idled_out(),
+        result,
+    }
+}
+
+fn log_end(ended: &Ended, delay: Duration) {
+    let lived = ended.lived;
+    match &ended.result {
+        Ok(()) => info!(?lived, "tunnel connection closed"),
+        Err(_) if ended.idled_out => {
+            debug!(?lived, "tunnel connection idle for too long; replacing it")
+        }
+        Err(error) => info!(?lived, %error, ?delay, "tunnel connection lost"),
+    }
+}
+
+/// Waits `delay`, then dials, following redirects. Returns the URL to dial
+/// next time: the same, or where a permanent redirect pointed.
+async fn dial_after(
+    delay: Duration,
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    mut url: Uri,
+) -> (Result<Dialed, Error>, Uri) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut target = url.clone();
+    let mut redirects = 0;
+    loop {
+        shared.update(|s| s.attempts += 1);
+        let error = match dial(&config, &target).await {
+            Ok(dialed) => return (Ok(dialed), url),
+            Err(error) => error,
+        };
+        let Verdict::Redirect { to, permanent } = answer::judge(&error, &target, false) else {
+            return (Err(error), url);
+        };
+        redirects += 1;
+        if redirects > config.max_redirects {
+            let error = Error::TooManyRedirects {
+                limit: config.max_redirects,
+                last: to.to_string(),
+            };
+            return (Err(error), url);
+        }
+        debug!(to = %to, permanent, "tunnel following a redirect");
+        if permanent && target == url {
+            url = to.clone();
+        }
+        target = to;
+    }
+}
+
+async fn dial(config: &Config, url: &Uri) -> Result<Dialed, Error> {
+    let transposed = config.initiator.connect(url).await?;
+    let peer = transposed.io().tcp_stream().peer_addr()?;
+    let activity = Activity::new();
+    let idle = match transposed.protocol() {
+        Protocol::Http1 => Some(config.idle_timeout),
+        Protocol::Http2 => config.listener_idle.then_some(config.idle_timeout),
+    };
+    let transposed = transposed.map_io(|io| Watched::new(io, activity.clone(), idle));
+    Ok(Dialed {
+        transposed,
+        activity,
+        peer,
+    })
+}
