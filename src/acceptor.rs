@@ -273,6 +273,7 @@ impl Builder {
         Ok(Offer {
             request,
             validated,
+            headers: http::HeaderMap::new(),
             peer,
             io: reader.io,
             builder: self.clone(),

@@ -26,11 +26,16 @@ pub(crate) fn switching_headers(validated: &Validated) -> HeaderMap {
     headers
 }
 
-pub(super) fn switching_bytes(validated: &Validated) -> BytesMut {
+pub(super) fn switching_bytes(validated: &Validated, extra: &HeaderMap) -> BytesMut {
     let dialect = validated.dialect;
     let mut out = BytesMut::with_capacity(128);
     out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
     dialect.put_fields(&mut out, &[validated.protocol]);
+    for (name, value) in extra {
+        if name != UPGRADE && name != CONNECTION && name.as_str() != "alpn" {
+            head::put_header(&mut out, name.as_str(), value.as_bytes());
+        }
+    }
     out.put_slice(b"\r\n");
     out
 }
@@ -104,7 +109,7 @@ mod tests {
             offered: Vec::new(),
         };
         assert_eq!(
-            &switching_bytes(&legacy)[..],
+            &switching_bytes(&legacy, &HeaderMap::new())[..],
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: PTTH/1.0\r\nConnection: Upgrade\r\n\r\n"
         );
         let current = Validated {
@@ -113,8 +118,16 @@ mod tests {
             offered: vec!["h2".into()],
         };
         assert_eq!(
-            &switching_bytes(&current)[..],
+            &switching_bytes(&current, &HeaderMap::new())[..],
             b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2\r\n\r\n"
+        );
+        let mut extra = HeaderMap::new();
+        extra.insert("link", HeaderValue::from_static("<http://r/x/>; rel=related"));
+        extra.insert("alpn", HeaderValue::from_static("http%2F1.1"));
+        extra.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(
+            &switching_bytes(&current, &extra)[..],
+            &b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2\r\nlink: <http://r/x/>; rel=related\r\n\r\n"[..]
         );
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::task::Poll;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use hyper::body::Body;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -22,6 +22,8 @@ use crate::{Dialect, Error, Protocol};
 pub struct Offer<T> {
     pub(super) request: Request<Bytes>,
     pub(super) validated: Validated,
+    /// Extra fields for the `101`.
+    pub(super) headers: HeaderMap,
     pub(super) peer: Option<SocketAddr>,
     pub(super) io: T,
     pub(super) builder: Builder,
@@ -59,6 +61,15 @@ where
         self.peer
     }
 
+    /// Adds a field to the `101` that [`accept`](Offer::accept) writes, such
+    /// as a relay's `Link: <public URL>; rel="related"`. The fields that
+    /// make the switch (`Upgrade`, `Connection`, `ALPN`) are the
+    /// acceptor's own and are not taken from here.
+    pub fn header(&mut self, name: HeaderName, value: HeaderValue) -> &mut Self {
+        self.headers.append(name, value);
+        self
+    }
+
     /// Answers `101 Switching Protocols` and starts hyper's client on the
     /// transposed connection.
     ///
@@ -76,6 +87,7 @@ where
             mut io,
             request,
             validated,
+            headers,
             builder,
             span,
             ..
@@ -88,7 +100,7 @@ where
                 refuse(&mut io, &error).await;
                 return Err(error);
             }
-            let switching = switching_bytes(&validated).freeze();
+            let switching = switching_bytes(&validated, &headers).freeze();
             if protocol == Protocol::Http2 {
                 // hyper writes the preface at once: it carries the 101.
                 let io = Coalesce::new(io, switching);
