@@ -122,7 +122,10 @@ mod tests {
             b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2\r\n\r\n"
         );
         let mut extra = HeaderMap::new();
-        extra.insert("link", HeaderValue::from_static("<http://r/x/>; rel=related"));
+        extra.insert(
+            "link",
+            HeaderValue::from_static("<http://r/x/>; rel=related"),
+        );
         extra.insert("alpn", HeaderValue::from_static("http%2F1.1"));
         extra.insert(UPGRADE, HeaderValue::from_static("websocket"));
         assert_eq!(

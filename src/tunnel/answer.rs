@@ -31,6 +31,7 @@ pub(super) fn judge(error: &Error, url: &Uri, retry_not_found: bool) -> Verdict 
         Error::Declined(declined) => declined,
         Error::InvalidUrl { .. }
         | Error::TlsNotEnabled { .. }
+        | Error::TooManyRedirects { .. }
         | Error::UnsupportedProtocol { .. }
         | Error::MissingAlpn
         | Error::NoCommonProtocol { .. } => return Verdict::Fatal,
@@ -211,6 +212,11 @@ mod tests {
             Verdict::Retry { at_least: None }
         );
         assert_eq!(judge(&Error::MissingAlpn, &url(), false), Verdict::Fatal);
+        let looped = Error::TooManyRedirects {
+            limit: 5,
+            last: "http://relay.example/".into(),
+        };
+        assert_eq!(judge(&looped, &url(), false), Verdict::Fatal);
     }
 
     #[test]

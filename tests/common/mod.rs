@@ -22,6 +22,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use echo::echo;
+pub mod proxy;
+pub mod relay;
 
 /// Bounds every test: a hang is a failure, reported as such.
 pub async fn within<F: Future>(fut: F) -> F::Output {

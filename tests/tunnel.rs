@@ -1,0 +1,252 @@
+//! The tunnel against a relay played by this crate's acceptor on real
+//! sockets: restarts, a frozen path, the relays' answers, the pool, drain
+//! and the axum listener.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::proxy::Proxy;
+use common::relay::{Relay, accept_all};
+use common::{echo, exchange, request, within};
+use http::{HeaderValue, Response, StatusCode};
+use hyper::service::service_fn;
+use ptth::tunnel::{self, Handle, Phase, Status};
+use ptth::{Error, Protocol};
+use tokio::time::Instant;
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}/reversehttp/lamp")
+}
+
+/// A builder that retries within a fraction of a second, so a test does
+/// not wait on production backoff.
+fn quick(addr: SocketAddr) -> tunnel::Builder {
+    tunnel::Builder::new(url(addr)).backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+fn h1_only() -> ptth::initiator::Builder {
+    ptth::initiator::Builder::new().alpn([Protocol::Http1])
+}
+
+async fn until(handle: &Handle, what: impl FnMut(&Status) -> bool) -> Status {
+    let mut status = handle.watch();
+    let seen = within(status.wait_for(what)).await.unwrap().clone();
+    seen
+}
+
+async fn echoes(relay: &mut Relay) {
+    let mut sender = relay.next_sender().await;
+    let (status, body) = exchange(&mut sender, request("GET", "/hi", "")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"GET /hi\n"[..]));
+}
+
+fn refusing(
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+) -> common::relay::Answer {
+    Arc::new(move |_| {
+        let mut response = Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        Some(response.body(Bytes::new()).unwrap())
+    })
+}
+
+#[tokio::test]
+async fn serves_through_the_relay_and_learns_its_public_url() {
+    let mut relay = Relay::start_with(any_port(), accept_all(), |offer| {
+        offer.header(
+            http::header::LINK,
+            HeaderValue::from_static("<http://lamp.relay.example/>; rel=\"related\""),
+        );
+    })
+    .await;
+    let tunnel = tunnel::serve(url(relay.addr), service_fn(echo));
+    let handle = tunnel.handle();
+    let running = tokio::spawn(tunnel);
+    echoes(&mut relay).await;
+    let status = until(&handle, |s| s.connected == 1).await;
+    assert_eq!(status.protocol, Some(Protocol::Http2));
+    assert_eq!(status.public_url.unwrap(), "http://lamp.relay.example/");
+    handle.shutdown();
+    within(running).await.unwrap().unwrap();
+    assert_eq!(handle.status().phase, Phase::Stopped);
+}
+
+#[tokio::test]
+async fn a_relay_restart_is_redialled_without_help() {
+    for initiator in [ptth::initiator::Builder::new(), h1_only()] {
+        let mut relay = Relay::start(any_port(), accept_all()).await;
+        let tunnel = quick(relay.addr)
+            .initiator(initiator)
+            .connections(1)
+            .serve(service_fn(echo));
+        let handle = tunnel.handle();
+        let running = tokio::spawn(tunnel);
+        echoes(&mut relay).await;
+        let addr = relay.stop().await;
+        until(&handle, |s| s.connected == 0).await;
+        let mut relay = Relay::start(addr, accept_all()).await;
+        let back = Instant::now();
+        echoes(&mut relay).await;
+        // The cap is 200 ms; the margin covers a loaded machine.
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            back.elapsed()
+        );
+        handle.shutdown();
+        within(running).await.unwrap().unwrap();
+    }
+}
+
+/// Frozen path: the proxy keeps the sockets but moves nothing. Returns how
+/// long the tunnel took to report a timeout with no connection, and the
+/// state then.
+async fn notices_a_frozen_relay(initiator: ptth::initiator::Builder) -> (Duration, Status) {
+    let mut relay = Relay::start(any_port(), accept_all()).await;
+    let proxy = Proxy::start(relay.addr).await;
+    let tunnel = quick(proxy.addr)
+        .initiator(initiator.timeout(Duration::from_secs(1)))
+        .connections(1)
+        .keep_alive(Duration::from_secs(1), Duration::from_secs(1))
+        .idle_timeout(Duration::from_secs(1))
+        .serve(service_fn(echo));
+    let handle = tunnel.handle();
+    let running = tokio::spawn(tunnel);
+    echoes(&mut relay).await;
+    until(&handle, |s| s.connected == 1).await;
+    proxy.freeze();
+    let frozen = Instant::now();
+    let status = until(&handle, |s| {
+        s.connected == 0 && s.last_error.as_ref().is_some_and(|e| e.is_timeout())
+    })
+    .await;
+    let noticed = frozen.elapsed();
+    proxy.thaw();
+    echoes(&mut relay).await;
+    handle.shutdown();
+    within(running).await.unwrap().unwrap();
+    (noticed, status)
+}
+
+#[tokio::test]
+async fn a_frozen_relay_is_noticed_by_ping_on_http2() {
+    let (noticed, status) = notices_a_frozen_relay(ptth::initiator::Builder::new()).await;
+    // A PING after 1 s of quiet and 1 s for its answer: 2 s by design,
+    // with room for a loaded machine.
+    assert!(noticed < Duration::from_secs(8), "{noticed:?}");
+    let error = status.last_error.clone().unwrap();
+    assert!(matches!(*error, Error::Http(_)), "not the PING: {error}");
+}
+
+#[tokio::test]
+async fn a_frozen_relay_is_noticed_by_the_idle_limit_on_http1() {
+    let (noticed, status) = notices_a_frozen_relay(h1_only()).await;
+    // 1 s idle, then a 1 s dial that times out: 2 s by design.
+    assert!(noticed < Duration::from_secs(8), "{noticed:?}");
+    let error = status.last_error.clone().unwrap();
+    assert!(
+        matches!(*error, Error::TimedOut(_)),
+        "not the redial: {error}"
+    );
+    assert!(status.attempts >= 2, "{status:?}");
+}
+
+#[tokio::test]
+async fn refused_credentials_end_the_tunnel_after_one_attempt() {
+    for status in [401, 403] {
+        let mut relay = Relay::start(any_port(), refusing(status, &[])).await;
+        let tunnel = quick(relay.addr).serve(service_fn(echo));
+        let handle = tunnel.handle();
+        let error = within(tunnel).await.unwrap_err();
+        let declined = error.declined().expect("a declined upgrade");
+        assert_eq!(declined.status, status);
+        assert_eq!(handle.status().attempts, 1);
+        assert_eq!(handle.status().phase, Phase::Stopped);
+        relay.next().await;
+        assert!(relay.upgrades.try_recv().is_err(), "a second attempt");
+    }
+}
+
+#[tokio::test]
+async fn too_many_requests_waits_for_retry_after() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    let answer: common::relay::Answer = Arc::new(move |_| {
+        (count.fetch_add(1, Ordering::SeqCst) == 0).then(|| {
+            Response::builder()
+                .status(429)
+                .header("retry-after", "1")
+                .body(Bytes::new())
+                .unwrap()
+        })
+    });
+    let mut relay = Relay::start(any_port(), answer).await;
+    let tunnel = quick(relay.addr).serve(service_fn(echo));
+    let handle = tunnel.handle();
+    let running = tokio::spawn(tunnel);
+    let refused = relay.next().await;
+    assert!(refused.sender.is_none());
+    let accepted = relay.next().await;
+    let waited = accepted.at - refused.at;
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+    handle.shutdown();
+    within(running).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_temporary_redirect_is_followed_and_a_loop_ends() {
+    let mut target = Relay::start(any_port(), accept_all()).await;
+    let location: &'static str = format!("http://{}/elsewhere", target.addr).leak();
+    let headers: &'static [(&str, &str)] = vec![("location", location)].leak();
+    let mut moved = Relay::start(any_port(), refusing(307, headers)).await;
+    let tunnel = quick(moved.addr).serve(service_fn(echo));
+    let handle = tunnel.handle();
+    let running = tokio::spawn(tunnel);
+    assert_eq!(moved.next().await.request.uri(), "/reversehttp/lamp");
+    let upgrade = target.next().await;
+    assert_eq!(upgrade.request.uri(), "/elsewhere");
+    handle.shutdown();
+    within(running).await.unwrap().unwrap();
+
+    let looping = Relay::start(any_port(), refusing(308, &[("location", "/again")])).await;
+    let tunnel = quick(looping.addr).max_redirects(3).serve(service_fn(echo));
+    let handle = tunnel.handle();
+    match within(tunnel).await {
+        Err(Error::TooManyRedirects { limit: 3, last }) => assert!(last.ends_with("/again")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(handle.status().attempts, 4);
+}
+
+#[tokio::test]
+async fn a_no_content_answer_sends_the_upgrade_again() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    let answer: common::relay::Answer = Arc::new(move |_| {
+        (count.fetch_add(1, Ordering::SeqCst) < 2)
+            .then(|| Response::builder().status(204).body(Bytes::new()).unwrap())
+    });
+    let mut relay = Relay::start(any_port(), answer).await;
+    let tunnel = quick(relay.addr).serve(service_fn(echo));
+    let handle = tunnel.handle();
+    let running = tokio::spawn(tunnel);
+    relay.next().await;
+    relay.next().await;
+    echoes(&mut relay).await;
+    // Both 204s and the 101 came on the connection of the one dial.
+    assert_eq!(handle.status().attempts, 1);
+    handle.shutdown();
+    within(running).await.unwrap().unwrap();
+}
