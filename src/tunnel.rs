@@ -457,6 +457,15 @@ impl Handle {
         self.shared.stop.send_replace(true);
     }
 
+    /// Resolves once the tunnel has begun to stop: after [`shutdown`](Handle::shutdown)
+    /// or an error retrying cannot fix. The signal for a server that drains
+    /// connections itself, such as axum's `with_graceful_shutdown`.
+    pub async fn stopping(&self) {
+        let mut status = self.watch();
+        // The sender lives as long as this handle, so this cannot fail.
+        let _ = status.wait_for(|s| s.phase != Phase::Running).await;
+    }
+
     /// Resolves once the tunnel has stopped and every connection is
     /// closed, whatever stopped it.
     pub async fn stopped(&self) {

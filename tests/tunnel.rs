@@ -39,8 +39,7 @@ fn h1_only() -> ptth::initiator::Builder {
 
 async fn until(handle: &Handle, what: impl FnMut(&Status) -> bool) -> Status {
     let mut status = handle.watch();
-    let seen = within(status.wait_for(what)).await.unwrap().clone();
-    seen
+    within(status.wait_for(what)).await.unwrap().clone()
 }
 
 async fn echoes(relay: &mut Relay) {
@@ -249,4 +248,132 @@ async fn a_no_content_answer_sends_the_upgrade_again() {
     assert_eq!(handle.status().attempts, 1);
     handle.shutdown();
     within(running).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_pool_keeps_serving_while_a_lost_connection_is_replaced() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    // The first replacement is told to wait a second, which holds the
+    // pool at three connections long enough to use them.
+    let answer: common::relay::Answer = Arc::new(move |_| {
+        (count.fetch_add(1, Ordering::SeqCst) == 4).then(|| {
+            Response::builder()
+                .status(503)
+                .header("retry-after", "1")
+                .body(Bytes::new())
+                .unwrap()
+        })
+    });
+    let mut relay = Relay::start(any_port(), answer).await;
+    let tunnel = quick(relay.addr)
+        .initiator(h1_only())
+        .connections(4)
+        .serve(service_fn(echo));
+    let handle = tunnel.handle();
+    let running = tokio::spawn(tunnel);
+    let mut pool = Vec::new();
+    for _ in 0..4 {
+        pool.push(relay.next().await);
+    }
+    until(&handle, |s| s.connected == 4).await;
+    let lost = pool.pop().unwrap();
+    lost.kill.unwrap().send(()).unwrap();
+    until(&handle, |s| s.connected == 3).await;
+    assert!(
+        relay.next().await.sender.is_none(),
+        "the replacement was not held"
+    );
+    for upgrade in &mut pool {
+        let sender = upgrade.sender.as_mut().unwrap();
+        let (status, _) = exchange(sender, request("GET", "/still", "")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(handle.status().connected, 3);
+    echoes(&mut relay).await;
+    until(&handle, |s| s.connected == 4).await;
+    handle.shutdown();
+    within(running).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_requests_in_flight_finish_and_dials_no_more() {
+    for (initiator, connections) in [(ptth::initiator::Builder::new(), 1), (h1_only(), 2)] {
+        let (entered, mut inside) = tokio::sync::mpsc::unbounded_channel();
+        let release = tokio::sync::watch::Sender::new(false);
+        let released = release.subscribe();
+        let slow = service_fn(move |_request: http::Request<hyper::body::Incoming>| {
+            let entered = entered.clone();
+            let mut released = released.clone();
+            async move {
+                entered.send(()).unwrap();
+                released.wait_for(|r| *r).await.unwrap();
+                Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
+                    Bytes::from_static(b"done"),
+                )))
+            }
+        });
+        let mut relay = Relay::start(any_port(), accept_all()).await;
+        let tunnel = quick(relay.addr)
+            .initiator(initiator)
+            .connections(connections)
+            .serve(slow);
+        let handle = tunnel.handle();
+        let running = tokio::spawn(tunnel);
+        let mut senders = Vec::new();
+        for _ in 0..connections {
+            senders.push(relay.next_sender().await);
+        }
+        let mut calls = Vec::new();
+        for i in 0..2 {
+            let mut sender = senders[i % connections].clone();
+            calls.push(tokio::spawn(async move {
+                exchange(&mut sender, request("GET", "/slow", "")).await
+            }));
+        }
+        for _ in 0..2 {
+            within(inside.recv()).await.unwrap();
+        }
+        handle.shutdown();
+        until(&handle, |s| s.phase == Phase::Stopping).await;
+        release.send_replace(true);
+        for call in calls {
+            let (status, body) = within(call).await.unwrap();
+            assert_eq!((status, &body[..]), (StatusCode::OK, &b"done"[..]));
+        }
+        within(running).await.unwrap().unwrap();
+        assert_eq!(handle.status().connected, 0);
+        assert!(relay.upgrades.try_recv().is_err(), "dialed after shutdown");
+    }
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn the_axum_listener_serves_a_router_through_a_relay_restart() {
+    let router = axum::Router::new().route("/hi", axum::routing::get(|| async { "hello" }));
+    let mut relay = Relay::start(any_port(), accept_all()).await;
+    let listener = quick(relay.addr).connections(1).listen();
+    let handle = listener.handle();
+    let stopping = handle.clone();
+    let serving = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stopping.stopping().await })
+            .await
+    });
+    for round in 0..2 {
+        let mut sender = relay.next_sender().await;
+        let (status, body) = exchange(&mut sender, request("GET", "/hi", "")).await;
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::OK, &b"hello"[..]),
+            "round {round}"
+        );
+        if round == 0 {
+            let addr = relay.stop().await;
+            relay = Relay::start(addr, accept_all()).await;
+        }
+    }
+    handle.shutdown();
+    within(serving).await.unwrap().unwrap();
+    within(handle.stopped()).await;
 }

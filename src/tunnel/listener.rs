@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use super::pool::{Dialed, Runner};
 use super::watched::Watched;
@@ -26,7 +25,7 @@ impl Builder {
     /// let listener = ptth::tunnel::Builder::new("http://relay.example/reversehttp/lamp").listen();
     /// let handle = listener.handle();
     /// axum::serve(listener, router)
-    ///     .with_graceful_shutdown(async move { handle.stopped().await })
+    ///     .with_graceful_shutdown(async move { handle.stopping().await })
     ///     .await
     ///     .unwrap();
     /// # }
@@ -42,7 +41,9 @@ impl Builder {
     /// The tunnel starts on the first `accept`, inside the runtime. When it
     /// stops (after [`Handle::shutdown`] or an error retrying cannot fix,
     /// found in [`Handle::status`]) `accept` waits forever, so pass
-    /// [`Handle::stopped`] to axum's graceful shutdown as above.
+    /// [`Handle::stopping`] to axum's graceful shutdown as above: axum then
+    /// drains the connections, and the tunnel waits for them up to its
+    /// [`grace_period`](Builder::grace_period).
     pub fn listen(self) -> Listener {
         let (sender, accepted) = mpsc::channel(1);
         let (config, shared) = match self.config(true) {
@@ -82,7 +83,6 @@ impl Builder {
 pub struct Listener {
     handle: Handle,
     tunnel: Option<Tunnel>,
-    running: Option<JoinHandle<Result<(), crate::Error>>>,
     accepted: mpsc::Receiver<(TunnelIo, SocketAddr)>,
     local: Option<SocketAddr>,
 }
@@ -92,7 +92,6 @@ impl Listener {
         Listener {
             handle: tunnel.handle(),
             tunnel: Some(tunnel),
-            running: None,
             accepted,
             local: None,
         }
@@ -104,11 +103,12 @@ impl Listener {
     }
 }
 
+/// axum drops its listener when a graceful shutdown begins, while the
+/// connections it accepted still drain; so dropping stops the tunnel
+/// gently instead of aborting it.
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Some(running) = &self.running {
-            running.abort();
-        }
+        self.handle.shutdown();
     }
 }
 
@@ -119,7 +119,8 @@ impl axum::serve::Listener for Listener {
 
     async fn accept(&mut self) -> (TunnelIo, SocketAddr) {
         if let Some(tunnel) = self.tunnel.take() {
-            self.running = Some(tokio::spawn(tunnel));
+            // Its outcome is in the handle's status.
+            tokio::spawn(tunnel);
         }
         match self.accepted.recv().await {
             Some((io, peer)) => {

@@ -130,6 +130,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
+        let idle = this.idle;
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
@@ -137,7 +138,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
                 }
                 Poll::Ready(result)
             }
-            Poll::Pending => match this.idle.clone() {
+            Poll::Pending => match idle {
                 Some(idle) if this.idle_expired(cx, idle) => {
                     this.activity.idled_out.store(true, Ordering::Relaxed);
                     Poll::Ready(Err(io::Error::new(

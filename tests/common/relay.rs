@@ -9,8 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
+use ptth::acceptor::Offer;
 use ptth::acceptor::SendRequest;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -21,6 +22,9 @@ pub type Answer = Arc<dyn Fn(&Request<Bytes>) -> Option<Response<Bytes>> + Send 
 pub fn accept_all() -> Answer {
     Arc::new(|_| None)
 }
+
+/// Adds fields to a `101` before it is written.
+type Decorate = Arc<dyn Fn(&mut Offer<TcpStream>) + Send + Sync>;
 
 /// One upgrade request the relay read.
 pub struct Upgrade {
@@ -48,12 +52,12 @@ impl Relay {
     pub async fn start_with(
         addr: SocketAddr,
         answer: Answer,
-        decorate: impl Fn(&mut ptth::acceptor::Offer<tokio::net::TcpStream>) + Send + Sync + 'static,
+        decorate: impl Fn(&mut Offer<TcpStream>) + Send + Sync + 'static,
     ) -> Relay {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (report, upgrades) = mpsc::unbounded_channel();
-        let decorate = Arc::new(decorate);
+        let decorate: Decorate = Arc::new(decorate);
         let task = tokio::spawn(async move {
             // Owned here, so stopping the relay closes every connection.
             let mut connections = JoinSet::new();
@@ -100,10 +104,10 @@ impl Relay {
 }
 
 async fn serve(
-    mut tcp: tokio::net::TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
     answer: Answer,
-    decorate: Arc<dyn Fn(&mut ptth::acceptor::Offer<tokio::net::TcpStream>) + Send + Sync>,
+    decorate: Decorate,
     report: mpsc::UnboundedSender<Upgrade>,
 ) {
     let acceptor = ptth::acceptor::Builder::new();
