@@ -90,3 +90,40 @@ async fn refusals_are_traced_with_their_reason() {
     assert!(text.contains("upgrade request refused"), "{text}");
     assert!(text.contains("websocket"), "{text}");
 }
+
+#[tokio::test]
+async fn a_tunnel_traces_connects_losses_retries_and_shutdown() {
+    use common::relay::{Relay, accept_all};
+
+    let captured = Captured::default();
+    let _guard = captured.install();
+    within(async {
+        let relay = Relay::start("127.0.0.1:0".parse().unwrap(), accept_all()).await;
+        let tunnel = ptth::tunnel::Builder::new(format!("http://{}/r", relay.addr))
+            .backoff(
+                std::time::Duration::from_millis(10),
+                std::time::Duration::from_millis(50),
+            )
+            .serve(hyper::service::service_fn(common::echo));
+        let handle = tunnel.handle();
+        let running = tokio::spawn(tunnel);
+        let mut status = handle.watch();
+        status.wait_for(|s| s.connected == 1).await.unwrap();
+        relay.stop().await;
+        status.wait_for(|s| s.attempts >= 3).await.unwrap();
+        handle.shutdown();
+        running.await.unwrap().unwrap();
+    })
+    .await;
+    let text = captured.text();
+    for expected in [
+        "tunnel connected relay=127.0.0.1:",
+        "tunnel connection closed by the relay; replacing it",
+        "tunnel could not connect; retrying",
+        "delay=",
+        "tunnel shutting down",
+        "tunnel stopped",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+}

@@ -79,16 +79,8 @@ pub(super) async fn supervise(
                     result: Err(Error::Io(std::io::Error::other(panic))),
                 });
                 shared.update(|s| s.connected = slots.len());
-                delay = if ended.idled_out {
-                    backoff.reset();
-                    Duration::ZERO
-                } else {
-                    if ended.lived >= config.healthy_after || ended.served > 0 {
-                        backoff.reset();
-                    }
-                    backoff.next_delay()
-                };
-                log_end(&ended, delay);
+                delay = replace_after(&ended, config.healthy_after, &mut backoff);
+                log_end(&ended, Some(delay));
                 if let Err(error) = ended.result {
                     shared.update(|s| s.last_error = Some(Arc::new(error)));
                 }
@@ -143,12 +135,27 @@ pub(super) async fn supervise(
     while let Some(joined) = slots.join_next().await {
         shared.update(|s| s.connected = slots.len());
         if let Ok(ended) = joined {
-            log_end(&ended, Duration::ZERO);
+            log_end(&ended, None);
         }
     }
     shared.update(|s| s.phase = Phase::Stopped);
     info!("tunnel stopped");
     outcome
+}
+
+/// How long to wait before replacing a connection that ended. One retired
+/// for quiet is replaced at once; any other resets the backoff only if it
+/// proved healthy, so a relay that drops every connection at once is
+/// met with growing waits.
+fn replace_after(ended: &Ended, healthy_after: Duration, backoff: &mut Backoff) -> Duration {
+    if ended.idled_out {
+        backoff.reset();
+        return Duration::ZERO;
+    }
+    if ended.lived >= healthy_after || ended.served > 0 {
+        backoff.reset();
+    }
+    backoff.next_delay()
 }
 
 async fn run(runner: Arc<Runner>, dialed: Dialed, stop: watch::Receiver<bool>) -> Ended {
@@ -163,14 +170,26 @@ async fn run(runner: Arc<Runner>, dialed: Dialed, stop: watch::Receiver<bool>) -
     }
 }
 
-fn log_end(ended: &Ended, delay: Duration) {
+/// Reports a connection's end: `delay` is when it will be replaced, `None`
+/// while the tunnel stops.
+fn log_end(ended: &Ended, delay: Option<Duration>) {
     let lived = ended.lived;
-    match &ended.result {
-        Ok(()) => info!(?lived, "tunnel connection closed"),
-        Err(_) if ended.idled_out => {
-            debug!(?lived, "tunnel connection idle for too long; replacing it")
+    match (&ended.result, delay) {
+        (Ok(()), None) => info!(?lived, "tunnel connection drained"),
+        (Err(error), None) => info!(?lived, %error, "tunnel connection ended while stopping"),
+        (Err(_), Some(_)) if ended.idled_out => {
+            debug!(?lived, "tunnel connection quiet for too long; replacing it")
         }
-        Err(error) => info!(?lived, %error, ?delay, "tunnel connection lost"),
+        (Ok(()), Some(delay)) => {
+            info!(
+                ?lived,
+                ?delay,
+                "tunnel connection closed by the relay; replacing it"
+            )
+        }
+        (Err(error), Some(delay)) => {
+            info!(?lived, %error, ?delay, "tunnel connection lost; replacing it")
+        }
     }
 }
 
@@ -226,4 +245,54 @@ async fn dial(config: &Config, url: &Uri) -> Result<Dialed, Error> {
         activity,
         peer,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: Duration = Duration::from_millis(500);
+    const HEALTHY: Duration = Duration::from_secs(10);
+
+    fn ended(lived: u64, served: u64, idled_out: bool) -> Ended {
+        Ended {
+            lived: Duration::from_secs(lived),
+            served,
+            idled_out,
+            result: Err(Error::Closed),
+        }
+    }
+
+    fn after(ended: &Ended, backoff: &mut Backoff) -> Duration {
+        replace_after(ended, HEALTHY, backoff)
+    }
+
+    #[test]
+    fn connections_dropped_at_once_meet_growing_waits() {
+        let mut backoff = Backoff::new(BASE, Duration::from_secs(30));
+        for _ in 0..4 {
+            after(&ended(1, 0, false), &mut backoff);
+        }
+        assert_eq!(backoff.bound(), BASE * 16);
+    }
+
+    #[test]
+    fn a_healthy_connection_starts_the_waits_again() {
+        for healthy in [ended(10, 0, false), ended(1, 1, false)] {
+            let mut backoff = Backoff::new(BASE, Duration::from_secs(30));
+            for _ in 0..4 {
+                backoff.next_delay();
+            }
+            assert!(after(&healthy, &mut backoff) < BASE);
+            assert_eq!(backoff.failures(), 1);
+        }
+    }
+
+    #[test]
+    fn a_connection_retired_for_quiet_is_replaced_at_once() {
+        let mut backoff = Backoff::new(BASE, Duration::from_secs(30));
+        backoff.next_delay();
+        assert_eq!(after(&ended(40, 0, true), &mut backoff), Duration::ZERO);
+        assert_eq!(backoff.failures(), 0);
+    }
 }
