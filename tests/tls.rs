@@ -379,3 +379,38 @@ async fn connect_refuses_an_untrusted_certificate_and_says_so() {
     })
     .await;
 }
+
+/// The tunnel dials `https` URLs through the same TLS support, and serves
+/// what the relay sends through it.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn a_tunnel_serves_over_https() {
+    within(async {
+        let tls = tls();
+        let (listener, addr) = listener().await;
+        let url = format!("https://localhost:{}/reversehttp/lamp", addr.port());
+        let barrier = Arc::new(Barrier::new(1));
+        let service = service_fn(move |request| describe(request, Arc::clone(&barrier)));
+        let tunnel = ptth::tunnel::Builder::new(url)
+            .initiator(ptth::initiator::Builder::new().tls_config(tls.client.clone()))
+            .serve(service);
+        let handle = tunnel.handle();
+        let running = tokio::spawn(tunnel);
+        let stream = answer(&tls.acceptor, &listener).await;
+        let offer = ptth::acceptor::Builder::new()
+            .read_request(stream)
+            .await
+            .unwrap();
+        assert_eq!(offer.request().uri(), "/reversehttp/lamp");
+        let (mut sender, connection) = offer.accept::<Full<Bytes>>().await.unwrap();
+        tokio::spawn(connection);
+        let (status, answer) = call(&mut sender, Method::GET, "/lamp", "").await.unwrap();
+        assert_eq!(
+            (status, answer.as_str()),
+            (StatusCode::OK, "HTTP/2.0 GET /lamp ")
+        );
+        handle.shutdown();
+        running.await.unwrap().unwrap();
+    })
+    .await;
+}
