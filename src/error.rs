@@ -229,6 +229,57 @@ impl fmt::Display for Declined {
 }
 
 impl Error {
+    /// A copy for a tunnel's status, which keeps the error that stopped it
+    /// while the tunnel's future returns the original. Errors that wrap an
+    /// I/O or hyper error keep their kind and whole message, not their
+    /// source chain.
+    pub(crate) fn duplicate(&self) -> Error {
+        let io = |error: &(dyn StdError + 'static), kind| {
+            std::io::Error::new(kind, Chain(error).to_string())
+        };
+        match self {
+            Error::TimedOut(after) => Error::TimedOut(*after),
+            Error::Closed => Error::Closed,
+            Error::HeadTooLarge { limit } => Error::HeadTooLarge { limit: *limit },
+            Error::TooManyHeaders { limit } => Error::TooManyHeaders { limit: *limit },
+            Error::BodyTooLarge { limit } => Error::BodyTooLarge { limit: *limit },
+            Error::Malformed(what) => Error::Malformed(what),
+            Error::NotUpgrade(what) => Error::NotUpgrade(what),
+            Error::UnsupportedProtocol { offered } => Error::UnsupportedProtocol {
+                offered: offered.clone(),
+            },
+            Error::MissingConnectionUpgrade => Error::MissingConnectionUpgrade,
+            Error::MissingAlpn => Error::MissingAlpn,
+            Error::NoCommonProtocol { offered } => Error::NoCommonProtocol {
+                offered: offered.clone(),
+            },
+            Error::TooManyRedirects { limit, last } => Error::TooManyRedirects {
+                limit: *limit,
+                last: last.clone(),
+            },
+            Error::EarlyData => Error::EarlyData,
+            Error::Declined(declined) => Error::Declined(declined.clone()),
+            Error::InvalidUrl { url, reason } => Error::InvalidUrl {
+                url: url.clone(),
+                reason: reason.clone(),
+            },
+            Error::TlsNotEnabled { url } => Error::TlsNotEnabled { url: url.clone() },
+            Error::Connect { authority, source } => Error::Connect {
+                authority: authority.clone(),
+                source: io(source, source.kind()),
+            },
+            Error::Io(error) => Error::Io(io(error, error.kind())),
+            Error::NotHandedOver(_) | Error::Http(_) => {
+                let kind = if self.is_timeout() {
+                    std::io::ErrorKind::TimedOut
+                } else {
+                    std::io::ErrorKind::Other
+                };
+                Error::Io(std::io::Error::new(kind, self.to_string()))
+            }
+        }
+    }
+
     /// The declined answer, when this error is [`Error::Declined`].
     pub fn declined(&self) -> Option<&Declined> {
         match self {
@@ -237,12 +288,15 @@ impl Error {
         }
     }
 
-    /// Whether a time bound ran out: a handshake's, or hyper's (an HTTP/2
-    /// keep-alive PING that went unanswered).
+    /// Whether a time bound ran out: a handshake's, hyper's (an HTTP/2
+    /// keep-alive PING that went unanswered), or an I/O one (a tunnel
+    /// connection quiet for too long).
     pub fn is_timeout(&self) -> bool {
+        let timed_out = |error: &std::io::Error| error.kind() == std::io::ErrorKind::TimedOut;
         match self {
             Error::TimedOut(_) => true,
-            Error::Http(error) => error.is_timeout(),
+            Error::Io(error) => timed_out(error),
+            Error::Http(error) => error.is_timeout() || io_cause(error).is_some_and(timed_out),
             _ => false,
         }
     }
@@ -328,6 +382,24 @@ mod tests {
             declined(500, &[]),
             "upgrade declined with 500 Internal Server Error"
         );
+    }
+
+    #[test]
+    fn a_duplicate_keeps_the_message_and_the_predicates() {
+        let refused = Error::Connect {
+            authority: "relay.example:80".into(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        };
+        let quiet = Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no byte moved",
+        ));
+        for error in [refused, quiet, Error::Closed, Error::MissingAlpn] {
+            let copy = error.duplicate();
+            assert_eq!(copy.to_string(), error.to_string());
+            assert_eq!(copy.is_timeout(), error.is_timeout(), "{error}");
+            assert_eq!(copy.is_closed(), error.is_closed(), "{error}");
+        }
     }
 
     #[test]

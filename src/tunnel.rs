@@ -342,8 +342,11 @@ pub enum Phase {
     Running,
     /// Draining after a shutdown or an error retrying cannot fix.
     Stopping,
-    /// Every connection is closed.
+    /// Stopped after [`Handle::shutdown`]; every connection is closed.
     Stopped,
+    /// Stopped by an error retrying cannot fix, which is in
+    /// [`Status::last_error`]; every connection is closed.
+    Failed,
 }
 
 /// A snapshot of a tunnel's state, from [`Handle::status`].
@@ -358,7 +361,8 @@ pub struct Status {
     pub attempts: u64,
     /// The protocol the relay chose on the latest connection.
     pub protocol: Option<Protocol>,
-    /// Why the latest dial or connection failed.
+    /// Why the latest dial or connection failed, or the error that ended
+    /// the tunnel.
     pub last_error: Option<Arc<Error>>,
     /// The public URL the relay announced (`Link: <URL>; rel="related"`).
     pub public_url: Option<Uri>,
@@ -404,7 +408,10 @@ impl Tunnel {
 
     fn failed(error: Error) -> Self {
         let shared = Shared::new();
-        shared.update(|s| s.phase = Phase::Stopped);
+        shared.update(|s| {
+            s.phase = Phase::Failed;
+            s.last_error = Some(Arc::new(error.duplicate()));
+        });
         Tunnel {
             handle: Handle { shared },
             run: Box::pin(std::future::ready(Err(error))),
@@ -471,7 +478,9 @@ impl Handle {
     pub async fn stopped(&self) {
         let mut status = self.watch();
         // The sender lives as long as this handle, so this cannot fail.
-        let _ = status.wait_for(|s| s.phase == Phase::Stopped).await;
+        let _ = status
+            .wait_for(|s| matches!(s.phase, Phase::Stopped | Phase::Failed))
+            .await;
     }
 }
 

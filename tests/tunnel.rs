@@ -171,8 +171,11 @@ async fn refused_credentials_end_the_tunnel_after_one_attempt() {
         let error = within(tunnel).await.unwrap_err();
         let declined = error.declined().expect("a declined upgrade");
         assert_eq!(declined.status, status);
-        assert_eq!(handle.status().attempts, 1);
-        assert_eq!(handle.status().phase, Phase::Stopped);
+        let seen = handle.status();
+        assert_eq!(seen.attempts, 1);
+        assert_eq!(seen.phase, Phase::Failed);
+        let recorded = seen.last_error.unwrap();
+        assert_eq!(recorded.declined().unwrap().status, status);
         relay.next().await;
         assert!(relay.upgrades.try_recv().is_err(), "a second attempt");
     }

@@ -130,7 +130,10 @@ pub(super) async fn supervise(
     shared.stop.send_replace(true);
     match &outcome {
         Ok(()) => info!(connections = slots.len(), "tunnel shutting down"),
-        Err(error) => warn!(%error, "tunnel giving up"),
+        Err(error) => {
+            warn!(%error, "tunnel giving up");
+            shared.update(|s| s.last_error = Some(Arc::new(error.duplicate())));
+        }
     }
     while let Some(joined) = slots.join_next().await {
         shared.update(|s| s.connected = slots.len());
@@ -138,7 +141,11 @@ pub(super) async fn supervise(
             log_end(&ended, None);
         }
     }
-    shared.update(|s| s.phase = Phase::Stopped);
+    let phase = match outcome {
+        Ok(()) => Phase::Stopped,
+        Err(_) => Phase::Failed,
+    };
+    shared.update(|s| s.phase = phase);
     info!("tunnel stopped");
     outcome
 }
