@@ -1,4 +1,4 @@
-//! A device: an axum `Router` served over PTTH to a relay it dials.
+//! A device: an axum `Router` kept reachable through a relay by the tunnel.
 //!
 //! ```text
 //! cargo run --features axum --example axum_device -- URL
@@ -6,18 +6,41 @@
 //!
 //! It upgrades on URL (for example the `axum_relay` example's
 //! `http://127.0.0.1:3000/connect/lamp`) and serves `GET /hello` and
-//! `POST /echo` until the relay closes the connection.
+//! `POST /echo`, reconnecting whenever the relay goes away, until an
+//! answer that retrying cannot fix (such as `401`).
 
 use axum::Router;
 use axum::routing::{get, post};
+use ptth::tunnel::Phase;
 
 #[tokio::main]
-async fn main() -> Result<(), ptth::Error> {
+async fn main() -> Result<(), String> {
     let url = std::env::args().nth(1).unwrap_or_default();
     let app = Router::new()
         .route("/hello", get(|| async { "hello from the device\n" }))
         .route("/echo", post(|body: String| async move { body }));
-    let transposed = ptth::initiator::connect(url).await?;
-    eprintln!("device: serving over {}", transposed.protocol());
-    transposed.serve(app).await
+    let listener = ptth::tunnel::Builder::new(url).listen();
+    let handle = listener.handle();
+    let mut status = handle.watch();
+    tokio::spawn(async move {
+        while let Ok(seen) = status.wait_for(|s| s.connected > 0).await {
+            let protocol = seen.protocol.map(|p| p.to_string()).unwrap_or_default();
+            eprintln!("device: serving over {protocol}");
+            drop(seen);
+            if status.wait_for(|s| s.connected == 0).await.is_err() {
+                break;
+            }
+        }
+    });
+    let stopping = handle.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stopping.stopping().await })
+        .await
+        .map_err(|error| error.to_string())?;
+    handle.stopped().await;
+    let status = handle.status();
+    match (status.phase, status.last_error) {
+        (Phase::Failed, Some(error)) => Err(error.to_string()),
+        _ => Ok(()),
+    }
 }
