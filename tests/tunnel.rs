@@ -61,6 +61,24 @@ fn refusing(
     })
 }
 
+/// Refuses the upgrade requests whose number (from 0) `which` picks, as
+/// [`refusing`] does, and accepts the others.
+fn refusing_some(
+    which: impl Fn(usize) -> bool + Send + Sync + 'static,
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+) -> common::relay::Answer {
+    let count = AtomicUsize::new(0);
+    let refuse = refusing(status, headers);
+    Arc::new(move |request| {
+        if which(count.fetch_add(1, Ordering::SeqCst)) {
+            refuse(request)
+        } else {
+            None
+        }
+    })
+}
+
 #[tokio::test]
 async fn serves_through_the_relay_and_learns_its_public_url() {
     let mut relay = Relay::start_with(any_port(), accept_all(), |offer| {
@@ -183,17 +201,7 @@ async fn refused_credentials_end_the_tunnel_after_one_attempt() {
 
 #[tokio::test]
 async fn too_many_requests_waits_for_retry_after() {
-    let answered = Arc::new(AtomicUsize::new(0));
-    let count = answered.clone();
-    let answer: common::relay::Answer = Arc::new(move |_| {
-        (count.fetch_add(1, Ordering::SeqCst) == 0).then(|| {
-            Response::builder()
-                .status(429)
-                .header("retry-after", "1")
-                .body(Bytes::new())
-                .unwrap()
-        })
-    });
+    let answer = refusing_some(|n| n == 0, 429, &[("retry-after", "1")]);
     let mut relay = Relay::start(any_port(), answer).await;
     let tunnel = quick(relay.addr).serve(service_fn(echo));
     let handle = tunnel.handle();
@@ -234,12 +242,7 @@ async fn a_temporary_redirect_is_followed_and_a_loop_ends() {
 
 #[tokio::test]
 async fn a_no_content_answer_sends_the_upgrade_again() {
-    let answered = Arc::new(AtomicUsize::new(0));
-    let count = answered.clone();
-    let answer: common::relay::Answer = Arc::new(move |_| {
-        (count.fetch_add(1, Ordering::SeqCst) < 2)
-            .then(|| Response::builder().status(204).body(Bytes::new()).unwrap())
-    });
+    let answer = refusing_some(|n| n < 2, 204, &[]);
     let mut relay = Relay::start(any_port(), answer).await;
     let tunnel = quick(relay.addr).serve(service_fn(echo));
     let handle = tunnel.handle();
@@ -255,19 +258,9 @@ async fn a_no_content_answer_sends_the_upgrade_again() {
 
 #[tokio::test]
 async fn a_pool_keeps_serving_while_a_lost_connection_is_replaced() {
-    let answered = Arc::new(AtomicUsize::new(0));
-    let count = answered.clone();
     // The first replacement is told to wait a second, which holds the
     // pool at three connections long enough to use them.
-    let answer: common::relay::Answer = Arc::new(move |_| {
-        (count.fetch_add(1, Ordering::SeqCst) == 4).then(|| {
-            Response::builder()
-                .status(503)
-                .header("retry-after", "1")
-                .body(Bytes::new())
-                .unwrap()
-        })
-    });
+    let answer = refusing_some(|n| n == 4, 503, &[("retry-after", "1")]);
     let mut relay = Relay::start(any_port(), answer).await;
     let tunnel = quick(relay.addr)
         .initiator(h1_only())
