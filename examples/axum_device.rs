@@ -23,10 +23,13 @@ async fn main() -> Result<(), String> {
     let handle = listener.handle();
     let mut status = handle.watch();
     tokio::spawn(async move {
-        while let Ok(seen) = status.wait_for(|s| s.connected > 0).await {
-            let protocol = seen.protocol.map(|p| p.to_string()).unwrap_or_default();
+        loop {
+            let protocol = match status.wait_for(|s| s.connected > 0).await {
+                Ok(seen) => seen.protocol,
+                Err(_) => break,
+            };
+            let protocol = protocol.map(|p| p.to_string()).unwrap_or_default();
             eprintln!("device: serving over {protocol}");
-            drop(seen);
             if status.wait_for(|s| s.connected == 0).await.is_err() {
                 break;
             }
