@@ -1,0 +1,181 @@
+//! The command line, exactly as scripts and tests rely on it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A PTTH relay: programs that cannot be dialled claim a name, and the
+/// public reaches them through it.
+#[derive(Debug, Parser)]
+#[command(name = "ptth-relay", version)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The two roles.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a relay: public traffic and peers on one address.
+    Serve(ServeArgs),
+    /// Keep a local HTTP server reachable at a name on a relay.
+    Expose(ExposeArgs),
+}
+
+/// How public requests find their name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingMode {
+    /// `/<name>/...`
+    Path,
+    /// `<name>.<domain>`
+    Host,
+}
+
+/// `ptth-relay serve`.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// The address for public traffic and peers [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// How public requests find their name [default: path].
+    #[arg(long, value_enum)]
+    pub routing: Option<RoutingMode>,
+    /// The domain names live under, for host routing.
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// The path peers claim names under [default: /reversehttp].
+    #[arg(long, value_name = "PATH")]
+    pub access: Option<String>,
+    /// Pins NAME to TOKEN; repeatable.
+    #[arg(long = "name", value_name = "NAME=TOKEN", value_parser = pin)]
+    pub names: Vec<(String, String)>,
+    /// Refuses names that are not pinned.
+    #[arg(long)]
+    pub closed: bool,
+    /// The certificate chain, PEM, to serve TLS with.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key, PEM, to serve TLS with.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serves Prometheus metrics on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Reads the same settings from a TOML file; flags win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `ptth-relay expose`.
+#[derive(Debug, Args)]
+pub struct ExposeArgs {
+    /// The relay: its base URL, or the URL of its access path.
+    #[arg(long, value_name = "URL")]
+    pub relay: String,
+    /// The name to claim.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The name's token.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// The local HTTP server to forward requests to.
+    #[arg(long, value_name = "ORIGIN_URL")]
+    pub to: String,
+    /// Connections to keep open [default: 1 on HTTP/2, 4 on HTTP/1.1].
+    #[arg(long, value_name = "N")]
+    pub connections: Option<usize>,
+    /// Offers only HTTP/1.1 on the transposed connections.
+    #[arg(long)]
+    pub h1: bool,
+    /// Speaks the legacy `PTTH/1.0` dialect.
+    #[arg(long)]
+    pub legacy: bool,
+}
+
+fn pin(text: &str) -> Result<(String, String), String> {
+    let (name, token) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=TOKEN"))?;
+    if !crate::names::valid_name(name) {
+        return Err(format!("{name:?} is not a valid name"));
+    }
+    Ok((name.to_owned(), token.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_takes_every_documented_flag() {
+        let cli = Cli::try_parse_from([
+            "ptth-relay",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--routing",
+            "host",
+            "--domain",
+            "relay.example",
+            "--access",
+            "/peers",
+            "--name",
+            "lamp=s1",
+            "--name",
+            "fan=s2",
+            "--closed",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--metrics",
+            "127.0.0.1:9090",
+            "--config",
+            "relay.toml",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.routing, Some(RoutingMode::Host));
+        assert_eq!(
+            args.names,
+            [("lamp".into(), "s1".into()), ("fan".into(), "s2".into())]
+        );
+        assert!(args.closed);
+        assert!(Cli::try_parse_from(["ptth-relay", "serve", "--tls-cert", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from(["ptth-relay", "serve", "--name", "Bad=x"]).is_err());
+    }
+
+    #[test]
+    fn expose_takes_every_documented_flag() {
+        let cli = Cli::try_parse_from([
+            "ptth-relay",
+            "expose",
+            "--relay",
+            "http://127.0.0.1:8080",
+            "--name",
+            "lamp",
+            "--token",
+            "s1",
+            "--to",
+            "http://127.0.0.1:3000",
+            "--connections",
+            "3",
+            "--h1",
+            "--legacy",
+        ])
+        .unwrap();
+        let Command::Expose(args) = cli.command else {
+            panic!("not expose");
+        };
+        assert_eq!(
+            (args.connections, args.h1, args.legacy),
+            (Some(3), true, true)
+        );
+        assert!(Cli::try_parse_from(["ptth-relay", "expose", "--name", "lamp"]).is_err());
+    }
+}

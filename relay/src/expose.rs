@@ -1,0 +1,161 @@
+//! `expose`: the tunnel to a relay, forwarding every request it receives
+//! to a local HTTP server.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+
+use http::header::{AUTHORIZATION, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use ptth::{Dialect, Protocol};
+
+use crate::cli::ExposeArgs;
+use crate::headers::remove_hop_by_hop;
+use crate::pool::BoxError;
+use crate::relay::{RelayBody, status};
+
+/// The URL to upgrade on: the relay's access path and the name. A relay
+/// URL with no path gets the default access path.
+pub fn claim_url(relay: &str, name: &str) -> Result<String, String> {
+    let uri: Uri = relay
+        .parse()
+        .map_err(|error| format!("--relay {relay:?}: {error}"))?;
+    let base = relay.trim_end_matches('/');
+    Ok(match uri.path() {
+        "" | "/" => format!("{base}/reversehttp/{name}"),
+        _ => format!("{base}/{name}"),
+    })
+}
+
+/// Runs the tunnel for `args` until it meets an error retrying cannot
+/// fix; calls `announce` with the public URL once the first connection is
+/// up.
+pub async fn run(
+    args: ExposeArgs,
+    announce: impl FnOnce(String) + Send + 'static,
+) -> Result<(), String> {
+    let url = claim_url(&args.relay, &args.name)?;
+    let origin: Uri = args
+        .to
+        .parse()
+        .map_err(|error| format!("--to {:?}: {error}", args.to))?;
+    if origin.scheme() != Some(&Scheme::HTTP) || origin.authority().is_none() {
+        return Err(format!("--to {:?} must be an http:// URL", args.to));
+    }
+    let mut initiator = ptth::initiator::Builder::new();
+    if let Some(token) = &args.token {
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "--token holds characters a header cannot".to_owned())?;
+        initiator = initiator.header(AUTHORIZATION, bearer);
+    }
+    if args.h1 {
+        initiator = initiator.alpn([Protocol::Http1]);
+    }
+    if args.legacy {
+        initiator = initiator.dialect(Dialect::Legacy);
+    }
+    let mut tunnel = ptth::tunnel::Builder::new(url.as_str()).initiator(initiator);
+    if let Some(connections) = args.connections {
+        tunnel = tunnel.connections(connections);
+    }
+    let forward = Forward {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        origin,
+    };
+    let tunnel = tunnel.serve(forward);
+    let mut status = tunnel.handle().watch();
+    tokio::spawn(async move {
+        if let Ok(up) = status.wait_for(|s| s.connected > 0).await {
+            let public = up.public_url.as_ref().map_or(url, Uri::to_string);
+            announce(public);
+        }
+    });
+    tunnel.await.map_err(|error| error.to_string())
+}
+
+/// Forwards each request to the origin with a pooled hyper client,
+/// streaming both ways.
+#[derive(Debug, Clone)]
+struct Forward {
+    client: Client<HttpConnector, Incoming>,
+    origin: Uri,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Forward {
+    type Response = Response<RelayBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RelayBody>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let client = self.client.clone();
+        let target = self.target(request.uri());
+        Box::pin(async move {
+            let Some(target) = target else {
+                return Ok(status(StatusCode::BAD_REQUEST, "invalid request target"));
+            };
+            let (mut parts, body) = request.into_parts();
+            remove_hop_by_hop(&mut parts.headers);
+            parts.uri = target;
+            parts.version = http::Version::HTTP_11;
+            let response = match client.request(Request::from_parts(parts, body)).await {
+                Ok(response) => response,
+                Err(error) => {
+                    let text = format!("the origin failed: {error}");
+                    return Ok(status(StatusCode::BAD_GATEWAY, &text));
+                }
+            };
+            let (mut parts, body) = response.into_parts();
+            remove_hop_by_hop(&mut parts.headers);
+            Ok(Response::from_parts(
+                parts,
+                body.map_err(BoxError::from).boxed(),
+            ))
+        })
+    }
+}
+
+impl Forward {
+    /// The origin's scheme and authority, its path as a prefix, then the
+    /// request's path and query.
+    fn target(&self, uri: &Uri) -> Option<Uri> {
+        let prefix = self.origin.path().trim_end_matches('/');
+        let rest = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let mut parts = self.origin.clone().into_parts();
+        parts.path_and_query = Some(format!("{prefix}{rest}").parse().ok()?);
+        Uri::from_parts(parts).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_urls_add_the_default_access_path_only_to_a_bare_relay() {
+        assert_eq!(
+            claim_url("http://127.0.0.1:8080", "lamp").unwrap(),
+            "http://127.0.0.1:8080/reversehttp/lamp"
+        );
+        assert_eq!(
+            claim_url("https://relay.example/peers/", "lamp").unwrap(),
+            "https://relay.example/peers/lamp"
+        );
+        assert!(claim_url("http://exa mple", "lamp").is_err());
+    }
+
+    #[test]
+    fn targets_join_the_origin_prefix_and_the_request() {
+        let forward = Forward {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            origin: Uri::from_static("http://127.0.0.1:3000/app/"),
+        };
+        let target = forward.target(&Uri::from_static("/lamp/x?y=1")).unwrap();
+        assert_eq!(target, "http://127.0.0.1:3000/app/lamp/x?y=1");
+    }
+}

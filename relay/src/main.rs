@@ -1,0 +1,68 @@
+//! The `ptth-relay` binary: `serve` a relay or `expose` a local server.
+//! Announced lines go to stdout, everything logged to stderr.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ptth_relay::cli::{Cli, Command, ServeArgs};
+use ptth_relay::config::Serve;
+use ptth_relay::server::Server;
+use ptth_relay::{Relay, expose};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Expose(args) => {
+            expose::run(args, |url| announce(&format!("public URL: {url}"))).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ptth-relay: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = Serve::from_args(args)?;
+    let relay = Relay::new(config.settings);
+    let mut server = Server::bind(config.listen, relay)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
+    let scheme = match &config.tls {
+        Some((cert, key)) => {
+            server = server.tls(ptth_relay::tls::acceptor(cert, key)?);
+            "https"
+        }
+        None => "http",
+    };
+    let addr = server.local_addr().map_err(|error| error.to_string())?;
+    announce(&format!("listening on {scheme}://{addr}"));
+    server.run(shutdown_signal()).await;
+    Ok(())
+}
+
+/// The one line a script reads, flushed at once.
+fn announce(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,188 @@
+//! The public side: find the name a request is for, pick a connection of
+//! its pool, and forward the request there, answering with RELAY.md's
+//! statuses when that cannot be done.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{HOST, HeaderValue, RETRY_AFTER};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use ptth::Protocol;
+use tracing::{Instrument, debug, info_span};
+
+use crate::headers::{add_forwarded, remove_hop_by_hop};
+use crate::pool::{BoxError, Picked, Unavailable};
+use crate::relay::{Relay, RelayBody, Routing, status};
+
+/// Forwards a public request to a peer of its name.
+pub(crate) async fn forward(
+    relay: &Relay,
+    request: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<RelayBody> {
+    let (name, target) = match route(relay, &request) {
+        Ok(routed) => routed,
+        Err(unrouted) => return unrouted.response(),
+    };
+    let span = info_span!("public_request", %name, method = %request.method(), connection = tracing::field::Empty);
+    async move {
+        let Some(pool) = relay.names.lookup(&name) else {
+            return status(StatusCode::NOT_FOUND, &format!("no peer named {name}"));
+        };
+        let picked = match pool.pick(relay.settings.waits).await {
+            Ok(picked) => picked,
+            Err(unavailable) => return unavailable_response(&name, unavailable),
+        };
+        let mut sender = picked.sender();
+        tracing::Span::current().record("connection", tracing::field::debug(sender.id()));
+        let (mut parts, body) = request.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        add_forwarded(&mut parts.headers, client, relay.settings.tls);
+        parts.uri = target;
+        parts.version = if sender.protocol() == Protocol::Http2 {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
+        let request = Request::from_parts(parts, body.map_err(BoxError::from).boxed());
+        let head = tokio::time::timeout(relay.settings.head_timeout, sender.send_request(request));
+        match head.await {
+            Err(_) => status(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!("the peer of {name} sent no response in time"),
+            ),
+            Ok(Err(error)) => {
+                debug!(%error, "peer failed before the response head");
+                status(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the peer of {name} failed: {error}"),
+                )
+            }
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                remove_hop_by_hop(&mut parts.headers);
+                let body = Held {
+                    body,
+                    _picked: picked,
+                };
+                Response::from_parts(parts, body.boxed())
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn unavailable_response(name: &str, unavailable: Unavailable) -> Response<RelayBody> {
+    let text = match unavailable {
+        Unavailable::NoPeer => format!("no peer of {name} is connected"),
+        Unavailable::Busy => format!("every connection of {name} stayed busy"),
+    };
+    let mut response = status(StatusCode::SERVICE_UNAVAILABLE, &text);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Why a public request names no peer.
+#[derive(Debug)]
+enum Unrouted {
+    BadTarget,
+    NoName,
+    NoHost,
+    Elsewhere(String),
+}
+
+impl Unrouted {
+    fn response(&self) -> Response<RelayBody> {
+        match self {
+            Unrouted::BadTarget => status(StatusCode::BAD_REQUEST, "invalid request target"),
+            Unrouted::NoName => status(StatusCode::NOT_FOUND, "no name in the path"),
+            Unrouted::NoHost => status(StatusCode::BAD_REQUEST, "no Host in host routing"),
+            Unrouted::Elsewhere(host) => {
+                status(StatusCode::NOT_FOUND, &format!("{host} is no name here"))
+            }
+        }
+    }
+}
+
+/// The name a public request is for, and the target to send the peer.
+fn route(relay: &Relay, request: &Request<Incoming>) -> Result<(String, Uri), Unrouted> {
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/", PathAndQuery::as_str);
+    let target = |text: &str| text.parse::<Uri>().map_err(|_| Unrouted::BadTarget);
+    match &relay.settings.routing {
+        Routing::Path => {
+            let rest = path_and_query.trim_start_matches('/');
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let name = &rest[..end];
+            if name.is_empty() {
+                return Err(Unrouted::NoName);
+            }
+            let target = if relay.settings.strip_prefix {
+                let stripped = &rest[end..];
+                match stripped.strip_prefix('?') {
+                    Some(query) => target(&format!("/?{query}"))?,
+                    None if stripped.is_empty() => target("/")?,
+                    None => target(stripped)?,
+                }
+            } else {
+                target(path_and_query)?
+            };
+            Ok((name.to_owned(), target))
+        }
+        Routing::Host { domain } => {
+            let host = request
+                .headers()
+                .get(HOST)
+                .and_then(|host| host.to_str().ok())
+                .or_else(|| request.uri().host())
+                .ok_or(Unrouted::NoHost)?;
+            let host = host.rsplit_once(':').map_or(host, |(host, _port)| host);
+            let name = host
+                .to_ascii_lowercase()
+                .strip_suffix(domain.as_str())
+                .and_then(|name| name.strip_suffix('.'))
+                .map(str::to_owned)
+                .ok_or_else(|| Unrouted::Elsewhere(host.to_owned()))?;
+            Ok((name, target(path_and_query)?))
+        }
+    }
+}
+
+/// A peer's response body, holding its connection as in flight until the
+/// body is done with: an HTTP/1.1 connection is busy until then.
+struct Held {
+    body: Incoming,
+    _picked: Picked,
+}
+
+impl Body for Held {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.body)
+            .poll_frame(cx)
+            .map_err(BoxError::from)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -1,0 +1,162 @@
+//! The relay's shared state and settings, and the one hyper service that
+//! takes both the public's requests and the peers' claims.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+
+use crate::names::{Names, Policy};
+use crate::pool::{BoxError, Waits};
+use crate::{peers, public};
+
+/// The body of every response the relay gives.
+pub type RelayBody = BoxBody<Bytes, BoxError>;
+
+/// How public requests find their name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    /// `/<name>/...` on the relay's own host.
+    Path,
+    /// `<name>.<domain>`, on any path.
+    Host {
+        /// The domain names live under.
+        domain: String,
+    },
+}
+
+/// What a relay is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How public requests find their name. Default is [`Routing::Path`].
+    pub routing: Routing,
+    /// The path peers claim names under. Default is `/reversehttp`.
+    pub access: String,
+    /// In path mode, whether `/<name>` is removed from the target before
+    /// it reaches the peer. Default is `false`: the target is forwarded
+    /// unaltered, as ReverseHttp requires.
+    pub strip_prefix: bool,
+    /// Who may claim which names. Default is open registration.
+    pub policy: Policy,
+    /// How long a public request waits for a connection.
+    pub waits: Waits,
+    /// How long a peer has to send a response head. Default is 60 s.
+    pub head_timeout: Duration,
+    /// Whether the relay is reached over TLS, for public URLs and
+    /// `X-Forwarded-Proto`. Default is `false`.
+    pub tls: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            routing: Routing::Path,
+            access: "/reversehttp".to_owned(),
+            strip_prefix: false,
+            policy: Policy::default(),
+            waits: Waits::default(),
+            head_timeout: Duration::from_secs(60),
+            tls: false,
+        }
+    }
+}
+
+/// A relay: its settings, its name table and the acceptor its peers
+/// upgrade with. Serve it with [`crate::server`].
+#[derive(Debug)]
+pub struct Relay {
+    pub(crate) settings: Settings,
+    pub(crate) names: Names,
+    pub(crate) acceptor: ptth::acceptor::Builder,
+}
+
+impl Relay {
+    /// A relay with `settings` and no names yet.
+    pub fn new(settings: Settings) -> Arc<Self> {
+        let mut acceptor = ptth::acceptor::Builder::new();
+        // Only the peer proves a transposed h2 connection alive (RELAY.md,
+        // "Deployed numbers"): a PING every 20 s, 10 s for its answer.
+        acceptor
+            .http2()
+            .keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        Arc::new(Relay {
+            names: Names::new(settings.policy.clone()),
+            settings,
+            acceptor,
+        })
+    }
+
+    /// The name table.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The hyper service for one accepted connection from `client`.
+    pub fn service(self: &Arc<Self>, client: SocketAddr) -> Service {
+        Service {
+            relay: self.clone(),
+            client,
+        }
+    }
+
+    /// Whether `path` is under the peers' access path, and the rest of it.
+    fn peer_path<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let rest = path.strip_prefix(self.settings.access.trim_end_matches('/'))?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+}
+
+/// The relay's hyper service for one connection.
+#[derive(Debug, Clone)]
+pub struct Service {
+    relay: Arc<Relay>,
+    client: SocketAddr,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = Response<RelayBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RelayBody>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let relay = self.relay.clone();
+        let client = self.client;
+        Box::pin(async move {
+            let response = match relay.peer_path(request.uri().path()) {
+                Some(rest) => {
+                    let rest = rest.to_owned();
+                    peers::claim(&relay, request, &rest).await
+                }
+                None => public::forward(&relay, request, client).await,
+            };
+            Ok(response)
+        })
+    }
+}
+
+/// A short plain-text answer.
+pub(crate) fn status(code: StatusCode, text: &str) -> Response<RelayBody> {
+    let mut response = Response::new(full(format!("{text}\n")));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+pub(crate) fn full(bytes: impl Into<Bytes>) -> RelayBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}

@@ -1,0 +1,135 @@
+//! The listener: one address for the public and the peers, plain or TLS,
+//! every connection served by hyper with upgrades on, and a drain on
+//! shutdown.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::relay::Relay;
+
+/// How long a client may take to send a request head, or a TLS
+/// handshake: slow clients cannot hold a connection for free.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A bound relay, ready to [`run`](Server::run).
+pub struct Server {
+    listener: TcpListener,
+    relay: Arc<Relay>,
+    tls: Option<TlsAcceptor>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("tls", &self.tls.is_some())
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds `addr` for `relay`.
+    pub async fn bind(addr: SocketAddr, relay: Arc<Relay>) -> io::Result<Server> {
+        Ok(Server {
+            listener: TcpListener::bind(addr).await?,
+            relay,
+            tls: None,
+            grace: Duration::from_secs(30),
+        })
+    }
+
+    /// Serves over TLS with `acceptor`. Default is plain TCP.
+    pub fn tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
+    /// How long a shutdown waits for requests in flight. Default is 30 s.
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The address bound, with the real port when port 0 was asked for.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets
+    /// connections finish their requests within the grace period.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT);
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, client) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Running out of descriptors must not end the relay.
+                        warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let service = self.relay.service(client);
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let tls = self.tls.clone();
+            tokio::spawn(async move {
+                let served = match tls {
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(tcp)).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    return debug!(%client, %error, "TLS handshake failed");
+                                }
+                                Err(_) => return debug!(%client, "TLS handshake timed out"),
+                            };
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(error) = served {
+                    debug!(%client, %error, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        info!("draining connections");
+        if tokio::time::timeout(self.grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            warn!(grace = ?self.grace, "connections still open after the grace period");
+        }
+    }
+}
