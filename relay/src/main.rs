@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = Serve::from_args(args)?;
     let relay = Relay::new(config.settings);
-    let mut server = Server::bind(config.listen, relay)
+    let mut server = Server::bind(config.listen, relay.clone())
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
     let scheme = match &config.tls {
@@ -44,6 +44,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
         None => "http",
     };
+    if let Some(metrics) = config.metrics {
+        let listener = ptth_relay::metrics::bind(metrics)
+            .await
+            .map_err(|error| format!("cannot listen on {metrics}: {error}"))?;
+        tokio::spawn(ptth_relay::metrics::serve(listener, relay.clone()));
+    }
     let addr = server.local_addr().map_err(|error| error.to_string())?;
     announce(&format!("listening on {scheme}://{addr}"));
     server.run(shutdown_signal()).await;

@@ -138,6 +138,16 @@ impl Names {
         entries.values().filter(|entry| entry.live()).count()
     }
 
+    /// Names held, and their HTTP/1.1 and HTTP/2 connections.
+    pub fn census(&self) -> (usize, usize, usize) {
+        let entries = self.entries.lock().expect("the name table lock");
+        let live = entries.values().filter(|entry| entry.live());
+        live.fold((0, 0, 0), |(names, h1, h2), entry| {
+            let (more_h1, more_h2) = entry.pool.connections();
+            (names + 1, h1 + more_h1, h2 + more_h2)
+        })
+    }
+
     /// Whether no name is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue, RETRY_AFTER};
@@ -21,7 +22,7 @@ use crate::relay::{Relay, RelayBody, Routing, status};
 
 /// Forwards a public request to a peer of its name.
 pub(crate) async fn forward(
-    relay: &Relay,
+    relay: &Arc<Relay>,
     request: Request<Incoming>,
     client: SocketAddr,
 ) -> Response<RelayBody> {
@@ -49,6 +50,13 @@ pub(crate) async fn forward(
         } else {
             Version::HTTP_11
         };
+        let counting = relay.clone();
+        let body = body.map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                counting.metrics.to_peer(data.len());
+            }
+            frame
+        });
         let request = Request::from_parts(parts, body.map_err(BoxError::from).boxed());
         let head = tokio::time::timeout(relay.settings.head_timeout, sender.send_request(request));
         match head.await {
@@ -69,6 +77,7 @@ pub(crate) async fn forward(
                 let body = Held {
                     body,
                     _picked: picked,
+                    relay: relay.clone(),
                 };
                 Response::from_parts(parts, body.boxed())
             }
@@ -163,6 +172,7 @@ fn route(relay: &Relay, request: &Request<Incoming>) -> Result<(String, Uri), Un
 struct Held {
     body: Incoming,
     _picked: Picked,
+    relay: Arc<Relay>,
 }
 
 impl Body for Held {
@@ -173,9 +183,11 @@ impl Body for Held {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.body)
-            .poll_frame(cx)
-            .map_err(BoxError::from)
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+            self.relay.metrics.from_peer(data.map_or(0, Bytes::len));
+        }
+        Poll::Ready(frame.map(|frame| frame.map_err(BoxError::from)))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -14,6 +14,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
+use crate::metrics::Metrics;
 use crate::names::{Names, Policy};
 use crate::pool::{BoxError, Waits};
 use crate::{peers, public};
@@ -76,6 +77,7 @@ pub struct Relay {
     pub(crate) settings: Settings,
     pub(crate) names: Names,
     pub(crate) acceptor: ptth::acceptor::Builder,
+    pub(crate) metrics: Metrics,
 }
 
 impl Relay {
@@ -93,12 +95,18 @@ impl Relay {
             names: Names::new(settings.policy.clone()),
             settings,
             acceptor,
+            metrics: Metrics::new(),
         })
     }
 
     /// The name table.
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// What the relay has counted.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The hyper service for one accepted connection from `client`.
@@ -137,7 +145,12 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                     let rest = rest.to_owned();
                     peers::claim(&relay, request, &rest).await
                 }
-                None => public::forward(&relay, request, client).await,
+                None => {
+                    let started = tokio::time::Instant::now();
+                    let response = public::forward(&relay, request, client).await;
+                    relay.metrics.answered(response.status(), started.elapsed());
+                    response
+                }
             };
             Ok(response)
         })

@@ -1,0 +1,153 @@
+//! What the relay counts, and its Prometheus text endpoint.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tracing::debug;
+
+use crate::relay::Relay;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The relay's counters, gauges and histogram.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    latency: Histogram,
+    bytes_to_peers: Counter,
+    bytes_from_peers: Counter,
+    names: Gauge,
+    connections: Family<Labels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Every metric at zero, registered under the `ptth_relay` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ptth_relay");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "requests",
+            "Public requests, by the status answered",
+            requests.clone(),
+        );
+        // 1 ms to about 65 s: a loopback hop up to the 60 s head timeout.
+        let latency = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        registry.register(
+            "response_head_seconds",
+            "Time from a public request to its response head",
+            latency.clone(),
+        );
+        let bytes_to_peers = Counter::default();
+        registry.register(
+            "bytes_to_peers",
+            "Request body bytes forwarded to peers",
+            bytes_to_peers.clone(),
+        );
+        let bytes_from_peers = Counter::default();
+        registry.register(
+            "bytes_from_peers",
+            "Response body bytes forwarded from peers",
+            bytes_from_peers.clone(),
+        );
+        let names = Gauge::default();
+        registry.register("names", "Names held", names.clone());
+        let connections = Family::<Labels, Gauge>::default();
+        registry.register(
+            "connections",
+            "Peer connections, by protocol",
+            connections.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            bytes_to_peers,
+            bytes_from_peers,
+            names,
+            connections,
+        }
+    }
+
+    /// Counts a public request answered with `status` after `elapsed`.
+    pub fn answered(&self, status: StatusCode, elapsed: Duration) {
+        let labels = vec![("status", status.as_u16().to_string())];
+        self.requests.get_or_create(&labels).inc();
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts request body bytes sent to a peer.
+    pub fn to_peer(&self, bytes: usize) {
+        self.bytes_to_peers.inc_by(bytes as u64);
+    }
+
+    /// Counts response body bytes received from a peer.
+    pub fn from_peer(&self, bytes: usize) {
+        self.bytes_from_peers.inc_by(bytes as u64);
+    }
+
+    /// The Prometheus text for `relay` now.
+    pub fn render(&self, relay: &Relay) -> String {
+        let (names, h1, h2) = relay.names.census();
+        self.names.set(names as i64);
+        for (protocol, count) in [("http/1.1", h1), ("h2", h2)] {
+            let labels = vec![("protocol", protocol.to_owned())];
+            self.connections.get_or_create(&labels).set(count as i64);
+        }
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Serves `GET /metrics` (any path, in fact) on `listener` for `relay`.
+pub async fn serve(listener: TcpListener, relay: Arc<Relay>) {
+    while let Ok((tcp, _)) = listener.accept().await {
+        let relay = relay.clone();
+        let service = service_fn(move |_: Request<Incoming>| {
+            let text = relay.metrics.render(&relay);
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            async move { Ok::<_, Infallible>(response) }
+        });
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+            if let Err(error) = served {
+                debug!(%error, "metrics connection failed");
+            }
+        });
+    }
+}
+
+/// Binds the metrics address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
