@@ -33,7 +33,8 @@ pub async fn within<F: Future>(fut: F) -> F::Output {
 pub struct Running {
     pub addr: SocketAddr,
     pub relay: Arc<Relay>,
-    _stop: oneshot::Sender<()>,
+    pub stop: Option<oneshot::Sender<()>>,
+    pub served: tokio::task::JoinHandle<()>,
 }
 
 pub async fn relay(settings: Settings) -> Running {
@@ -43,13 +44,14 @@ pub async fn relay(settings: Settings) -> Running {
         .unwrap();
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
+    let served = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
     Running {
         addr,
         relay,
-        _stop: stop,
+        stop: Some(stop),
+        served,
     }
 }
 

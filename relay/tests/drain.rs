@@ -1,0 +1,56 @@
+//! A shutdown stops accepting and lets requests in flight finish.
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::{connected, get, relay, within};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use ptth_relay::Settings;
+use tokio::sync::Notify;
+
+#[tokio::test]
+async fn a_shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
+    let mut running = relay(Settings::default()).await;
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let (inside, let_go) = (entered.clone(), release.clone());
+    let service = service_fn(move |_: Request<Incoming>| {
+        let (inside, let_go) = (inside.clone(), let_go.clone());
+        async move {
+            inside.notify_one();
+            let_go.notified().await;
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"finished"))))
+        }
+    });
+    let tunnel = ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp", running.addr))
+        .serve(service);
+    let handle = tunnel.handle();
+    tokio::spawn(tunnel);
+    connected(&handle, 1).await;
+    let url = format!("http://{}/lamp/slow", running.addr);
+    let in_flight = tokio::spawn(async move { get(&url).await });
+    within(entered.notified()).await;
+
+    running.stop.take().unwrap().send(()).unwrap();
+    // Stopped accepting: new connections are refused (one that raced
+    // into the backlog is reset).
+    within(async {
+        loop {
+            match tokio::net::TcpStream::connect(running.addr).await {
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => return,
+                _ => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await;
+    assert!(!running.served.is_finished(), "stopped with a request in flight");
+    release.notify_one();
+    let (status, _, body) = within(in_flight).await.unwrap();
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "finished"));
+    within(&mut running.served).await.unwrap();
+}
