@@ -27,6 +27,17 @@ pub(crate) async fn claim(
             "a peer claims its name with a PTTH upgrade",
         );
     }
+    // Validated before the claim, so a request that cannot become a peer
+    // never holds a name.
+    let accepted = ptth::upgrade::accept::<_, Full<Bytes>, PeerBody>(&relay.acceptor, &mut request);
+    let (switching, pending) = match accepted {
+        Ok(accepted) => accepted,
+        Err(rejection) => {
+            return rejection
+                .response
+                .map(|body| body.map_err(|never| match never {}).boxed());
+        }
+    };
     let token = token(&request);
     let claimed = match relay.names.claim(name, token.as_deref(), None) {
         Ok(claimed) => claimed,
@@ -38,30 +49,23 @@ pub(crate) async fn claim(
         }
     };
     let link = public_url(relay, &request, name);
-    match ptth::upgrade::accept::<_, Full<Bytes>, PeerBody>(&relay.acceptor, &mut request) {
-        Ok((switching, pending)) => {
-            let pool = claimed.pool;
-            let name = name.to_owned();
-            tokio::spawn(async move {
-                match pending.await {
-                    Ok((sender, connection)) => {
-                        info!(%name, protocol = %sender.protocol(), "peer joined");
-                        tokio::spawn(connection);
-                        pool.add(sender);
-                    }
-                    Err(error) => debug!(%name, %error, "peer's switch failed"),
-                }
-            });
-            let mut switching = switching.map(|body| body.map_err(|never| match never {}).boxed());
-            if let Ok(value) = HeaderValue::from_str(&format!("<{link}>; rel=\"related\"")) {
-                switching.headers_mut().append(LINK, value);
+    let pool = claimed.pool;
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        match pending.await {
+            Ok((sender, connection)) => {
+                info!(%name, protocol = %sender.protocol(), "peer joined");
+                tokio::spawn(connection);
+                pool.add(sender);
             }
-            switching
+            Err(error) => debug!(%name, %error, "peer's switch failed"),
         }
-        Err(rejection) => rejection
-            .response
-            .map(|body| body.map_err(|never| match never {}).boxed()),
+    });
+    let mut switching = switching.map(|body| body.map_err(|never| match never {}).boxed());
+    if let Ok(value) = HeaderValue::from_str(&format!("<{link}>; rel=\"related\"")) {
+        switching.headers_mut().append(LINK, value);
     }
+    switching
 }
 
 /// The token from `Authorization: Bearer`, else from `?token=`.

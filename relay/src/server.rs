@@ -17,16 +17,13 @@ use tracing::{debug, info, warn};
 
 use crate::relay::Relay;
 
-/// How long a client may take to send a request head, or a TLS
-/// handshake: slow clients cannot hold a connection for free.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A bound relay, ready to [`run`](Server::run).
 pub struct Server {
     listener: TcpListener,
     relay: Arc<Relay>,
     tls: Option<TlsAcceptor>,
     grace: Duration,
+    head_timeout: Duration,
 }
 
 impl std::fmt::Debug for Server {
@@ -35,6 +32,7 @@ impl std::fmt::Debug for Server {
             .field("listener", &self.listener)
             .field("tls", &self.tls.is_some())
             .field("grace", &self.grace)
+            .field("head_timeout", &self.head_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +45,7 @@ impl Server {
             relay,
             tls: None,
             grace: Duration::from_secs(30),
+            head_timeout: Duration::from_secs(30),
         })
     }
 
@@ -62,6 +61,14 @@ impl Server {
         self
     }
 
+    /// How long a client may take to send a request head (or finish a TLS
+    /// handshake): slow clients cannot hold a connection for free. Default
+    /// is 30 s.
+    pub fn head_timeout(mut self, timeout: Duration) -> Self {
+        self.head_timeout = timeout;
+        self
+    }
+
     /// The address bound, with the real port when port 0 was asked for.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -74,7 +81,7 @@ impl Server {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEAD_TIMEOUT);
+            .header_read_timeout(self.head_timeout);
         builder.http2().timer(TokioTimer::new());
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
@@ -97,6 +104,7 @@ impl Server {
             let builder = builder.clone();
             let watcher = graceful.watcher();
             let tls = self.tls.clone();
+            let head_timeout = self.head_timeout;
             tokio::spawn(async move {
                 let served = match tls {
                     None => {
@@ -106,7 +114,7 @@ impl Server {
                     }
                     Some(acceptor) => {
                         let stream =
-                            match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(tcp)).await {
+                            match tokio::time::timeout(head_timeout, acceptor.accept(tcp)).await {
                                 Ok(Ok(stream)) => stream,
                                 Ok(Err(error)) => {
                                     return debug!(%client, %error, "TLS handshake failed");

@@ -48,7 +48,10 @@ async fn a_shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
         }
     })
     .await;
-    assert!(!running.served.is_finished(), "stopped with a request in flight");
+    assert!(
+        !running.served.is_finished(),
+        "stopped with a request in flight"
+    );
     release.notify_one();
     let (status, _, body) = within(in_flight).await.unwrap();
     assert_eq!((status, body.as_str()), (StatusCode::OK, "finished"));

@@ -27,7 +27,9 @@ impl Body for Channel {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
     }
 }
 
@@ -48,9 +50,10 @@ async fn server_sent_events_arrive_one_at_a_time() {
                 .unwrap();
             async move { Ok::<_, Infallible>(response) }
         });
-        let tunnel = ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp", running.addr))
-            .initiator(initiator)
-            .serve(service);
+        let tunnel =
+            ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp", running.addr))
+                .initiator(initiator)
+                .serve(service);
         let handle = tunnel.handle();
         tokio::spawn(tunnel);
         connected(&handle, 1).await;
@@ -69,7 +72,10 @@ async fn server_sent_events_arrive_one_at_a_time() {
             assert_eq!(frame.into_data().unwrap(), event.as_bytes());
         }
         drop(events);
-        assert!(within(body.frame()).await.is_none(), "the stream did not end");
+        assert!(
+            within(body.frame()).await.is_none(),
+            "the stream did not end"
+        );
         handle.shutdown();
     }
 }
