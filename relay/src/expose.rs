@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 
+use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
@@ -93,6 +94,13 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
     type Future = Pin<Box<dyn Future<Output = Result<Response<RelayBody>, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        // The relay's liveness check on HTTP/1.1: answered here, since it
+        // is for the tunnel, not the origin.
+        if request.method() == http::Method::OPTIONS && request.uri() == "*" {
+            let mut response = status(StatusCode::NO_CONTENT, "");
+            *response.body_mut() = crate::relay::full(Bytes::new());
+            return Box::pin(async move { Ok(response) });
+        }
         let client = self.client.clone();
         let target = self.target(request.uri());
         Box::pin(async move {

@@ -51,12 +51,13 @@ pub(crate) async fn claim(
     let link = public_url(relay, &request, name);
     let pool = claimed.pool;
     let name = name.to_owned();
+    let liveness = relay.settings.liveness;
     tokio::spawn(async move {
         match pending.await {
             Ok((sender, connection)) => {
                 info!(%name, protocol = %sender.protocol(), "peer joined");
-                tokio::spawn(connection);
-                pool.add(sender);
+                let driver = tokio::spawn(connection).abort_handle();
+                pool.add(sender, driver, liveness);
             }
             Err(error) => debug!(%name, %error, "peer's switch failed"),
         }

@@ -2,15 +2,19 @@
 //! busy HTTP/1.1 pool, and drop connections that died.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::{Request, Uri};
+use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use ptth::Protocol;
 use ptth::acceptor::{ConnectionId, SendRequest};
 use tokio::sync::Notify;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tracing::debug;
 
 /// Errors of request bodies on their way to a peer.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -34,6 +38,29 @@ impl Default for Waits {
         Waits {
             peer: Duration::from_secs(1),
             queue: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How the relay checks that a peer's connection still moves: HTTP/2
+/// PINGs, and on HTTP/1.1 an `OPTIONS *` request when the connection is
+/// idle, since only a request proves an HTTP/1.1 peer alive.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    /// How often to check.
+    pub interval: Duration,
+    /// How long the answer may take before the connection is evicted.
+    pub timeout: Duration,
+}
+
+impl Default for Liveness {
+    /// 20 s and 10 s: a frozen peer is evicted within 30 s, and the
+    /// checks keep idle flows alive under the minute after which
+    /// middleboxes drop them.
+    fn default() -> Self {
+        Liveness {
+            interval: Duration::from_secs(20),
+            timeout: Duration::from_secs(10),
         }
     }
 }
@@ -96,22 +123,41 @@ impl Pool {
         &self.name
     }
 
-    /// Adds a connection; it leaves the pool by itself when it closes.
-    pub fn add(self: &Arc<Self>, sender: SendRequest<PeerBody>) {
+    /// Adds a connection, whose driving task is `driver`. It leaves the
+    /// pool by itself when it closes; an HTTP/1.1 connection that fails a
+    /// liveness check is closed (its driver aborted) and leaves too.
+    pub fn add(
+        self: &Arc<Self>,
+        sender: SendRequest<PeerBody>,
+        driver: AbortHandle,
+        liveness: Liveness,
+    ) {
         let id = sender.id();
         let closed = sender.closed();
+        let conn = Arc::new(Conn {
+            sender,
+            in_flight: AtomicUsize::new(0),
+        });
         {
             let mut state = self.state();
-            state.conns.push(Arc::new(Conn {
-                sender,
-                in_flight: AtomicUsize::new(0),
-            }));
+            state.conns.push(conn.clone());
             state.empty_since = None;
         }
         self.changed.notify_waiters();
         let pool = Arc::downgrade(self);
         tokio::spawn(async move {
-            closed.await;
+            if conn.sender.protocol() == Protocol::Http2 {
+                closed.await;
+            } else {
+                tokio::select! {
+                    () = closed => {}
+                    () = probe(&conn, &pool, liveness) => {
+                        debug!("evicting an HTTP/1.1 peer that failed its liveness check");
+                        driver.abort();
+                    }
+                }
+            }
+            drop(conn);
             if let Some(pool) = pool.upgrade() {
                 pool.remove(id);
             }
@@ -138,6 +184,19 @@ impl Pool {
             .filter(|c| c.sender.protocol() == Protocol::Http2)
             .count();
         (state.conns.len() - h2, h2)
+    }
+
+    /// Waits until the connection counts `(h1, h2)` satisfy `done`.
+    pub async fn wait_until(&self, done: impl Fn((usize, usize)) -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if done(self.connections()) {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Since when the pool has had no connection, if it has none.
@@ -182,6 +241,38 @@ impl Pool {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("the pool lock")
+    }
+}
+
+/// Checks an HTTP/1.1 connection every `interval` while it is idle, with
+/// `OPTIONS *`; returns when one check fails.
+async fn probe(conn: &Arc<Conn>, pool: &Weak<Pool>, liveness: Liveness) {
+    loop {
+        tokio::time::sleep(liveness.interval).await;
+        // A connection in use is checked by its request instead.
+        if conn
+            .in_flight
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            continue;
+        }
+        let request = Request::options(Uri::from_static("*"))
+            .body(PeerBody::default())
+            .expect("a static request");
+        let mut sender = conn.sender.clone();
+        let answered = tokio::time::timeout(liveness.timeout, async {
+            let response = sender.send_request(request).await.ok()?;
+            response.into_body().collect().await.ok()
+        })
+        .await;
+        conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(pool) = pool.upgrade() {
+            pool.changed.notify_waiters();
+        }
+        if !matches!(answered, Ok(Some(_))) {
+            return;
+        }
     }
 }
 

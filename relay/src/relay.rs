@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 
 use crate::metrics::Metrics;
 use crate::names::{Names, Policy};
-use crate::pool::{BoxError, Waits};
+use crate::pool::{BoxError, Liveness, Waits};
 use crate::{peers, public};
 
 /// The body of every response the relay gives.
@@ -49,6 +49,9 @@ pub struct Settings {
     pub policy: Policy,
     /// How long a public request waits for a connection.
     pub waits: Waits,
+    /// How peers' connections are checked. Default is
+    /// [`Liveness::default`]: a frozen peer is evicted within 30 s.
+    pub liveness: Liveness,
     /// How long a peer has to send a response head. Default is 60 s.
     pub head_timeout: Duration,
     /// Whether the relay is reached over TLS, for public URLs and
@@ -64,6 +67,7 @@ impl Default for Settings {
             strip_prefix: false,
             policy: Policy::default(),
             waits: Waits::default(),
+            liveness: Liveness::default(),
             head_timeout: Duration::from_secs(60),
             tls: false,
         }
@@ -84,12 +88,10 @@ impl Relay {
     /// A relay with `settings` and no names yet.
     pub fn new(settings: Settings) -> Arc<Self> {
         let mut acceptor = ptth::acceptor::Builder::new();
-        // Only the peer proves a transposed h2 connection alive (RELAY.md,
-        // "Deployed numbers"): a PING every 20 s, 10 s for its answer.
         acceptor
             .http2()
-            .keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_interval(settings.liveness.interval)
+            .keep_alive_timeout(settings.liveness.timeout)
             .keep_alive_while_idle(true);
         Arc::new(Relay {
             names: Names::new(settings.policy.clone()),

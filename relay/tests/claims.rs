@@ -90,12 +90,7 @@ async fn a_left_name_is_kept_for_its_lease_and_answers_503() {
     within(handle.stopped()).await;
     let pool = running.relay.names().lookup("lamp").unwrap();
     // The pool drops the connection when it sees it close.
-    within(async {
-        while pool.connections() != (0, 0) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    within(pool.wait_until(|counts| counts == (0, 0))).await;
     let started = tokio::time::Instant::now();
     let (status, headers, _) = get(&format!("http://{}/lamp/", running.addr)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
