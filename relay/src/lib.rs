@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod expose;
 pub mod headers;
+pub mod limit;
 pub mod metrics;
 pub mod names;
 mod peers;

@@ -1,7 +1,9 @@
 //! How a peer claims a name: a PTTH upgrade to `<access>/<name>`, its
 //! token in `Authorization: Bearer` or `?token=`.
 
-use http::header::{AUTHORIZATION, HOST, HeaderValue, LINK};
+use std::net::SocketAddr;
+
+use http::header::{AUTHORIZATION, HOST, HeaderValue, LINK, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -16,6 +18,7 @@ pub(crate) async fn claim(
     relay: &Relay,
     mut request: Request<Incoming>,
     rest: &str,
+    client: SocketAddr,
 ) -> Response<RelayBody> {
     let name = rest.trim_start_matches('/');
     if name.is_empty() || name.contains('/') {
@@ -26,6 +29,17 @@ pub(crate) async fn claim(
             StatusCode::UPGRADE_REQUIRED,
             "a peer claims its name with a PTTH upgrade",
         );
+    }
+    if let Err(wait) = relay.limiter.take(client.ip()) {
+        let mut response = status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many claims from this address; retry later",
+        );
+        let seconds = wait.as_secs_f64().ceil().max(1.0).to_string();
+        if let Ok(value) = HeaderValue::from_str(&seconds) {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        return response;
     }
     // Validated before the claim, so a request that cannot become a peer
     // never holds a name.

@@ -14,6 +14,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
+use crate::limit::{ClaimRate, Limiter};
 use crate::metrics::Metrics;
 use crate::names::{Names, Policy};
 use crate::pool::{BoxError, Liveness, Waits};
@@ -52,6 +53,9 @@ pub struct Settings {
     /// How peers' connections are checked. Default is
     /// [`Liveness::default`]: a frozen peer is evicted within 30 s.
     pub liveness: Liveness,
+    /// How many claims one client address may make. Default is
+    /// [`ClaimRate::default`].
+    pub claim_rate: ClaimRate,
     /// How long a peer has to send a response head. Default is 60 s.
     pub head_timeout: Duration,
     /// Whether the relay is reached over TLS, for public URLs and
@@ -68,6 +72,7 @@ impl Default for Settings {
             policy: Policy::default(),
             waits: Waits::default(),
             liveness: Liveness::default(),
+            claim_rate: ClaimRate::default(),
             head_timeout: Duration::from_secs(60),
             tls: false,
         }
@@ -82,6 +87,7 @@ pub struct Relay {
     pub(crate) names: Names,
     pub(crate) acceptor: ptth::acceptor::Builder,
     pub(crate) metrics: Metrics,
+    pub(crate) limiter: Limiter,
 }
 
 impl Relay {
@@ -95,6 +101,7 @@ impl Relay {
             .keep_alive_while_idle(true);
         Arc::new(Relay {
             names: Names::new(settings.policy.clone()),
+            limiter: Limiter::new(settings.claim_rate),
             settings,
             acceptor,
             metrics: Metrics::new(),
@@ -145,7 +152,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             let response = match relay.peer_path(request.uri().path()) {
                 Some(rest) => {
                     let rest = rest.to_owned();
-                    peers::claim(&relay, request, &rest).await
+                    peers::claim(&relay, request, &rest, client).await
                 }
                 None => {
                     let started = tokio::time::Instant::now();
