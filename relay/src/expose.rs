@@ -107,17 +107,33 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
             let Some(target) = target else {
                 return Ok(status(StatusCode::BAD_REQUEST, "invalid request target"));
             };
+            let mut request = request;
+            let upgrade = crate::bridge::requested(request.headers());
+            let relay_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
             let (mut parts, body) = request.into_parts();
             remove_hop_by_hop(&mut parts.headers);
+            if let Some(upgrade) = upgrade {
+                crate::bridge::restore(&mut parts.headers, upgrade);
+            }
             parts.uri = target;
             parts.version = http::Version::HTTP_11;
-            let response = match client.request(Request::from_parts(parts, body)).await {
+            let mut response = match client.request(Request::from_parts(parts, body)).await {
                 Ok(response) => response,
                 Err(error) => {
                     let text = format!("the origin failed: {error}");
                     return Ok(status(StatusCode::BAD_GATEWAY, &text));
                 }
             };
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                && let Some(relay_upgrade) = relay_upgrade
+            {
+                crate::bridge::spawn(relay_upgrade, hyper::upgrade::on(&mut response));
+                let (parts, _) = response.into_parts();
+                return Ok(Response::from_parts(
+                    parts,
+                    crate::relay::full(Bytes::new()),
+                ));
+            }
             let (mut parts, body) = response.into_parts();
             remove_hop_by_hop(&mut parts.headers);
             Ok(Response::from_parts(

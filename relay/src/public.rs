@@ -30,12 +30,17 @@ pub(crate) async fn forward(
         Ok(routed) => routed,
         Err(unrouted) => return unrouted.response(),
     };
+    let mut request = request;
+    let upgrade = crate::bridge::requested(request.headers());
+    let public_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     let span = info_span!("public_request", %name, method = %request.method(), connection = tracing::field::Empty);
     async move {
         let Some(pool) = relay.names.lookup(&name) else {
             return status(StatusCode::NOT_FOUND, &format!("no peer named {name}"));
         };
-        let picked = match pool.pick(relay.settings.waits).await {
+        // An upgrade needs an HTTP/1.1 connection until extended CONNECT
+        // carries it over HTTP/2.
+        let picked = match pool.pick(relay.settings.waits, upgrade.is_some()).await {
             Ok(picked) => picked,
             Err(unavailable) => return unavailable_response(&name, unavailable),
         };
@@ -43,6 +48,9 @@ pub(crate) async fn forward(
         tracing::Span::current().record("connection", tracing::field::debug(sender.id()));
         let (mut parts, body) = request.into_parts();
         remove_hop_by_hop(&mut parts.headers);
+        if let Some(upgrade) = upgrade {
+            crate::bridge::restore(&mut parts.headers, upgrade);
+        }
         add_forwarded(&mut parts.headers, client, relay.settings.tls);
         parts.uri = target;
         parts.version = if sender.protocol() == Protocol::Http2 {
@@ -71,7 +79,14 @@ pub(crate) async fn forward(
                     &format!("the peer of {name} failed: {error}"),
                 )
             }
-            Ok(Ok(response)) => {
+            Ok(Ok(mut response)) => {
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(public_upgrade) = public_upgrade
+                {
+                    crate::bridge::spawn(public_upgrade, hyper::upgrade::on(&mut response));
+                    let (parts, _) = response.into_parts();
+                    return Response::from_parts(parts, crate::relay::full(Bytes::new()));
+                }
                 let (mut parts, body) = response.into_parts();
                 remove_hop_by_hop(&mut parts.headers);
                 let body = Held {

@@ -1,0 +1,63 @@
+//! A public WebSocket client talks to a WebSocket echo server behind
+//! `expose`, through an HTTP/1.1 peer: the upgrade is carried hop by hop
+//! and the bytes bridged.
+
+mod common;
+
+use common::{relay, within};
+use futures_util::{SinkExt, StreamExt};
+use ptth_relay::Settings;
+use ptth_relay::cli::ExposeArgs;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A WebSocket server that sends every message back.
+async fn echo_origin() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut socket = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_close() || socket.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn websocket_crosses_an_http1_peer_behind_expose() {
+    let running = relay(Settings::default()).await;
+    let origin = echo_origin().await;
+    let (announce, announced) = tokio::sync::oneshot::channel();
+    let args = ExposeArgs {
+        relay: format!("http://{}", running.addr),
+        name: "lamp".into(),
+        token: Some("t".into()),
+        to: format!("http://{origin}"),
+        connections: Some(2),
+        h1: true,
+        legacy: false,
+    };
+    tokio::spawn(ptth_relay::expose::run(args, move |url| {
+        let _ = announce.send(url);
+    }));
+    within(announced).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let url = format!("ws://{}/lamp/ws", running.addr);
+    let (mut socket, response) = within(tokio_tungstenite::client_async(url, tcp))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101);
+    for text in ["hello", "through the tunnel"] {
+        socket.send(Message::text(text)).await.unwrap();
+        let echoed = within(socket.next()).await.unwrap().unwrap();
+        assert_eq!(echoed, Message::text(text));
+    }
+    socket.close(None).await.unwrap();
+}
