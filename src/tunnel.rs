@@ -172,7 +172,8 @@ impl Builder {
 
     /// hyper's server settings for the connections, as on
     /// [`Server`]. The HTTP/2 keep-alive set here is replaced by
-    /// [`keep_alive`](Builder::keep_alive).
+    /// [`keep_alive`](Builder::keep_alive), and HTTP/2's extended CONNECT
+    /// is turned on, so a relay can carry upgrades such as WebSocket.
     ///
     /// Default is [`Server::new`].
     pub fn server(&mut self) -> &mut Server {
@@ -310,10 +311,13 @@ impl Builder {
     fn config(self, listener_idle: bool) -> Result<(Arc<Config>, Arc<Shared>), Error> {
         let url = self.url?;
         let mut server = self.server;
+        // Extended CONNECT (RFC 8441) lets a relay carry WebSocket and
+        // other upgrades to the service over HTTP/2.
         server
             .http2()
             .keep_alive_interval(self.keep_alive.0)
-            .keep_alive_timeout(self.keep_alive.1);
+            .keep_alive_timeout(self.keep_alive.1)
+            .enable_connect_protocol();
         let config = Config {
             initiator: self.initiator.uri(&url).resend_on_no_content(true),
             url,

@@ -108,7 +108,11 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
                 return Ok(status(StatusCode::BAD_REQUEST, "invalid request target"));
             };
             let mut request = request;
-            let upgrade = crate::bridge::requested(request.headers());
+            // From an HTTP/2 relay an upgrade comes as an extended CONNECT.
+            let connect = crate::bridge::from_extended_connect(&mut request);
+            let upgrade = connect
+                .clone()
+                .or_else(|| crate::bridge::requested(request.headers()));
             let relay_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
             let (mut parts, body) = request.into_parts();
             remove_hop_by_hop(&mut parts.headers);
@@ -128,7 +132,11 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
                 && let Some(relay_upgrade) = relay_upgrade
             {
                 crate::bridge::spawn(relay_upgrade, hyper::upgrade::on(&mut response));
-                let (parts, _) = response.into_parts();
+                let (mut parts, _) = response.into_parts();
+                if connect.is_some() {
+                    parts.status = StatusCode::OK;
+                    parts.headers = crate::bridge::accepted_from(&parts.headers);
+                }
                 return Ok(Response::from_parts(
                     parts,
                     crate::relay::full(Bytes::new()),

@@ -205,13 +205,8 @@ impl Pool {
     }
 
     /// Picks the least-loaded free connection, waiting within `waits` for
-    /// one to join or to free up. With `http1_only`, only HTTP/1.1
-    /// connections count, for requests that upgrade.
-    pub async fn pick(
-        self: &Arc<Self>,
-        waits: Waits,
-        http1_only: bool,
-    ) -> Result<Picked, Unavailable> {
+    /// one to join or to free up.
+    pub async fn pick(self: &Arc<Self>, waits: Waits) -> Result<Picked, Unavailable> {
         let start = Instant::now();
         loop {
             let changed = self.changed.notified();
@@ -220,13 +215,7 @@ impl Pool {
             changed.as_mut().enable();
             let deadline = {
                 let state = self.state();
-                let eligible =
-                    |conn: &&Arc<Conn>| !http1_only || conn.sender.protocol() == Protocol::Http1;
-                let free = state
-                    .conns
-                    .iter()
-                    .filter(eligible)
-                    .filter(|conn| conn.free());
+                let free = state.conns.iter().filter(|conn| conn.free());
                 if let Some(conn) = free.min_by_key(|conn| conn.in_flight.load(Ordering::Acquire)) {
                     conn.in_flight.fetch_add(1, Ordering::AcqRel);
                     return Ok(Picked {
@@ -234,7 +223,7 @@ impl Pool {
                         pool: self.clone(),
                     });
                 }
-                if !state.conns.iter().any(|conn| eligible(&conn)) {
+                if state.conns.is_empty() {
                     (start + waits.peer, Unavailable::NoPeer)
                 } else {
                     (start + waits.queue, Unavailable::Busy)

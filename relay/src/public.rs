@@ -38,19 +38,15 @@ pub(crate) async fn forward(
         let Some(pool) = relay.names.lookup(&name) else {
             return status(StatusCode::NOT_FOUND, &format!("no peer named {name}"));
         };
-        // An upgrade needs an HTTP/1.1 connection until extended CONNECT
-        // carries it over HTTP/2.
-        let picked = match pool.pick(relay.settings.waits, upgrade.is_some()).await {
+        let picked = match pool.pick(relay.settings.waits).await {
             Ok(picked) => picked,
             Err(unavailable) => return unavailable_response(&name, unavailable),
         };
         let mut sender = picked.sender();
         tracing::Span::current().record("connection", tracing::field::debug(sender.id()));
         let (mut parts, body) = request.into_parts();
+        let key = parts.headers.get(crate::bridge::SEC_WEBSOCKET_KEY).cloned();
         remove_hop_by_hop(&mut parts.headers);
-        if let Some(upgrade) = upgrade {
-            crate::bridge::restore(&mut parts.headers, upgrade);
-        }
         add_forwarded(&mut parts.headers, client, relay.settings.tls);
         parts.uri = target;
         parts.version = if sender.protocol() == Protocol::Http2 {
@@ -65,7 +61,16 @@ pub(crate) async fn forward(
             }
             frame
         });
-        let request = Request::from_parts(parts, body.map_err(BoxError::from).boxed());
+        let mut request = Request::from_parts(parts, body.map_err(BoxError::from).boxed());
+        // An upgrade crosses an HTTP/2 peer as an extended CONNECT.
+        let h2 = sender.protocol() == Protocol::Http2;
+        if let Some(upgrade) = &upgrade {
+            if h2 {
+                crate::bridge::to_extended_connect(&mut request, upgrade);
+            } else {
+                crate::bridge::restore(request.headers_mut(), upgrade.clone());
+            }
+        }
         let head = tokio::time::timeout(relay.settings.head_timeout, sender.send_request(request));
         match head.await {
             Err(_) => status(
@@ -80,12 +85,22 @@ pub(crate) async fn forward(
                 )
             }
             Ok(Ok(mut response)) => {
-                if response.status() == StatusCode::SWITCHING_PROTOCOLS
-                    && let Some(public_upgrade) = public_upgrade
+                let switched = match h2 {
+                    false => response.status() == StatusCode::SWITCHING_PROTOCOLS,
+                    true => crate::bridge::connect_accepted(response.status()),
+                };
+                if let (true, Some(public_upgrade), Some(upgrade)) =
+                    (switched, public_upgrade, upgrade)
                 {
+                    let headers = match h2 {
+                        false => response.headers().clone(),
+                        true => crate::bridge::switching_from(&response, upgrade, key.as_ref()),
+                    };
                     crate::bridge::spawn(public_upgrade, hyper::upgrade::on(&mut response));
-                    let (parts, _) = response.into_parts();
-                    return Response::from_parts(parts, crate::relay::full(Bytes::new()));
+                    let mut switching = Response::new(crate::relay::full(Bytes::new()));
+                    *switching.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                    *switching.headers_mut() = headers;
+                    return switching;
                 }
                 let (mut parts, body) = response.into_parts();
                 remove_hop_by_hop(&mut parts.headers);

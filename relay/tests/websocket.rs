@@ -1,6 +1,7 @@
 //! A public WebSocket client talks to a WebSocket echo server behind
-//! `expose`, through an HTTP/1.1 peer: the upgrade is carried hop by hop
-//! and the bytes bridged.
+//! `expose`: through an HTTP/1.1 peer the upgrade is carried hop by hop,
+//! through an HTTP/2 peer as an extended CONNECT (RFC 8441), and the
+//! switched streams are bridged.
 
 mod common;
 
@@ -31,7 +32,13 @@ async fn echo_origin() -> std::net::SocketAddr {
 }
 
 #[tokio::test]
-async fn websocket_crosses_an_http1_peer_behind_expose() {
+async fn websocket_crosses_h1_and_h2_peers_behind_expose() {
+    for h1 in [true, false] {
+        websocket_through(h1).await;
+    }
+}
+
+async fn websocket_through(h1: bool) {
     let running = relay(Settings::default()).await;
     let origin = echo_origin().await;
     let (announce, announced) = tokio::sync::oneshot::channel();
@@ -41,7 +48,7 @@ async fn websocket_crosses_an_http1_peer_behind_expose() {
         token: Some("t".into()),
         to: format!("http://{origin}"),
         connections: Some(2),
-        h1: true,
+        h1,
         legacy: false,
     };
     tokio::spawn(ptth_relay::expose::run(args, move |url| {
