@@ -36,11 +36,15 @@ pub(crate) async fn forward(
     let span = info_span!("public_request", %name, method = %request.method(), connection = tracing::field::Empty);
     async move {
         let Some(pool) = relay.names.lookup(&name) else {
+            debug!("no such name");
             return status(StatusCode::NOT_FOUND, &format!("no peer named {name}"));
         };
         let picked = match pool.pick(relay.settings.waits).await {
             Ok(picked) => picked,
-            Err(unavailable) => return unavailable_response(&name, unavailable),
+            Err(unavailable) => {
+                debug!(?unavailable, "no connection for the request");
+                return unavailable_response(&name, unavailable);
+            }
         };
         let mut sender = picked.sender();
         tracing::Span::current().record("connection", tracing::field::debug(sender.id()));
@@ -103,6 +107,7 @@ pub(crate) async fn forward(
                     return switching;
                 }
                 let (mut parts, body) = response.into_parts();
+                debug!(status = %parts.status, "the peer answered");
                 remove_hop_by_hop(&mut parts.headers);
                 let body = Held {
                     body,
