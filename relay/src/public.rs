@@ -6,18 +6,19 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue, RETRY_AFTER};
 use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use ptth::Protocol;
 use tracing::{Instrument, debug, info_span};
 
 use crate::headers::{add_forwarded, remove_hop_by_hop};
-use crate::pool::{BoxError, Picked, Unavailable};
+use crate::pool::{BoxError, PeerBody, Picked, Pool, Unavailable, Waits};
 use crate::relay::{Relay, RelayBody, Routing, status};
 
 /// Forwards a public request to a peer of its name.
@@ -53,11 +54,15 @@ pub(crate) async fn forward(
         remove_hop_by_hop(&mut parts.headers);
         add_forwarded(&mut parts.headers, client, relay.settings.tls);
         parts.uri = target;
-        parts.version = if sender.protocol() == Protocol::Http2 {
-            Version::HTTP_2
-        } else {
-            Version::HTTP_11
-        };
+        parts.version = version_for(sender.protocol());
+        let replay =
+            (upgrade.is_none() && idempotent(&parts.method) && body.is_end_stream()).then(|| {
+                Replay {
+                    method: parts.method.clone(),
+                    uri: parts.uri.clone(),
+                    headers: parts.headers.clone(),
+                }
+            });
         let counting = relay.clone();
         let body = body.map_frame(move |frame| {
             if let Some(data) = frame.data_ref() {
@@ -76,50 +81,112 @@ pub(crate) async fn forward(
             }
         }
         let head = tokio::time::timeout(relay.settings.head_timeout, sender.send_request(request));
-        match head.await {
-            Err(_) => status(
-                StatusCode::GATEWAY_TIMEOUT,
-                &format!("the peer of {name} sent no response in time"),
-            ),
+        let (mut response, picked) = match head.await {
+            Err(_) => {
+                return status(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!("the peer of {name} sent no response in time"),
+                );
+            }
+            Ok(Ok(response)) => (response, picked),
             Ok(Err(error)) => {
-                debug!(%error, "peer failed before the response head");
-                status(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("the peer of {name} failed: {error}"),
-                )
-            }
-            Ok(Ok(mut response)) => {
-                let switched = match h2 {
-                    false => response.status() == StatusCode::SWITCHING_PROTOCOLS,
-                    true => crate::bridge::connect_accepted(response.status()),
-                };
-                if let (true, Some(public_upgrade), Some(upgrade)) =
-                    (switched, public_upgrade, upgrade)
-                {
-                    let headers = match h2 {
-                        false => response.headers().clone(),
-                        true => crate::bridge::switching_from(&response, upgrade, key.as_ref()),
-                    };
-                    crate::bridge::spawn(public_upgrade, hyper::upgrade::on(&mut response));
-                    let mut switching = Response::new(crate::relay::full(Bytes::new()));
-                    *switching.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-                    *switching.headers_mut() = headers;
-                    return switching;
+                drop(picked);
+                match retry(relay, &pool, replay, &error).await {
+                    Some(retried) => retried,
+                    None => {
+                        debug!(%error, "peer failed before the response head");
+                        return status(
+                            StatusCode::BAD_GATEWAY,
+                            &format!("the peer of {name} failed: {error}"),
+                        );
+                    }
                 }
-                let (mut parts, body) = response.into_parts();
-                debug!(status = %parts.status, "the peer answered");
-                remove_hop_by_hop(&mut parts.headers);
-                let body = Held {
-                    body,
-                    _picked: picked,
-                    relay: relay.clone(),
-                };
-                Response::from_parts(parts, body.boxed())
             }
+        };
+        let switched = match h2 {
+            false => response.status() == StatusCode::SWITCHING_PROTOCOLS,
+            true => crate::bridge::connect_accepted(response.status()),
+        };
+        if let (true, Some(public_upgrade), Some(upgrade)) = (switched, public_upgrade, upgrade) {
+            let headers = match h2 {
+                false => response.headers().clone(),
+                true => crate::bridge::switching_from(&response, upgrade, key.as_ref()),
+            };
+            crate::bridge::spawn(public_upgrade, hyper::upgrade::on(&mut response));
+            let mut switching = Response::new(crate::relay::full(Bytes::new()));
+            *switching.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            *switching.headers_mut() = headers;
+            return switching;
         }
+        let (mut parts, body) = response.into_parts();
+        debug!(status = %parts.status, "the peer answered");
+        remove_hop_by_hop(&mut parts.headers);
+        let body = Held {
+            body,
+            _picked: picked,
+            relay: relay.clone(),
+        };
+        Response::from_parts(parts, body.boxed())
     }
     .instrument(span)
     .await
+}
+
+fn version_for(protocol: Protocol) -> Version {
+    if protocol == Protocol::Http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    }
+}
+
+/// RFC 9110, section 9.2.2: a client may send these again after a
+/// connection closed before the answer.
+fn idempotent(method: &Method) -> bool {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
+}
+
+/// What it takes to send a request without a body again.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+/// Sends a request again on another free connection when the first closed
+/// before answering and the request can be replayed. An HTTP/1.1 peer may
+/// close a quiet connection just as a request arrives on it (the tunnel
+/// replaces quiet connections); the public should not see that as a 502.
+async fn retry(
+    relay: &Relay,
+    pool: &Arc<Pool>,
+    replay: Option<Replay>,
+    error: &ptth::Error,
+) -> Option<(Response<Incoming>, Picked)> {
+    let replay = replay.filter(|_| error.is_closed())?;
+    let now = Waits {
+        peer: Duration::ZERO,
+        queue: Duration::ZERO,
+    };
+    let again = pool.pick(now).await.ok()?;
+    let mut sender = again.sender();
+    debug!(%error, connection = ?sender.id(), "the connection closed before answering; sending again");
+    let mut request = Request::new(PeerBody::default());
+    *request.method_mut() = replay.method;
+    *request.uri_mut() = replay.uri;
+    *request.headers_mut() = replay.headers;
+    *request.version_mut() = version_for(sender.protocol());
+    let head = tokio::time::timeout(relay.settings.head_timeout, sender.send_request(request));
+    let response = head.await.ok()?.ok()?;
+    Some((response, again))
 }
 
 fn unavailable_response(name: &str, unavailable: Unavailable) -> Response<RelayBody> {

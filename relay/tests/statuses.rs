@@ -162,3 +162,34 @@ async fn a_peer_that_fails_after_the_head_aborts_the_stream() {
     let body = within(response.into_body().collect()).await;
     assert!(body.is_err(), "a cut body arrived whole");
 }
+
+/// An HTTP/1.1 peer may close a quiet connection just as a request comes
+/// on it; a request that can be replayed then goes to another connection.
+#[tokio::test]
+async fn a_replayable_request_is_sent_again_when_its_connection_closes() {
+    let running = relay(quick()).await;
+    let closing = tokio::spawn(raw_peer(running.addr, b""));
+    within(async {
+        while running
+            .relay
+            .names()
+            .lookup("lamp")
+            .is_none_or(|p| p.connections() != (1, 0))
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let handle = holding_peer(
+        running.addr,
+        Arc::new(Notify::new()),
+        Arc::new(Notify::new()),
+    );
+    connected(&handle, 1).await;
+    let pool = running.relay.names().lookup("lamp").unwrap();
+    assert_eq!(pool.connections(), (2, 0));
+    // The closing peer joined first, so it is picked first.
+    let (status, _, body) = get(&format!("http://{}/lamp/x", running.addr)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "done"));
+    closing.await.unwrap();
+}
