@@ -411,6 +411,22 @@ mod tests {
         ));
     }
 
+    /// The bound is inclusive: a head of exactly `max_head` bytes, whole
+    /// or still arriving, is taken.
+    #[test]
+    fn a_head_of_exactly_the_limit_is_taken() {
+        let mut head = b"HTTP/1.1 101 Switching Protocols\r\nX-Long: ".to_vec();
+        head.resize(LIMITS.max_head - 4, b'a');
+        assert!(matches!(parse_response(&head, LIMITS), Ok(None)));
+        let mut partial = head.clone();
+        partial.resize(LIMITS.max_head, b'a');
+        assert!(matches!(parse_response(&partial, LIMITS), Ok(None)));
+        head.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(head.len(), LIMITS.max_head);
+        let parsed = parse_response(&head, LIMITS).unwrap().unwrap();
+        assert_eq!(parsed.len, LIMITS.max_head);
+    }
+
     #[test]
     fn too_many_headers_is_its_own_error() {
         let mut head = b"GET / HTTP/1.1\r\n".to_vec();
