@@ -114,24 +114,31 @@ async fn raw_peer(addr: std::net::SocketAddr, then: &'static [u8]) {
     tcp.write_all(then).await.unwrap();
 }
 
+/// Waits until `lamp` has one HTTP/1.1 connection; the name's pool does
+/// not exist before the raw peer's claim, so there is nothing to wait on
+/// until then.
+async fn one_h1_connection(running: &common::Running) {
+    let pool = within(async {
+        loop {
+            match running.relay.names().lookup("lamp") {
+                Some(pool) => return pool,
+                None => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await;
+    within(pool.wait_until(|counts| counts == (1, 0))).await;
+}
+
 #[tokio::test]
 async fn a_peer_that_closes_or_answers_garbage_before_the_head_is_502() {
     for then in [&b""[..], b"garbage\r\n\r\n"] {
         let running = relay(quick()).await;
         let peer = tokio::spawn(raw_peer(running.addr, then));
-        let pool = within(async {
-            loop {
-                match running.relay.names().lookup("lamp") {
-                    Some(pool) if pool.connections() == (1, 0) => return pool,
-                    _ => tokio::task::yield_now().await,
-                }
-            }
-        })
-        .await;
+        one_h1_connection(&running).await;
         let (status, _, body) = get(&format!("http://{}/lamp/x", running.addr)).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
         peer.await.unwrap();
-        drop(pool);
     }
 }
 
@@ -142,17 +149,7 @@ async fn a_peer_that_fails_after_the_head_aborts_the_stream() {
         running.addr,
         b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b",
     ));
-    within(async {
-        while running
-            .relay
-            .names()
-            .lookup("lamp")
-            .is_none_or(|p| p.connections() != (1, 0))
-        {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    one_h1_connection(&running).await;
     let request = Request::get(format!("http://{}/lamp/x", running.addr))
         .body(Full::<Bytes>::default())
         .unwrap();
@@ -169,17 +166,7 @@ async fn a_peer_that_fails_after_the_head_aborts_the_stream() {
 async fn a_replayable_request_is_sent_again_when_its_connection_closes() {
     let running = relay(quick()).await;
     let closing = tokio::spawn(raw_peer(running.addr, b""));
-    within(async {
-        while running
-            .relay
-            .names()
-            .lookup("lamp")
-            .is_none_or(|p| p.connections() != (1, 0))
-        {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    one_h1_connection(&running).await;
     let handle = holding_peer(
         running.addr,
         Arc::new(Notify::new()),
