@@ -43,12 +43,12 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Listens on `addr` (port 0 for a free one) and answers with `answer`;
-    /// `decorate` may add fields to each `101`.
+    /// Listens on `addr` (port 0 for a free one) and answers with `answer`.
     pub async fn start(addr: SocketAddr, answer: Answer) -> Relay {
         Self::start_with(addr, answer, |_| {}).await
     }
 
+    /// [`Relay::start`], with `decorate` adding fields to each `101`.
     pub async fn start_with(
         addr: SocketAddr,
         answer: Answer,
