@@ -15,10 +15,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use ptth_relay::cli::ExposeArgs;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
 use tokio::process::Command;
 
 const GIB: u64 = 1 << 30;
@@ -69,27 +67,17 @@ async fn drain(mut body: Incoming) -> u64 {
 
 /// `/up` counts what it is sent; `/down` sends 1 GiB.
 async fn origin() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let service = service_fn(|request: Request<Incoming>| async move {
-                let body = match request.uri().path() {
-                    "/bulk/up" => {
-                        let total = drain(request.into_body()).await;
-                        Full::new(Bytes::from(total.to_string())).boxed()
-                    }
-                    _ => Zeros::new(GIB).boxed(),
-                };
-                Ok::<_, Infallible>(Response::new(body))
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service),
-            );
-        }
-    });
-    addr
+    common::http1_origin(service_fn(|request: Request<Incoming>| async move {
+        let body = match request.uri().path() {
+            "/bulk/up" => {
+                let total = drain(request.into_body()).await;
+                Full::new(Bytes::from(total.to_string())).boxed()
+            }
+            _ => Zeros::new(GIB).boxed(),
+        };
+        Ok::<_, Infallible>(Response::new(body))
+    }))
+    .await
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {

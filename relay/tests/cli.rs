@@ -13,9 +13,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
 fn relay_command(args: &[&str]) -> Child {
@@ -37,24 +35,14 @@ async fn announced(child: &mut Child) -> String {
 
 /// A local HTTP/1.1 server that answers `origin saw METHOD TARGET BODY`.
 async fn origin() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let service = service_fn(|request: Request<Incoming>| async move {
-                let line = format!("origin saw {} {} ", request.method(), request.uri());
-                let body = request.into_body().collect().await.unwrap().to_bytes();
-                let mut text = line.into_bytes();
-                text.extend_from_slice(&body);
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service),
-            );
-        }
-    });
-    addr
+    common::http1_origin(service_fn(|request: Request<Incoming>| async move {
+        let line = format!("origin saw {} {} ", request.method(), request.uri());
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        let mut text = line.into_bytes();
+        text.extend_from_slice(&body);
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+    }))
+    .await
 }
 
 #[tokio::test]

@@ -121,3 +121,26 @@ pub async fn send(request: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap
         String::from_utf8_lossy(&body).into_owned(),
     )
 }
+
+/// A local HTTP/1.1 server on `127.0.0.1:0` running `service`, as the
+/// origin that `expose` forwards to.
+pub async fn http1_origin<S, B>(service: S) -> SocketAddr
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service.clone());
+            tokio::spawn(connection);
+        }
+    });
+    addr
+}
