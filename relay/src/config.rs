@@ -3,23 +3,37 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::cli::{RoutingMode, ServeArgs};
+use crate::limit::ClaimRate;
 use crate::names::{Policy, valid_name};
+use crate::pool::{Liveness, Waits};
 use crate::relay::{Routing, Settings};
 
 /// The TOML file: the flags' names, with `[names]` as a table of
-/// `name = "token"`.
+/// `name = "token"`, and the bounds no flag sets. Times are in seconds
+/// and may have a fraction; every key may be left out.
 ///
 /// ```toml
 /// listen = "0.0.0.0:8080"
 /// routing = "host"
 /// domain = "relay.example"
 /// closed = true
+/// head-timeout = 60
 /// [names]
 /// lamp = "s3cret"
+/// [claims]        # per client address
+/// burst = 20
+/// per-second = 10
+/// [waits]         # a public request's wait for a connection
+/// peer = 1
+/// queue = 10
+/// [liveness]      # how peers' connections are checked
+/// interval = 20
+/// timeout = 10
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -36,6 +50,54 @@ pub struct File {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     metrics: Option<SocketAddr>,
+    head_timeout: Option<Seconds>,
+    #[serde(default)]
+    claims: Claims,
+    #[serde(default)]
+    waits: WaitsFile,
+    #[serde(default)]
+    liveness: LivenessFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Claims {
+    burst: Option<u32>,
+    per_second: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitsFile {
+    peer: Option<Seconds>,
+    queue: Option<Seconds>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LivenessFile {
+    interval: Option<Seconds>,
+    timeout: Option<Seconds>,
+}
+
+/// A time in seconds, which may have a fraction; negative, infinite and
+/// NaN values are refused where the file is read.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "f64")]
+struct Seconds(Duration);
+
+impl TryFrom<f64> for Seconds {
+    type Error = String;
+
+    fn try_from(seconds: f64) -> Result<Self, String> {
+        Duration::try_from_secs_f64(seconds)
+            .map(Seconds)
+            .map_err(|_| format!("{seconds} is not a number of seconds"))
+    }
+}
+
+fn or(value: Option<Seconds>, default: Duration) -> Duration {
+    value.map_or(default, |Seconds(duration)| duration)
 }
 
 /// Everything `serve` runs with.
@@ -90,6 +152,25 @@ impl Serve {
             (None, None) => None,
             _ => return Err("TLS needs both a certificate and a key".to_owned()),
         };
+        let defaults = Settings::default();
+        let claim_rate = ClaimRate {
+            burst: file.claims.burst.unwrap_or(defaults.claim_rate.burst),
+            per_second: file
+                .claims
+                .per_second
+                .unwrap_or(defaults.claim_rate.per_second),
+        };
+        if claim_rate.burst == 0 || claim_rate.per_second == 0 {
+            return Err("[claims] burst and per-second must be at least 1".to_owned());
+        }
+        let liveness = Liveness {
+            interval: or(file.liveness.interval, defaults.liveness.interval),
+            timeout: or(file.liveness.timeout, defaults.liveness.timeout),
+        };
+        // A zero interval would turn the idle probe into a busy loop.
+        if liveness.interval.is_zero() || liveness.timeout.is_zero() {
+            return Err("[liveness] interval and timeout must be above 0".to_owned());
+        }
         let settings = Settings {
             routing,
             access,
@@ -98,8 +179,14 @@ impl Serve {
                 pinned,
                 closed: args.closed || file.closed,
             },
+            waits: Waits {
+                peer: or(file.waits.peer, defaults.waits.peer),
+                queue: or(file.waits.queue, defaults.waits.queue),
+            },
+            liveness,
+            claim_rate,
+            head_timeout: or(file.head_timeout, defaults.head_timeout),
             tls: tls.is_some(),
-            ..Settings::default()
         };
         Ok(Serve {
             listen: args
@@ -153,6 +240,50 @@ mod tests {
         assert!(serve.settings.policy.closed);
         assert_eq!(serve.settings.policy.pinned["lamp"], "flag");
         assert_eq!(serve.settings.policy.pinned["fan"], "b");
+    }
+
+    #[test]
+    fn bounds_come_from_the_file() {
+        let path = file(
+            "head-timeout = 2.5\n[claims]\nburst = 100000\n[waits]\nqueue = 0.25\n[liveness]\ninterval = 5\n",
+        );
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let serve = Serve::from_args(args).unwrap();
+        std::fs::remove_file(path).unwrap();
+        let settings = serve.settings;
+        let defaults = Settings::default();
+        assert_eq!(settings.head_timeout, Duration::from_millis(2500));
+        assert_eq!(settings.claim_rate.burst, 100_000);
+        assert_eq!(
+            settings.claim_rate.per_second,
+            defaults.claim_rate.per_second
+        );
+        assert_eq!(settings.waits.queue, Duration::from_millis(250));
+        assert_eq!(settings.waits.peer, defaults.waits.peer);
+        assert_eq!(settings.liveness.interval, Duration::from_secs(5));
+        assert_eq!(settings.liveness.timeout, defaults.liveness.timeout);
+    }
+
+    #[test]
+    fn bad_bounds_are_named() {
+        for (text, named) in [
+            ("head-timeout = -1\n", "-1"),
+            ("[claims]\nburst = 0\n", "burst"),
+            ("[waits]\nforever = 1\n", "forever"),
+            ("[liveness]\ninterval = 0\n", "interval"),
+        ] {
+            let path = file(text);
+            let args = ServeArgs {
+                config: Some(path.clone()),
+                ..ServeArgs::default()
+            };
+            let error = Serve::from_args(args).unwrap_err();
+            std::fs::remove_file(path).unwrap();
+            assert!(error.contains(named), "{text:?}: {error}");
+        }
     }
 
     #[test]
