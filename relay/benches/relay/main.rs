@@ -1,0 +1,193 @@
+//! The relay against the same origin direct, rathole and bore, on one
+//! machine in one run, with rounds alternated between the paths so that
+//! a noisy neighbour hits every path alike; medians are reported.
+//!
+//! ```text
+//! cargo bench -p ptth-relay --bench relay [-- PART... --rounds N --seconds S]
+//! ```
+//!
+//! PART is `load`, `bulk`, `idle` or `first`; without one, all run. The
+//! figures are only worth reading on a machine with no other load.
+
+mod load;
+mod origin;
+mod paths;
+mod peers;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use paths::{Kind, Up};
+use tokio::runtime::Runtime;
+
+struct Options {
+    parts: Vec<String>,
+    rounds: usize,
+    seconds: u64,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        parts: Vec::new(),
+        rounds: 3,
+        seconds: 5,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            // cargo bench passes this to every bench target.
+            "--bench" => {}
+            "--rounds" => options.rounds = args.next().and_then(|n| n.parse().ok()).unwrap(),
+            "--seconds" => options.seconds = args.next().and_then(|n| n.parse().ok()).unwrap(),
+            "load" | "bulk" | "idle" | "first" => options.parts.push(arg),
+            other => panic!("unknown argument {other:?}"),
+        }
+    }
+    if options.parts.is_empty() {
+        options.parts = ["load", "bulk", "idle", "first"].map(String::from).to_vec();
+    }
+    options
+}
+
+fn main() {
+    let options = options();
+    let relay_bin = PathBuf::from(env!("CARGO_BIN_EXE_ptth-relay"));
+    let target = relay_bin
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_owned();
+    let cache = std::env::var_os("PTTH_BENCH_CACHE")
+        .map_or_else(|| target.join("bench-cache"), PathBuf::from);
+    let tools = tools::install(&cache);
+    let dir = std::env::temp_dir().join(format!("ptth-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Ten thousand peers need ten thousand sockets on each side.
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("# ptth-relay benchmarks, rounds: {}\n", options.rounds);
+    for part in &options.parts {
+        match part.as_str() {
+            "load" => small_gets(&options, &relay_bin, &tools, &dir, &rt),
+            "bulk" => bulk(&options, &relay_bin, &tools, &dir, &rt),
+            "idle" => idle(&relay_bin, &dir, &rt),
+            _ => first(&relay_bin, &dir, &rt),
+        }
+    }
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn all_up(
+    origin: std::net::SocketAddr,
+    relay: &Path,
+    tools: &Path,
+    dir: &Path,
+    rt: &Runtime,
+) -> Vec<Up> {
+    Kind::ALL
+        .iter()
+        .map(|&kind| paths::up(kind, origin, relay, tools, dir, rt))
+        .collect()
+}
+
+fn small_gets(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {
+    let (_nginx, origin) = origin::nginx(dir);
+    let paths = all_up(origin, relay, tools, dir, rt);
+    let connections = [16, 64];
+    let mut runs = vec![vec![Vec::new(); connections.len()]; paths.len()];
+    for round in 0..options.rounds {
+        eprintln!("small GETs, round {}", round + 1);
+        for (c, &count) in connections.iter().enumerate() {
+            for (p, path) in paths.iter().enumerate() {
+                runs[p][c].push(load::wrk(&path.base, count, options.seconds));
+            }
+        }
+    }
+    println!(
+        "## Small GETs ({} B, nginx origin; wrk -t1, {} s per run)\n",
+        origin::SMALL,
+        options.seconds
+    );
+    println!("| path | connections | req/s | p50 | p99 |\n|---|---:|---:|---:|---:|");
+    for (p, path) in paths.iter().enumerate() {
+        for (c, &count) in connections.iter().enumerate() {
+            let runs = &runs[p][c];
+            let mut rates: Vec<f64> = runs.iter().map(|run| run.per_second).collect();
+            let mut p50s: Vec<Duration> = runs.iter().map(|run| run.p50).collect();
+            let mut p99s: Vec<Duration> = runs.iter().map(|run| run.p99).collect();
+            println!(
+                "| {} | {count} | {:.0} | {:.2} ms | {:.2} ms |",
+                path.kind.label(),
+                load::median(&mut rates),
+                load::median(&mut p50s).as_secs_f64() * 1e3,
+                load::median(&mut p99s).as_secs_f64() * 1e3,
+            );
+        }
+    }
+    println!();
+}
+
+fn bulk(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {
+    let origin = rt.block_on(origin::bulk());
+    let file = load::upload_file(dir);
+    let paths = all_up(origin, relay, tools, dir, rt);
+    let mut runs = vec![(Vec::new(), Vec::new()); paths.len()];
+    for round in 0..options.rounds {
+        eprintln!("bulk, round {}", round + 1);
+        for (p, path) in paths.iter().enumerate() {
+            runs[p].0.push(load::down(&path.base));
+            runs[p].1.push(load::up(&path.base, &file));
+        }
+    }
+    println!("## Bulk: 1 GiB each way with curl (hyper origin)\n");
+    println!("| path | down MiB/s | up MiB/s |\n|---|---:|---:|");
+    for (path, (down, up)) in paths.iter().zip(&mut runs) {
+        println!(
+            "| {} | {:.0} | {:.0} |",
+            path.kind.label(),
+            load::median(down),
+            load::median(up)
+        );
+    }
+    println!();
+}
+
+fn idle(relay: &Path, dir: &Path, rt: &Runtime) {
+    eprintln!("idle peers");
+    let rows = peers::idle(relay, dir, rt, &[1_000, 10_000]);
+    println!("## Relay memory with idle HTTP/2 peers (one name each)\n");
+    println!("| peers | relay RSS | per peer |\n|---:|---:|---:|");
+    for (count, rss, per_peer) in rows {
+        println!(
+            "| {count} | {:.1} MiB | {:.1} KiB |",
+            rss as f64 / (1024.0 * 1024.0),
+            per_peer as f64 / 1024.0
+        );
+    }
+    println!();
+}
+
+fn first(relay: &Path, dir: &Path, rt: &Runtime) {
+    eprintln!("first requests");
+    let rounds = 50;
+    let first = peers::first(relay, dir, rt, rounds);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("## From a peer's dial to its first routed request ({rounds} fresh peers)\n");
+    println!("| step | median | worst |\n|---|---:|---:|");
+    println!(
+        "| dial to 101 (claimed) | {:.2} ms | {:.2} ms |",
+        ms(first.claimed.0),
+        ms(first.claimed.1)
+    );
+    println!(
+        "| dial to first answer through the relay | {:.2} ms | {:.2} ms |",
+        ms(first.answered.0),
+        ms(first.answered.1)
+    );
+    println!();
+}

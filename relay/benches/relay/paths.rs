@@ -1,0 +1,221 @@
+//! The ways from the load generator to an origin: direct, through the
+//! relay (behind `expose`, or with the peer in-process), through rathole
+//! and through bore.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use ptth::tunnel::{self, Handle};
+use tokio::runtime::Runtime;
+
+use crate::origin::{self, NAME};
+use crate::tools::{Process, free_port, wait_listening};
+
+/// The paths, in the order the tables list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Direct,
+    Expose,
+    InProcess,
+    Rathole,
+    Bore,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Direct,
+        Kind::Expose,
+        Kind::InProcess,
+        Kind::Rathole,
+        Kind::Bore,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Direct => "direct to the origin",
+            Kind::Expose => "ptth-relay + expose (h2 peer)",
+            Kind::InProcess => "ptth-relay, in-process peer (h2)",
+            Kind::Rathole => "rathole 0.5 (TCP)",
+            Kind::Bore => "bore 0.6",
+        }
+    }
+}
+
+/// A path that is up: its base URL, and what keeps it up.
+pub struct Up {
+    pub kind: Kind,
+    pub base: String,
+    _processes: Vec<Process>,
+    tunnel: Option<Handle>,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Some(tunnel) = &self.tunnel {
+            tunnel.shutdown();
+        }
+    }
+}
+
+/// Starts a relay from this package's binary and returns it and its
+/// address.
+pub fn relay(binary: &Path, config: Option<&Path>) -> (Process, SocketAddr) {
+    let mut command = Command::new(binary);
+    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let process = Process::start(&mut command);
+    let line = process.wait_for("listening on http://");
+    let addr = line
+        .rsplit("http://")
+        .next()
+        .and_then(|addr| addr.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (process, addr)
+}
+
+/// Brings up `kind` in front of `origin`; `tools` holds rathole and bore.
+pub fn up(
+    kind: Kind,
+    origin: SocketAddr,
+    relay_bin: &Path,
+    tools: &Path,
+    dir: &Path,
+    rt: &Runtime,
+) -> Up {
+    let mut processes = Vec::new();
+    let mut tunnel = None;
+    let base = match kind {
+        Kind::Direct => format!("http://{origin}"),
+        Kind::Expose | Kind::InProcess => {
+            let (process, addr) = relay(relay_bin, None);
+            processes.push(process);
+            if kind == Kind::Expose {
+                let expose = Process::start(
+                    Command::new(relay_bin)
+                        .args(["expose", "--relay", &format!("http://{addr}")])
+                        .args(["--name", NAME, "--to", &format!("http://{origin}")]),
+                );
+                expose.wait_for("public URL:");
+                processes.push(expose);
+            } else {
+                let url = format!("http://{addr}/reversehttp/{NAME}");
+                let handle = rt.block_on(async {
+                    let serving = tunnel::serve(url, service_fn(origin::serve));
+                    let handle = serving.handle();
+                    tokio::spawn(serving);
+                    let mut status = handle.watch();
+                    status
+                        .wait_for(|status| status.connected > 0)
+                        .await
+                        .unwrap();
+                    handle
+                });
+                tunnel = Some(handle);
+            }
+            format!("http://{addr}")
+        }
+        Kind::Rathole => {
+            let (control, visitors) = (free_port(), free_port());
+            let server = dir.join("rathole-server.toml");
+            let client = dir.join("rathole-client.toml");
+            std::fs::write(
+                &server,
+                format!(
+                    "[server]\nbind_addr = \"127.0.0.1:{control}\"\n\
+                     [server.services.{NAME}]\ntoken = \"t\"\nbind_addr = \"127.0.0.1:{visitors}\"\n"
+                ),
+            )
+            .unwrap();
+            std::fs::write(
+                &client,
+                format!(
+                    "[client]\nremote_addr = \"127.0.0.1:{control}\"\n\
+                     [client.services.{NAME}]\ntoken = \"t\"\nlocal_addr = \"{origin}\"\n"
+                ),
+            )
+            .unwrap();
+            let rathole = tools.join("rathole");
+            processes.push(Process::start(
+                Command::new(&rathole).arg("-s").arg(&server),
+            ));
+            wait_listening(SocketAddr::from(([127, 0, 0, 1], control)));
+            processes.push(Process::start(
+                Command::new(&rathole).arg("-c").arg(&client),
+            ));
+            format!("http://127.0.0.1:{visitors}")
+        }
+        Kind::Bore => {
+            // bore's control port is fixed at 7835.
+            let bore = tools.join("bore");
+            processes.push(Process::start(Command::new(&bore).args([
+                "server",
+                "--bind-addr",
+                "127.0.0.1",
+            ])));
+            wait_listening(SocketAddr::from(([127, 0, 0, 1], 7835)));
+            let local = Process::start(
+                Command::new(&bore)
+                    .args(["local", &origin.port().to_string()])
+                    .args(["--local-host", "127.0.0.1", "--to", "127.0.0.1"])
+                    .env("NO_COLOR", "1"),
+            );
+            let line = plain(&local.wait_for("listening at"));
+            let port = line
+                .rsplit(':')
+                .next()
+                .and_then(|port| port.trim().parse::<u16>().ok())
+                .unwrap_or_else(|| panic!("no port in {line:?}"));
+            processes.push(local);
+            format!("http://127.0.0.1:{port}")
+        }
+    };
+    ready(&base);
+    Up {
+        kind,
+        base,
+        _processes: processes,
+        tunnel,
+    }
+}
+
+/// `line` without ANSI colour sequences.
+fn plain(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Waits until `base` answers the small GET with a 200.
+fn ready(base: &str) {
+    let authority = base.trim_start_matches("http://");
+    for _ in 0..500 {
+        if let Ok(mut tcp) = TcpStream::connect(authority) {
+            tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let request = format!(
+                "GET /{NAME}/small.html HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = Vec::new();
+            if tcp.write_all(request.as_bytes()).is_ok()
+                && tcp.read_to_end(&mut answer).is_ok()
+                && answer.starts_with(b"HTTP/1.1 200")
+            {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{base} never answered the small GET");
+}

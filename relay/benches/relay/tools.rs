@@ -1,0 +1,154 @@
+//! The programs the harness compares against, and the processes it runs.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Makes sure nginx, wrk and curl are installed (from Debian) and rathole
+/// and bore are built (from crates.io, into `cache`); returns the folder
+/// with the built binaries.
+pub fn install(cache: &Path) -> PathBuf {
+    let missing: Vec<&str> = [("nginx", "nginx-light"), ("wrk", "wrk"), ("curl", "curl")]
+        .into_iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(_, package)| package)
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("installing {missing:?} with apt-get");
+        run(Command::new("apt-get")
+            .args(["install", "-y"])
+            .args(&missing));
+    }
+    let bin = cache.join("bin");
+    // rathole 0.5.0's lock file pins a `time` that no longer compiles, so
+    // it is resolved afresh; TLS and noise stay off, as in the comparison
+    // nothing is encrypted.
+    for (program, krate, flags) in [
+        ("bore", "bore-cli", &["--locked"][..]),
+        (
+            "rathole",
+            "rathole",
+            &["--no-default-features", "--features", "server,client"][..],
+        ),
+    ] {
+        if !bin.join(program).exists() {
+            eprintln!("building {krate} from crates.io into {}", cache.display());
+            run(Command::new("cargo")
+                .args(["install", "--root"])
+                .arg(cache)
+                .arg(krate)
+                .args(flags)
+                .env("CARGO_TARGET_DIR", cache.join("build")));
+        }
+    }
+    bin
+}
+
+fn on_path(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn run(command: &mut Command) {
+    let status = command.status().expect("cannot start a setup command");
+    assert!(status.success(), "{command:?} failed: {status}");
+}
+
+/// A port that was free a moment ago, for the programs that cannot be
+/// told to pick one themselves.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("no free port")
+}
+
+/// A child process, killed when dropped.
+pub struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Process {
+    /// Starts `command` with its stdout and stderr read line by line.
+    pub fn start(command: &mut Command) -> Process {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
+        let (send, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for stream in [
+            Box::new(out) as Box<dyn std::io::Read + Send>,
+            Box::new(err),
+        ] {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if send.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Process { child, lines }
+    }
+
+    /// Waits for a line containing `needle` and returns it.
+    pub fn wait_for(&self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no line with {needle:?}: {error}"),
+            }
+        }
+    }
+
+    /// The process id, for reading its memory.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until something accepts connections on `addr`.
+pub fn wait_listening(addr: SocketAddr) {
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("nothing listens on {addr}");
+}
+
+/// A process's resident memory, in bytes.
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .unwrap();
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kib| kib.parse().ok())
+        .unwrap();
+    kib * 1024
+}
