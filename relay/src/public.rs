@@ -15,7 +15,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use ptth::Protocol;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, debug_span};
 
 use crate::headers::{add_forwarded, remove_hop_by_hop};
 use crate::pool::{BoxError, PeerBody, Picked, Pool, Unavailable, Waits};
@@ -34,7 +34,7 @@ pub(crate) async fn forward(
     let mut request = request;
     let upgrade = crate::bridge::requested(request.headers());
     let public_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
-    let span = info_span!("public_request", %name, method = %request.method(), connection = tracing::field::Empty);
+    let span = debug_span!("public_request", %name, method = %request.method(), connection = tracing::field::Empty);
     async move {
         let Some(pool) = relay.names.lookup(&name) else {
             debug!("no such name");

@@ -15,10 +15,15 @@ pub struct Load {
 }
 
 /// Runs wrk with one thread (so the client's share of the two cores is
-/// the same on every path) and `connections` keep-alive connections.
-pub fn wrk(base: &str, connections: usize, seconds: u64) -> Load {
+/// the same on every path) and `connections` connections, kept alive or
+/// (with `close`) a new one for every request, as many API clients do.
+pub fn wrk(base: &str, connections: usize, close: bool, seconds: u64) -> Load {
     let url = format!("{base}/{NAME}/small.html");
-    let output = Command::new("wrk")
+    let mut command = Command::new("wrk");
+    if close {
+        command.args(["-H", "Connection: close"]);
+    }
+    let output = command
         .args(["-t1", "--latency", "--timeout", "5s"])
         .arg(format!("-c{connections}"))
         .arg(format!("-d{seconds}s"))

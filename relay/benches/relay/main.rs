@@ -98,13 +98,13 @@ fn all_up(
 fn small_gets(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {
     let (_nginx, origin) = origin::nginx(dir);
     let paths = all_up(origin, relay, tools, dir, rt);
-    let connections = [16, 64];
+    let connections = [(16, false), (64, false), (16, true), (64, true)];
     let mut runs = vec![vec![Vec::new(); connections.len()]; paths.len()];
     for round in 0..options.rounds {
         eprintln!("small GETs, round {}", round + 1);
-        for (c, &count) in connections.iter().enumerate() {
+        for (c, &(count, close)) in connections.iter().enumerate() {
             for (p, path) in paths.iter().enumerate() {
-                runs[p][c].push(load::wrk(&path.base, count, options.seconds));
+                runs[p][c].push(load::wrk(&path.base, count, close, options.seconds));
             }
         }
     }
@@ -113,15 +113,20 @@ fn small_gets(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Ru
         origin::SMALL,
         options.seconds
     );
-    println!("| path | connections | req/s | p50 | p99 |\n|---|---:|---:|---:|---:|");
+    println!("| path | connections | req/s | p50 | p99 |\n|---|---|---:|---:|---:|");
     for (p, path) in paths.iter().enumerate() {
-        for (c, &count) in connections.iter().enumerate() {
+        for (c, &(count, close)) in connections.iter().enumerate() {
+            let reuse = if close {
+                "new per request"
+            } else {
+                "kept alive"
+            };
             let runs = &runs[p][c];
             let mut rates: Vec<f64> = runs.iter().map(|run| run.per_second).collect();
             let mut p50s: Vec<Duration> = runs.iter().map(|run| run.p50).collect();
             let mut p99s: Vec<Duration> = runs.iter().map(|run| run.p99).collect();
             println!(
-                "| {} | {count} | {:.0} | {:.2} ms | {:.2} ms |",
+                "| {} | {count}, {reuse} | {:.0} | {:.2} ms | {:.2} ms |",
                 path.kind.label(),
                 load::median(&mut rates),
                 load::median(&mut p50s).as_secs_f64() * 1e3,
