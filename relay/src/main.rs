@@ -10,12 +10,6 @@ use ptth_relay::config::Serve;
 use ptth_relay::server::Server;
 use ptth_relay::{Relay, expose};
 
-// A relay allocates and frees a few small buffers per request on every
-// worker thread; mimalloc's thread-local free lists do that for less than
-// glibc's arenas (figures in the README's Performance section).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

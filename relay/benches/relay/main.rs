@@ -8,6 +8,9 @@
 //!
 //! PART is `load`, `bulk`, `idle` or `first`; without one, all run. The
 //! figures are only worth reading on a machine with no other load.
+//! `PTTH_BENCH_RELAY=PATH` runs another build of `ptth-relay` (to compare
+//! before and after a change); `PTTH_BENCH_CACHE=DIR` keeps the built
+//! rathole and bore elsewhere than `target/bench-cache`.
 
 mod load;
 mod origin;
@@ -52,12 +55,10 @@ fn options() -> Options {
 
 fn main() {
     let options = options();
-    let relay_bin = PathBuf::from(env!("CARGO_BIN_EXE_ptth-relay"));
-    let target = relay_bin
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .to_owned();
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_ptth-relay"));
+    let target = built.parent().and_then(Path::parent).unwrap().to_owned();
+    // Another build of the relay, to compare before and after a change.
+    let relay_bin = std::env::var_os("PTTH_BENCH_RELAY").map_or(built, PathBuf::from);
     let cache = std::env::var_os("PTTH_BENCH_CACHE")
         .map_or_else(|| target.join("bench-cache"), PathBuf::from);
     let tools = tools::install(&cache);
