@@ -155,6 +155,9 @@
 //!   connections, and use [`acceptor::SendRequest`] as a tower `Service`.
 //! - `axum`: the `ptth::axum::PtthUpgrade` extractor; implies `tower` and
 //!   `http-body-util`.
+//! - `longpoll`: [`longpoll`], serving clients that can only poll (a
+//!   browser tab): the `message/http` and JSON codecs and a hub; adds
+//!   `serde_json`, `base64` and `getrandom`, and implies `http-body-util`.
 //! - `http-body-util`: re-exports that crate (`Full`, `Empty`, `BodyExt`)
 //!   as `ptth::http_body_util`, at the version hyper's bodies match.
 //!
@@ -175,6 +178,8 @@ mod dialect;
 mod error;
 mod head;
 pub mod initiator;
+#[cfg(feature = "longpoll")]
+pub mod longpoll;
 mod reader;
 mod rewind;
 pub mod service;
