@@ -187,6 +187,7 @@ impl Serve {
             claim_rate,
             head_timeout: or(file.head_timeout, defaults.head_timeout),
             tls: tls.is_some(),
+            longpoll: defaults.longpoll,
         };
         Ok(Serve {
             listen: args

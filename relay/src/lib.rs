@@ -17,6 +17,7 @@ pub mod config;
 pub mod expose;
 pub mod headers;
 pub mod limit;
+pub mod longpoll;
 pub mod metrics;
 pub mod names;
 mod peers;

@@ -24,22 +24,8 @@ pub(crate) async fn claim(
     if name.is_empty() || name.contains('/') {
         return status(StatusCode::NOT_FOUND, "claim a name at <access>/<name>");
     }
-    if !request.headers().contains_key(http::header::UPGRADE) {
-        return status(
-            StatusCode::UPGRADE_REQUIRED,
-            "a peer claims its name with a PTTH upgrade",
-        );
-    }
-    if let Err(wait) = relay.limiter.take(client.ip()) {
-        let mut response = status(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many claims from this address; retry later",
-        );
-        let seconds = wait.as_secs_f64().ceil().max(1.0).to_string();
-        if let Ok(value) = HeaderValue::from_str(&seconds) {
-            response.headers_mut().insert(RETRY_AFTER, value);
-        }
-        return response;
+    if let Some(refused) = rate_limited(relay, client) {
+        return refused;
     }
     // Validated before the claim, so a request that cannot become a peer
     // never holds a name.
@@ -83,8 +69,22 @@ pub(crate) async fn claim(
     switching
 }
 
+/// `429` with `Retry-After` when `client` has claimed too often.
+pub(crate) fn rate_limited(relay: &Relay, client: SocketAddr) -> Option<Response<RelayBody>> {
+    let wait = relay.limiter.take(client.ip()).err()?;
+    let mut response = status(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many claims from this address; retry later",
+    );
+    let seconds = wait.as_secs_f64().ceil().max(1.0).to_string();
+    if let Ok(value) = HeaderValue::from_str(&seconds) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    Some(response)
+}
+
 /// The token from `Authorization: Bearer`, else from `?token=`.
-fn token(request: &Request<Incoming>) -> Option<String> {
+pub(crate) fn token<B>(request: &Request<B>) -> Option<String> {
     let bearer = request
         .headers()
         .get(AUTHORIZATION)
@@ -101,37 +101,12 @@ fn token(request: &Request<Incoming>) -> Option<String> {
             .query()?
             .split('&')
             .find_map(|pair| pair.strip_prefix("token="))
-            .map(percent_decode)
+            .map(crate::longpoll::form::decode)
     })
 }
 
-/// `%XX` sequences decoded; anything else is kept as written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .filter(|_| bytes[i] == b'%')
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Where the public reaches `name`, built from the `Host` the peer dialled.
-fn public_url(relay: &Relay, request: &Request<Incoming>, name: &str) -> String {
+pub(crate) fn public_url<B>(relay: &Relay, request: &Request<B>, name: &str) -> String {
     let scheme = if relay.settings.tls { "https" } else { "http" };
     let host = request
         .headers()
@@ -149,17 +124,5 @@ fn public_url(relay: &Relay, request: &Request<Incoming>, name: &str) -> String 
             };
             format!("{scheme}://{name}.{domain}{port}/")
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_in_queries_are_percent_decoded() {
-        assert_eq!(percent_decode("a%2Fb%3d"), "a/b=");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz-"), "%zz-");
     }
 }

@@ -10,11 +10,13 @@ use http::{Request, Uri};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use ptth::Protocol;
-use ptth::acceptor::{ConnectionId, SendRequest};
+use ptth::acceptor::SendRequest;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::debug;
+
+use crate::longpoll::Poller;
 
 /// Errors of request bodies on their way to a peer.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -74,20 +76,40 @@ pub enum Unavailable {
     Busy,
 }
 
-/// One connection in a pool.
+/// One member of a pool: a PTTH connection, or the name's long-poll
+/// clients.
 #[derive(Debug)]
 struct Conn {
-    sender: SendRequest<PeerBody>,
+    link: Link,
     in_flight: AtomicUsize,
+}
+
+#[derive(Debug)]
+enum Link {
+    Ptth(SendRequest<PeerBody>),
+    Polls(Arc<Poller>),
 }
 
 impl Conn {
     /// An HTTP/1.1 connection carries one request at a time; HTTP/2 ones
-    /// take more, and the least loaded is picked among them.
+    /// take more, and the least loaded is picked among them. Long-poll
+    /// clients take requests while their queue has room.
     fn free(&self) -> bool {
-        !self.sender.is_closed()
-            && (self.sender.protocol() == Protocol::Http2
-                || self.in_flight.load(Ordering::Acquire) == 0)
+        match &self.link {
+            Link::Ptth(sender) => {
+                !sender.is_closed()
+                    && (sender.protocol() == Protocol::Http2
+                        || self.in_flight.load(Ordering::Acquire) == 0)
+            }
+            Link::Polls(poller) => poller.has_room(),
+        }
+    }
+
+    fn protocol(&self) -> Option<Protocol> {
+        match &self.link {
+            Link::Ptth(sender) => Some(sender.protocol()),
+            Link::Polls(_) => None,
+        }
     }
 }
 
@@ -132,10 +154,67 @@ impl Pool {
         driver: AbortHandle,
         liveness: Liveness,
     ) {
-        let id = sender.id();
         let closed = sender.closed();
+        let protocol = sender.protocol();
+        let conn = self.join(Link::Ptth(sender.clone()));
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            if protocol == Protocol::Http2 {
+                closed.await;
+            } else {
+                tokio::select! {
+                    () = closed => {}
+                    () = probe(&sender, &conn, &pool, liveness) => {
+                        debug!("evicting an HTTP/1.1 peer that failed its liveness check");
+                        driver.abort();
+                    }
+                }
+            }
+            if let Some(pool) = pool.upgrade() {
+                pool.remove(&conn);
+            }
+        });
+    }
+
+    /// The name's long-poll clients, joining the pool as one member on
+    /// their first call; `make` builds them. They leave when the poller's
+    /// [`Poller::idle`] ends.
+    pub fn poller(self: &Arc<Self>, make: impl FnOnce() -> Poller) -> Arc<Poller> {
+        let made = {
+            let mut state = self.state();
+            let found = state.conns.iter().find_map(|conn| match &conn.link {
+                Link::Polls(poller) => Some(poller.clone()),
+                Link::Ptth(_) => None,
+            });
+            if let Some(poller) = found {
+                return poller;
+            }
+            let poller = Arc::new(make());
+            let conn = Arc::new(Conn {
+                link: Link::Polls(poller.clone()),
+                in_flight: AtomicUsize::new(0),
+            });
+            state.conns.push(conn.clone());
+            state.empty_since = None;
+            (poller, conn)
+        };
+        self.changed.notify_waiters();
+        let (poller, conn) = made;
+        let pool = Arc::downgrade(self);
+        let leaving = poller.clone();
+        tokio::spawn(async move {
+            leaving.idle().await;
+            if let Some(pool) = pool.upgrade() {
+                pool.remove(&conn);
+            }
+            leaving.close();
+        });
+        poller
+    }
+
+    fn join(&self, link: Link) -> Arc<Conn> {
         let conn = Arc::new(Conn {
-            sender,
+            link,
             in_flight: AtomicUsize::new(0),
         });
         {
@@ -144,30 +223,13 @@ impl Pool {
             state.empty_since = None;
         }
         self.changed.notify_waiters();
-        let pool = Arc::downgrade(self);
-        tokio::spawn(async move {
-            if conn.sender.protocol() == Protocol::Http2 {
-                closed.await;
-            } else {
-                tokio::select! {
-                    () = closed => {}
-                    () = probe(&conn, &pool, liveness) => {
-                        debug!("evicting an HTTP/1.1 peer that failed its liveness check");
-                        driver.abort();
-                    }
-                }
-            }
-            drop(conn);
-            if let Some(pool) = pool.upgrade() {
-                pool.remove(id);
-            }
-        });
+        conn
     }
 
-    fn remove(&self, id: ConnectionId) {
+    fn remove(&self, gone: &Arc<Conn>) {
         {
             let mut state = self.state();
-            state.conns.retain(|conn| conn.sender.id() != id);
+            state.conns.retain(|conn| !Arc::ptr_eq(conn, gone));
             if state.conns.is_empty() {
                 state.empty_since = Some(Instant::now());
             }
@@ -175,15 +237,26 @@ impl Pool {
         self.changed.notify_waiters();
     }
 
-    /// Connections now in the pool, by protocol: `(h1, h2)`.
+    /// PTTH connections now in the pool, by protocol: `(h1, h2)`.
     pub fn connections(&self) -> (usize, usize) {
         let state = self.state();
-        let h2 = state
+        state
             .conns
             .iter()
-            .filter(|c| c.sender.protocol() == Protocol::Http2)
-            .count();
-        (state.conns.len() - h2, h2)
+            .fold((0, 0), |(h1, h2), conn| match conn.protocol() {
+                Some(Protocol::Http2) => (h1, h2 + 1),
+                Some(_) => (h1 + 1, h2),
+                None => (h1, h2),
+            })
+    }
+
+    /// Whether long-poll clients are a member of the pool now.
+    pub fn has_pollers(&self) -> bool {
+        let state = self.state();
+        state
+            .conns
+            .iter()
+            .any(|conn| matches!(conn.link, Link::Polls(_)))
     }
 
     /// Waits until the connection counts `(h1, h2)` satisfy `done`.
@@ -246,7 +319,12 @@ impl Pool {
 
 /// Checks an HTTP/1.1 connection every `interval` while it is idle, with
 /// `OPTIONS *`; returns when one check fails.
-async fn probe(conn: &Arc<Conn>, pool: &Weak<Pool>, liveness: Liveness) {
+async fn probe(
+    sender: &SendRequest<PeerBody>,
+    conn: &Arc<Conn>,
+    pool: &Weak<Pool>,
+    liveness: Liveness,
+) {
     loop {
         tokio::time::sleep(liveness.interval).await;
         // A connection in use is checked by its request instead.
@@ -260,7 +338,7 @@ async fn probe(conn: &Arc<Conn>, pool: &Weak<Pool>, liveness: Liveness) {
         let request = Request::options(Uri::from_static("*"))
             .body(PeerBody::default())
             .expect("a static request");
-        let mut sender = conn.sender.clone();
+        let mut sender = sender.clone();
         let answered = tokio::time::timeout(liveness.timeout, async {
             let response = sender.send_request(request).await.ok()?;
             response.into_body().collect().await.ok()
@@ -285,9 +363,20 @@ pub struct Picked {
 }
 
 impl Picked {
-    /// The connection's sender.
-    pub fn sender(&self) -> SendRequest<PeerBody> {
-        self.conn.sender.clone()
+    /// The connection's sender, when a PTTH connection was picked.
+    pub fn sender(&self) -> Option<SendRequest<PeerBody>> {
+        match &self.conn.link {
+            Link::Ptth(sender) => Some(sender.clone()),
+            Link::Polls(_) => None,
+        }
+    }
+
+    /// The long-poll clients, when they were picked.
+    pub fn poller(&self) -> Option<Arc<Poller>> {
+        match &self.conn.link {
+            Link::Polls(poller) => Some(poller.clone()),
+            Link::Ptth(_) => None,
+        }
     }
 }
 

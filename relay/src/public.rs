@@ -47,9 +47,23 @@ pub(crate) async fn forward(
                 return unavailable_response(&name, unavailable);
             }
         };
-        let mut sender = picked.sender();
-        tracing::Span::current().record("connection", tracing::field::debug(sender.id()));
         let (mut parts, body) = request.into_parts();
+        let Some(mut sender) = picked.sender() else {
+            let Some(poller) = picked.poller() else {
+                return status(StatusCode::BAD_GATEWAY, "the picked peer is gone");
+            };
+            if upgrade.is_some() {
+                return status(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the peers of {name} poll for requests and cannot take an upgrade"),
+                );
+            }
+            remove_hop_by_hop(&mut parts.headers);
+            add_forwarded(&mut parts.headers, client, relay.settings.tls);
+            parts.uri = target;
+            return crate::longpoll::forward(relay, &poller, parts, body, client).await;
+        };
+        tracing::Span::current().record("connection", tracing::field::debug(sender.id()));
         let key = parts.headers.get(crate::bridge::SEC_WEBSOCKET_KEY).cloned();
         remove_hop_by_hop(&mut parts.headers);
         add_forwarded(&mut parts.headers, client, relay.settings.tls);
@@ -177,7 +191,7 @@ async fn retry(
         queue: Duration::ZERO,
     };
     let again = pool.pick(now).await.ok()?;
-    let mut sender = again.sender();
+    let mut sender = again.sender()?;
     debug!(%error, connection = ?sender.id(), "the connection closed before answering; sending again");
     let mut request = Request::new(PeerBody::default());
     *request.method_mut() = replay.method;

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::limit::{ClaimRate, Limiter};
+use crate::longpoll::{self, LongPoll};
 use crate::metrics::Metrics;
 use crate::names::{Names, Policy};
 use crate::pool::{BoxError, Liveness, Waits};
@@ -61,6 +63,9 @@ pub struct Settings {
     /// Whether the relay is reached over TLS, for public URLs and
     /// `X-Forwarded-Proto`. Default is `false`.
     pub tls: bool,
+    /// How long-poll clients are served. Default is
+    /// [`LongPoll::default`].
+    pub longpoll: LongPoll,
 }
 
 impl Default for Settings {
@@ -75,6 +80,7 @@ impl Default for Settings {
             claim_rate: ClaimRate::default(),
             head_timeout: Duration::from_secs(60),
             tls: false,
+            longpoll: LongPoll::default(),
         }
     }
 }
@@ -88,6 +94,8 @@ pub struct Relay {
     pub(crate) acceptor: ptth::acceptor::Builder,
     pub(crate) metrics: Metrics,
     pub(crate) limiter: Limiter,
+    /// Polls parked on the whole relay.
+    pub(crate) parked: AtomicUsize,
 }
 
 impl Relay {
@@ -105,6 +113,7 @@ impl Relay {
             settings,
             acceptor,
             metrics: Metrics::new(),
+            parked: AtomicUsize::new(0),
         })
     }
 
@@ -152,7 +161,11 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             let response = match relay.peer_path(request.uri().path()) {
                 Some(rest) => {
                     let rest = rest.to_owned();
-                    peers::claim(&relay, request, &rest, client).await
+                    if request.headers().contains_key(http::header::UPGRADE) {
+                        peers::claim(&relay, request, &rest, client).await
+                    } else {
+                        longpoll::handle(&relay, request, &rest, client).await
+                    }
                 }
                 None => {
                     let started = tokio::time::Instant::now();

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod raw;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -109,6 +111,11 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
 /// GETs `url` and returns the status, headers and body.
 pub async fn get(url: &str) -> (StatusCode, http::HeaderMap, String) {
     send(Request::get(url).body(Full::default()).unwrap()).await
+}
+
+/// [`get`] for `tokio::spawn`.
+pub async fn get_owned(url: String) -> (StatusCode, http::HeaderMap, String) {
+    get(&url).await
 }
 
 pub async fn send(request: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, String) {

@@ -1,0 +1,196 @@
+//! What crosses to and from long-poll clients: bodies read whole and
+//! bounded, Second Life's JSON posts, and public requests handed over.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
+use http::request::Parts;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body, Incoming};
+use ptth::longpoll::{Error, json, random_id};
+
+use super::{Parked, polled, poller_of, pool};
+use crate::headers::remove_hop_by_hop;
+use crate::longpoll::Poller;
+use crate::relay::{Relay, RelayBody, full, status};
+
+/// The public client a delivered request came from, for the poll's
+/// `Requesting-Client`.
+#[derive(Debug, Clone, Copy)]
+struct Requester(SocketAddr);
+
+/// Whether a post is Second Life's JSON encoding.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    [CONTENT_TYPE, ACCEPT].iter().any(|name| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim_start().starts_with("application/json"))
+    })
+}
+
+/// The body, whole, if it is at most `max` bytes.
+pub async fn collect<B>(body: B, max: usize) -> Result<Bytes, Response<RelayBody>>
+where
+    B: Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("a long-poll body is at most {max} bytes"),
+        )),
+        Err(error) => Err(status(
+            StatusCode::BAD_REQUEST,
+            &format!("the body broke off: {error}"),
+        )),
+    }
+}
+
+/// `<scheme>://<host><access>`, as the client reached it.
+pub fn access_url(relay: &Relay, request: &Request<impl Sized>) -> String {
+    let scheme = if relay.settings.tls { "https" } else { "http" };
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|host| host.to_str().ok())
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str())
+        })
+        .unwrap_or("localhost");
+    let access = relay.settings.access.trim_end_matches('/');
+    format!("{scheme}://{host}{access}")
+}
+
+/// Marks a poll's answer as carrying `delivered`.
+pub fn delivered(
+    response: &mut Response<RelayBody>,
+    delivered: &Request<Bytes>,
+    kind: &'static str,
+) {
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    if let Some(Requester(client)) = delivered.extensions().get::<Requester>()
+        && let Ok(value) = HeaderValue::from_str(&client.to_string())
+    {
+        headers.insert("requesting-client", value);
+    }
+}
+
+/// A poll that could not be parked.
+pub fn refused_poll(error: &Error) -> Response<RelayBody> {
+    let code = if error.is_conflict() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    status(code, &error.to_string())
+}
+
+/// A Second Life post: the reply it carries (or `{}`), then a poll
+/// answered with the next request as JSON, or `{}` when the hold ends.
+pub async fn json(
+    relay: &Arc<Relay>,
+    request: Request<Incoming>,
+    name: &str,
+    token: Option<String>,
+    _client: SocketAddr,
+) -> Response<RelayBody> {
+    let claimed = match pool(relay, name, token.as_deref()) {
+        Ok(claimed) => claimed,
+        Err(error) => return super::refused(&error),
+    };
+    let poller = poller_of(relay, &claimed.pool);
+    let (parts, body) = request.into_parts();
+    let request = Request::from_parts(parts, ());
+    let body = match collect(body, relay.settings.longpoll.max_body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        match json::parse_response(&body) {
+            Ok(Some((id, response))) => {
+                poller.reply(&id, Ok(response));
+            }
+            Ok(None) => {}
+            Err(error) => return status(StatusCode::BAD_REQUEST, &error.to_string()),
+        }
+    }
+    let Some(_parked) = Parked::take(relay) else {
+        return status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many polls parked on this relay",
+        );
+    };
+    let id = random_id();
+    let (body, delivered) = match poller.poll(&id, relay.settings.longpoll.hold).await {
+        Ok(Some(delivered)) => (json::encode_request(&id, &delivered), Some(delivered)),
+        Ok(None) => (b"{}".to_vec(), None),
+        Err(error) => return refused_poll(&error),
+    };
+    let mut response = polled(
+        relay,
+        &request,
+        name,
+        &claimed.token,
+        StatusCode::OK,
+        Some(Bytes::from(body)),
+    );
+    match delivered {
+        Some(delivered) => self::delivered(&mut response, &delivered, "application/json"),
+        None => {
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+    }
+    response
+}
+
+/// Hands a public request to the name's long-poll clients and answers
+/// with their reply. Upgrades cannot cross a poll; bodies cross whole.
+pub async fn forward(
+    relay: &Arc<Relay>,
+    poller: &Poller,
+    parts: Parts,
+    body: Incoming,
+    client: SocketAddr,
+) -> Response<RelayBody> {
+    let body = match collect(body, relay.settings.longpoll.max_body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    relay.metrics.to_peer(body.len());
+    let mut request = Request::from_parts(parts, body);
+    request.extensions_mut().insert(Requester(client));
+    match poller.send(request).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            relay.metrics.from_peer(body.len());
+            remove_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, full(body))
+        }
+        Err(error) if error.is_timeout() => status(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("the long-poll client sent no reply in time: {error}"),
+        ),
+        Err(error) if error.is_busy() => {
+            let mut response = status(StatusCode::SERVICE_UNAVAILABLE, &error.to_string());
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        Err(error) => status(
+            StatusCode::BAD_GATEWAY,
+            &format!("the long-poll client failed: {error}"),
+        ),
+    }
+}

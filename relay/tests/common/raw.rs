@@ -1,0 +1,92 @@
+//! HTTP/1.1 written and read as raw bytes, as the shipped long-poll
+//! clients send it.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// An answer: status, headers (names lower-cased, in order) and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The first value of `name`.
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.all(name).next()
+    }
+
+    /// Every value of `name`.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.headers
+            .iter()
+            .filter(move |(found, _)| found == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The URL of the `Link` with `rel`.
+    pub fn link(&self, rel: &str) -> String {
+        let wanted = format!("rel=\"{rel}\"");
+        self.all("link")
+            .find(|link| link.contains(&wanted))
+            .and_then(|link| link.split('<').nth(1)?.split('>').next())
+            .unwrap_or_else(|| panic!("no {rel} link in {:?}", self.headers))
+            .to_owned()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends `head` (without its blank line) and `body` on a new connection,
+/// and reads the whole answer.
+pub async fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> Answer {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut bytes = format!(
+        "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(body);
+    tcp.write_all(&bytes).await.unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    parse(&answer)
+}
+
+/// The path of an absolute URL.
+pub fn path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    &rest[rest.find('/').unwrap_or(rest.len())..]
+}
+
+fn parse(answer: &[u8]) -> Answer {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(answer) {
+        Ok(httparse::Status::Complete(len)) => len,
+        other => panic!(
+            "no answer head ({other:?}): {:?}",
+            String::from_utf8_lossy(answer)
+        ),
+    };
+    Answer {
+        status: response.code.unwrap(),
+        headers: response
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+        body: answer[len..].to_vec(),
+    }
+}
