@@ -122,6 +122,11 @@ impl Relay {
         &self.names
     }
 
+    /// Long polls parked now, on every name.
+    pub fn parked_polls(&self) -> usize {
+        self.parked.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// What the relay has counted.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
