@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::cli::{RoutingMode, ServeArgs};
 use crate::limit::ClaimRate;
+use crate::longpoll::LongPoll;
 use crate::names::{Policy, valid_name};
 use crate::pool::{Liveness, Waits};
 use crate::relay::{Routing, Settings};
@@ -34,6 +35,12 @@ use crate::relay::{Routing, Settings};
 /// [liveness]      # how peers' connections are checked
 /// interval = 20
 /// timeout = 10
+/// [longpoll]      # long-poll clients
+/// hold = 30       # a poll's hold before 204
+/// max-body = 1048576
+/// requests = 64   # queued or awaiting replies, per name
+/// polls = 32      # parked per name
+/// parked = 10000  # parked on the relay
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -57,6 +64,18 @@ pub struct File {
     waits: WaitsFile,
     #[serde(default)]
     liveness: LivenessFile,
+    #[serde(default)]
+    longpoll: LongPollFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LongPollFile {
+    hold: Option<Seconds>,
+    max_body: Option<usize>,
+    requests: Option<usize>,
+    polls: Option<usize>,
+    parked: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +190,14 @@ impl Serve {
         if liveness.interval.is_zero() || liveness.timeout.is_zero() {
             return Err("[liveness] interval and timeout must be above 0".to_owned());
         }
+        let file_polls = &file.longpoll;
+        let longpoll = LongPoll {
+            hold: or(file_polls.hold, defaults.longpoll.hold),
+            max_body: file_polls.max_body.unwrap_or(defaults.longpoll.max_body),
+            requests: file_polls.requests.unwrap_or(defaults.longpoll.requests),
+            polls: file_polls.polls.unwrap_or(defaults.longpoll.polls),
+            parked: file_polls.parked.unwrap_or(defaults.longpoll.parked),
+        };
         let settings = Settings {
             routing,
             access,
@@ -187,7 +214,7 @@ impl Serve {
             claim_rate,
             head_timeout: or(file.head_timeout, defaults.head_timeout),
             tls: tls.is_some(),
-            longpoll: defaults.longpoll,
+            longpoll,
         };
         Ok(Serve {
             listen: args
@@ -246,7 +273,7 @@ mod tests {
     #[test]
     fn bounds_come_from_the_file() {
         let path = file(
-            "head-timeout = 2.5\n[claims]\nburst = 100000\n[waits]\nqueue = 0.25\n[liveness]\ninterval = 5\n",
+            "head-timeout = 2.5\n[claims]\nburst = 100000\n[waits]\nqueue = 0.25\n[liveness]\ninterval = 5\n[longpoll]\nhold = 1.5\npolls = 3\n",
         );
         let args = ServeArgs {
             config: Some(path.clone()),
@@ -266,6 +293,9 @@ mod tests {
         assert_eq!(settings.waits.peer, defaults.waits.peer);
         assert_eq!(settings.liveness.interval, Duration::from_secs(5));
         assert_eq!(settings.liveness.timeout, defaults.liveness.timeout);
+        assert_eq!(settings.longpoll.hold, Duration::from_millis(1500));
+        assert_eq!(settings.longpoll.polls, 3);
+        assert_eq!(settings.longpoll.parked, defaults.longpoll.parked);
     }
 
     #[test]

@@ -6,11 +6,16 @@
 //! `?token=`; the `101` names its public URL in
 //! `Link: <URL>; rel="related"`. Public requests for `/NAME/...` (path
 //! routing) or `NAME.<domain>` (host routing) are then forwarded to the
-//! name's connections. `../shared/RELAY.md` in the project has the rules.
+//! name's connections. Clients that cannot upgrade (a browser tab, a
+//! script with curl) register at `<access>` and long-poll instead
+//! ([`longpoll`]); the relay serves a browser client for that at
+//! `/_ptth/ptth.js`, and a demo page at `/_ptth/demo.html`.
+//! `../shared/RELAY.md` in the project has the rules.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod assets;
 pub mod bridge;
 pub mod cli;
 pub mod config;

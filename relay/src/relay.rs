@@ -15,6 +15,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
+use crate::assets;
 use crate::limit::{ClaimRate, Limiter};
 use crate::longpoll::{self, LongPoll};
 use crate::metrics::Metrics;
@@ -163,6 +164,9 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         let relay = self.relay.clone();
         let client = self.client;
         Box::pin(async move {
+            if assets::wanted(&relay, &request) {
+                return Ok(assets::serve(&request));
+            }
             let response = match relay.peer_path(request.uri().path()) {
                 Some(rest) => {
                     let rest = rest.to_owned();

@@ -216,3 +216,27 @@ async fn a_poll_after_a_restart_recreates_the_name() {
 async fn poll_owned(addr: std::net::SocketAddr, url: String) -> Answer {
     poll(addr, &url).await
 }
+
+/// hyper drops a request's service future when its client closes, so a
+/// poll whose client went away stops counting, and no request is handed
+/// to it.
+#[tokio::test]
+async fn a_poll_whose_client_left_is_unparked_at_once() {
+    within(async {
+        let running = relay(settings(20_000)).await;
+        let addr = running.addr;
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!("GET /reversehttp/lamp/t/1 HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, head.as_bytes())
+            .await
+            .unwrap();
+        while running.relay.parked_polls() == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(tcp);
+        while running.relay.parked_polls() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}

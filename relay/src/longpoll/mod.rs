@@ -69,7 +69,7 @@ pub(crate) async fn handle(
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(
         ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Link, Requesting-Client, Location"),
+        HeaderValue::from_static("Link, Requesting-Client, Location, Retry-After"),
     );
     response
 }
