@@ -178,3 +178,36 @@ async fn bounds_answer_with_statuses() {
     .await
     .unwrap();
 }
+
+/// In axum the hub is a route service; `route_service` keeps the path
+/// whole, so the `next` links it writes point back at it.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn the_hub_mounts_in_axum() {
+    within(async {
+        let hub = Hub::new();
+        let app = axum::Router::new()
+            .route_service("/poll/", hub.clone())
+            .route_service("/poll/{id}", hub.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let first = exchange(addr, b"GET /poll/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        assert!(first.starts_with("HTTP/1.1 204"), "{first}");
+        let next = first.split("link: <").nth(1).unwrap().split('>').next().unwrap().to_owned();
+        assert!(next.starts_with("/poll/"), "{next}");
+        let mut viewers = hub.sender();
+        let sent = tokio::spawn(async move {
+            viewers
+                .send_request(Request::get("/ping").body(Full::new(Bytes::new())).unwrap())
+                .await
+        });
+        let poll = format!("GET {next} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert!(exchange(addr, poll.as_bytes()).await.ends_with("GET /ping HTTP/1.1\r\ncontent-length: 0\r\n\r\n"));
+        let reply = format!("POST {next} HTTP/1.1\r\nHost: x\r\nContent-Length: 19\r\nConnection: close\r\n\r\nHTTP/1.1 200 OK\r\n\r\n");
+        assert!(exchange(addr, reply.as_bytes()).await.starts_with("HTTP/1.1 202"));
+        assert_eq!(sent.await.unwrap().unwrap().status(), 200);
+    })
+    .await
+    .unwrap();
+}

@@ -82,7 +82,9 @@ struct Inner {
 /// The server side of long-polling, for an application that holds its own
 /// clients (Second Life's viewers, a page of the application's site).
 ///
-/// Mount it under a path, say `/poll/`; it answers:
+/// Mount it under a path, say `/poll/` (in axum with `route_service` on
+/// `/poll/` and `/poll/{id}`: `nest_service` would strip the prefix from
+/// the `next` links it writes); it answers:
 /// - `GET /poll/<id>`: a poll, held for up to [`Builder::hold`], then `200`
 ///   with one request as `message/http`, or `204`; either way with
 ///   `Link: </poll/<fresh id>>; rel="next"`. A poll without an id gets
@@ -228,6 +230,32 @@ where
     fn call(&self, request: Request<B>) -> Self::Future {
         let hub = self.clone();
         Box::pin(async move { Ok(hub.handle(request).await) })
+    }
+}
+
+/// With the `tower` feature the hub is a tower service too, for axum's
+/// `Router::nest_service` and tower stacks.
+#[cfg(feature = "tower")]
+impl<B> tower_service::Service<Request<B>> for Hub
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    /// Always ready: every bound answers with a status instead.
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        hyper::service::Service::call(self, request)
     }
 }
 
