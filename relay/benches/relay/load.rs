@@ -17,7 +17,7 @@ pub struct Load {
 /// Runs wrk with one thread (so the client's share of the two cores is
 /// the same on every path) and `connections` connections, kept alive or
 /// (with `close`) a new one for every request, as many API clients do.
-pub fn wrk(base: &str, connections: usize, close: bool, seconds: u64) -> Load {
+pub fn wrk(label: &str, base: &str, connections: usize, close: bool, seconds: u64) -> Load {
     let url = format!("{base}/{NAME}/small.html");
     let mut command = Command::new("wrk");
     if close {
@@ -31,10 +31,13 @@ pub fn wrk(base: &str, connections: usize, close: bool, seconds: u64) -> Load {
         .output()
         .expect("cannot run wrk");
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "wrk failed on {url}: {text}");
+    assert!(output.status.success(), "wrk failed on {label}: {text}");
     // A path that answers errors fast must not look fast.
     for bad in ["Non-2xx", "Socket errors"] {
-        assert!(!text.contains(bad), "{url}: {text}");
+        assert!(
+            !text.contains(bad),
+            "{label}, {connections} connections: {text}"
+        );
     }
     let field = |key: &str| {
         text.lines()

@@ -16,6 +16,7 @@ mod load;
 mod origin;
 mod paths;
 mod peers;
+mod poller;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -84,13 +85,14 @@ fn main() {
 }
 
 fn all_up(
+    kinds: &[Kind],
     origin: std::net::SocketAddr,
     relay: &Path,
     tools: &Path,
     dir: &Path,
     rt: &Runtime,
 ) -> Vec<Up> {
-    Kind::ALL
+    kinds
         .iter()
         .map(|&kind| paths::up(kind, origin, relay, tools, dir, rt))
         .collect()
@@ -98,14 +100,16 @@ fn all_up(
 
 fn small_gets(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {
     let (_nginx, origin) = origin::nginx(dir);
-    let paths = all_up(origin, relay, tools, dir, rt);
+    let paths = all_up(&Kind::LOAD, origin, relay, tools, dir, rt);
     let connections = [(16, false), (64, false), (16, true), (64, true)];
     let mut runs = vec![vec![Vec::new(); connections.len()]; paths.len()];
     for round in 0..options.rounds {
         eprintln!("small GETs, round {}", round + 1);
         for (c, &(count, close)) in connections.iter().enumerate() {
             for (p, path) in paths.iter().enumerate() {
-                runs[p][c].push(load::wrk(&path.base, count, close, options.seconds));
+                let label = path.kind.label();
+                let run = load::wrk(label, &path.base, count, close, options.seconds);
+                runs[p][c].push(run);
             }
         }
     }
@@ -141,7 +145,7 @@ fn small_gets(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Ru
 fn bulk(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {
     let origin = rt.block_on(origin::bulk());
     let file = load::upload_file(dir);
-    let paths = all_up(origin, relay, tools, dir, rt);
+    let paths = all_up(&Kind::BULK, origin, relay, tools, dir, rt);
     let mut runs = vec![(Vec::new(), Vec::new()); paths.len()];
     for round in 0..options.rounds {
         eprintln!("bulk, round {}", round + 1);

@@ -23,13 +23,28 @@ pub enum Kind {
     InProcess,
     Rathole,
     Bore,
+    /// A Rust long-poll client with this many polls parked.
+    LongPoll(usize),
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    /// The paths bulk transfers take: long-poll bodies cross whole and
+    /// are bounded, so they do not carry a gigabyte.
+    pub const BULK: [Kind; 5] = [
         Kind::Direct,
         Kind::Expose,
         Kind::InProcess,
+        Kind::Rathole,
+        Kind::Bore,
+    ];
+
+    /// The paths small GETs take.
+    pub const LOAD: [Kind; 7] = [
+        Kind::Direct,
+        Kind::Expose,
+        Kind::InProcess,
+        Kind::LongPoll(1),
+        Kind::LongPoll(16),
         Kind::Rathole,
         Kind::Bore,
     ];
@@ -41,6 +56,8 @@ impl Kind {
             Kind::InProcess => "ptth-relay, in-process peer (h2)",
             Kind::Rathole => "rathole 0.5 (TCP)",
             Kind::Bore => "bore 0.6",
+            Kind::LongPoll(1) => "ptth-relay, long-poll client, 1 poll",
+            Kind::LongPoll(_) => "ptth-relay, long-poll client, 16 polls",
         }
     }
 }
@@ -51,6 +68,7 @@ pub struct Up {
     pub base: String,
     _processes: Vec<Process>,
     tunnel: Option<Handle>,
+    _polls: Option<tokio::task::JoinSet<()>>,
 }
 
 impl Drop for Up {
@@ -90,6 +108,7 @@ pub fn up(
 ) -> Up {
     let mut processes = Vec::new();
     let mut tunnel = None;
+    let mut polls = None;
     let base = match kind {
         Kind::Direct => format!("http://{origin}"),
         Kind::Expose | Kind::InProcess => {
@@ -118,6 +137,12 @@ pub fn up(
                 });
                 tunnel = Some(handle);
             }
+            format!("http://{addr}")
+        }
+        Kind::LongPoll(count) => {
+            let (process, addr) = relay(relay_bin, None);
+            processes.push(process);
+            polls = Some(rt.block_on(crate::poller::serve(addr, count)));
             format!("http://{addr}")
         }
         Kind::Rathole => {
@@ -181,6 +206,7 @@ pub fn up(
         base,
         _processes: processes,
         tunnel,
+        _polls: polls,
     }
 }
 

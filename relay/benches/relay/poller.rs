@@ -1,0 +1,85 @@
+//! A long-poll client in Rust, as a program with only an HTTP client would
+//! serve a name: register, then `polls` loops that each poll, answer with
+//! the small body, and follow `Link: rel="next"`.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use ptth::longpoll::{message, random_id};
+use tokio::task::JoinSet;
+
+use crate::origin::{NAME, SMALL};
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// Registers `NAME` on the relay at `addr` and serves it with `polls`
+/// parked polls; dropping the set stops them.
+pub async fn serve(addr: SocketAddr, polls: usize) -> JoinSet<()> {
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+    let registration = Request::post(format!("http://{addr}/reversehttp"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(format!("name={NAME}&token=bench"))))
+        .unwrap();
+    let registered = http.request(registration).await.unwrap();
+    assert!(
+        registered.status().is_success(),
+        "{:?}",
+        registered.status()
+    );
+    let private = registered.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut loops = JoinSet::new();
+    for _ in 0..polls {
+        let (http, first) = (http.clone(), format!("{private}/{}", random_id()));
+        loops.spawn(run(http, first));
+    }
+    loops
+}
+
+async fn run(http: Http, mut url: String) {
+    let small = Response::new(Bytes::from(vec![b'x'; SMALL]));
+    let answer = Bytes::from(message::encode_response(&small));
+    loop {
+        let poll = Request::get(&url)
+            .header("accept", "message/http")
+            .body(Full::default())
+            .unwrap();
+        let Ok(polled) = http.request(poll).await else {
+            return;
+        };
+        let next = next_link(polled.headers()).unwrap_or_else(|| url.clone());
+        let delivered = polled.status() == 200;
+        let Ok(body) = polled.into_body().collect().await else {
+            return;
+        };
+        if delivered {
+            message::parse_request(&body.to_bytes()).expect("a message/http request");
+            let reply = Request::post(&url)
+                .header("content-type", "message/http")
+                .body(Full::new(answer.clone()))
+                .unwrap();
+            match http.request(reply).await {
+                Ok(accepted) if accepted.status() == 202 => {}
+                _ => return,
+            }
+        }
+        url = next;
+    }
+}
+
+fn next_link(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get_all("link")
+        .iter()
+        .filter_map(|link| link.to_str().ok())
+        .find(|link| link.contains("rel=\"next\""))
+        .and_then(|link| link.split('<').nth(1)?.split('>').next())
+        .map(str::to_owned)
+}
