@@ -75,6 +75,7 @@ impl Exchange {
             if state.closed {
                 return Err(Error::closed());
             }
+            state.forget_abandoned();
             if state.queued.len() + state.delivered.len() >= self.limits.requests {
                 return Err(Error::busy("requests waiting for replies"));
             }
@@ -165,7 +166,8 @@ impl Exchange {
 
     /// Whether another request would be taken now.
     pub fn has_room(&self) -> bool {
-        let state = self.state();
+        let mut state = self.state();
+        state.forget_abandoned();
         !state.closed && state.queued.len() + state.delivered.len() < self.limits.requests
     }
 
@@ -181,6 +183,16 @@ impl Exchange {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("the exchange lock")
+    }
+}
+
+impl State {
+    /// Drops requests whose senders went away (a public client that hung
+    /// up cancels `send`), so they stop taking room; their late replies
+    /// find no one and get `false`.
+    fn forget_abandoned(&mut self) {
+        self.queued.retain(|(_, _, reply)| !reply.is_closed());
+        self.delivered.retain(|_, (_, reply)| !reply.is_closed());
     }
 }
 
@@ -224,6 +236,24 @@ mod tests {
         assert!(!exchange.reply("k1", ok("twice")));
         assert_eq!(sent.await.unwrap().unwrap().body().as_ref(), b"answer");
         assert_eq!(exchange.outstanding(), 0);
+    }
+
+    #[tokio::test]
+    async fn requests_whose_senders_left_take_no_room() {
+        let limits = Limits {
+            requests: 1,
+            ..Limits::default()
+        };
+        let exchange = Arc::new(Exchange::new(limits));
+        let sending = exchange.clone();
+        let abandoned = tokio::spawn(async move { sending.send(get("/gone")).await });
+        let delivered = exchange.poll("k", Duration::from_secs(30)).await.unwrap();
+        assert!(delivered.is_some());
+        assert!(!exchange.has_room());
+        abandoned.abort();
+        let _ = abandoned.await;
+        assert!(exchange.has_room());
+        assert!(!exchange.reply("k", ok("late")), "no one waits for it");
     }
 
     #[tokio::test(start_paused = true)]

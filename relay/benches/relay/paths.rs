@@ -66,9 +66,10 @@ impl Kind {
 pub struct Up {
     pub kind: Kind,
     pub base: String,
-    _processes: Vec<Process>,
-    tunnel: Option<Handle>,
+    // Fields drop in order: the clients stop before the relay they poll.
     _polls: Option<tokio::task::JoinSet<()>>,
+    tunnel: Option<Handle>,
+    _processes: Vec<Process>,
 }
 
 impl Drop for Up {
@@ -204,9 +205,9 @@ pub fn up(
     Up {
         kind,
         base,
-        _processes: processes,
-        tunnel,
         _polls: polls,
+        tunnel,
+        _processes: processes,
     }
 }
 

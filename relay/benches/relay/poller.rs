@@ -3,6 +3,7 @@
 //! the small body, and follow `Link: rel="next"`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -20,7 +21,11 @@ type Http = Client<HttpConnector, Full<Bytes>>;
 /// Registers `NAME` on the relay at `addr` and serves it with `polls`
 /// parked polls; dropping the set stops them.
 pub async fn serve(addr: SocketAddr, polls: usize) -> JoinSet<()> {
-    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+    // Under the relay's 30 s bound on an idle connection's next head, so
+    // the client never sends on a connection the relay is closing.
+    let http: Http = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(20))
+        .build_http();
     let registration = Request::post(format!("http://{addr}/reversehttp"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Full::new(Bytes::from(format!("name={NAME}&token=bench"))))
@@ -51,13 +56,19 @@ async fn run(http: Http, mut url: String) {
             .header("accept", "message/http")
             .body(Full::default())
             .unwrap();
-        let Ok(polled) = http.request(poll).await else {
-            return;
+        let polled = match http.request(poll).await {
+            Ok(polled) => polled,
+            Err(error) => {
+                eprintln!("long-poll client: poll failed: {error}");
+                // A client's pause before it polls again, as ptth.js backs off.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let next = next_link(polled.headers()).unwrap_or_else(|| url.clone());
         let delivered = polled.status() == 200;
         let Ok(body) = polled.into_body().collect().await else {
-            return;
+            continue;
         };
         if delivered {
             message::parse_request(&body.to_bytes()).expect("a message/http request");
@@ -66,8 +77,15 @@ async fn run(http: Http, mut url: String) {
                 .body(Full::new(answer.clone()))
                 .unwrap();
             match http.request(reply).await {
-                Ok(accepted) if accepted.status() == 202 => {}
-                _ => return,
+                Ok(accepted) => {
+                    let status = accepted.status();
+                    if status != 202 {
+                        eprintln!("long-poll client: reply answered {status}");
+                    }
+                    // Read to the end, so the connection goes back to the pool.
+                    let _ = accepted.into_body().collect().await;
+                }
+                Err(error) => eprintln!("long-poll client: reply failed: {error}"),
             }
         }
         url = next;
