@@ -18,6 +18,8 @@
 pub mod assets;
 pub mod bridge;
 pub mod cli;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod expose;
 pub mod headers;

@@ -27,7 +27,8 @@ pub const BULK: u64 = 1 << 30;
 /// target works on every path.
 pub const NAME: &str = "bench";
 
-/// nginx serving `/bench/small.html` from `dir`, one worker, no logs.
+/// nginx serving `/bench/small.html` from `dir`: one process (no master,
+/// so killing it leaves no worker behind), no logs.
 pub fn nginx(dir: &Path) -> (Process, SocketAddr) {
     let www = dir.join("www").join(NAME);
     std::fs::create_dir_all(&www).unwrap();
@@ -37,7 +38,7 @@ pub fn nginx(dir: &Path) -> (Process, SocketAddr) {
     std::fs::write(
         &config,
         format!(
-            "worker_processes 1;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log stderr;\n\
+            "master_process off;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log stderr;\n\
              events {{ worker_connections 4096; }}\n\
              http {{ access_log off; keepalive_requests 10000000;\n\
              server {{ listen 127.0.0.1:{port}; root {dir}/www; }} }}\n",

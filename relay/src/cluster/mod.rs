@@ -1,0 +1,344 @@
+//! Several relay nodes sharing names through etcd (feature `cluster`).
+//!
+//! The keys, under `/ptth/`:
+//! - `nodes/<node>` = the node's advertised URL, under the node's lease;
+//! - `names/<name>/token` = the name's token, under the name's lease;
+//! - `names/<name>/owners/<node>` = the owner's URL, under the owner's
+//!   node lease.
+//!
+//! A node's lease is renewed while the node lives, so when it dies its
+//! owner entries vanish within the node TTL. A name's lease is renewed by
+//! every node that owns it, so the name (and its token) stays reserved
+//! until the name TTL after its last owner left: RELAY.md's lease floor,
+//! kept by the cluster. Claims are transactions, so two nodes never
+//! disagree about a name's token.
+
+mod table;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
+};
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+pub use table::{Entry, Table};
+
+use crate::names::{ClaimError, random_token};
+
+const ROOT: &str = "/ptth/";
+
+/// How a node joins a cluster.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// etcd's client URLs.
+    pub endpoints: Vec<String>,
+    /// This node's id, unique in the cluster.
+    pub node: String,
+    /// The URL other nodes forward requests to this node at.
+    pub advertise: String,
+    /// How long a dead node's entries outlive it. Default is 10 s.
+    pub node_ttl: Duration,
+    /// How long a name stays reserved after its last owner left. Default
+    /// is 30 s, RELAY.md's lease floor.
+    pub name_ttl: Duration,
+}
+
+impl Settings {
+    /// Settings with the default TTLs.
+    pub fn new(endpoints: Vec<String>, node: &str, advertise: &str) -> Self {
+        Settings {
+            endpoints,
+            node: node.to_owned(),
+            advertise: advertise.to_owned(),
+            node_ttl: Duration::from_secs(10),
+            name_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What failed while talking to etcd.
+#[derive(Debug, thiserror::Error)]
+#[error("etcd: {0}")]
+pub struct Error(#[from] etcd_client::Error);
+
+/// This node's membership of a cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    settings: Settings,
+    node_lease: i64,
+    table: Mutex<Table>,
+    changed: Notify,
+    /// Names this node owns, and their leases, renewed by [`keep_alive`].
+    owned: Mutex<HashMap<String, i64>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node", &self.settings.node)
+            .field("node_lease", &self.node_lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A granted claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The name's token.
+    pub token: String,
+    /// Whether the name was free in the whole cluster.
+    pub created: bool,
+}
+
+impl Cluster {
+    /// Connects to etcd, registers this node under a fresh lease and loads
+    /// the name table, which a watch then keeps current.
+    pub async fn join(settings: Settings) -> Result<Cluster, Error> {
+        let mut client = Client::connect(&settings.endpoints, None).await?;
+        let ttl = ttl_seconds(settings.node_ttl);
+        let node_lease = client.lease_grant(ttl, None).await?.id();
+        let node_key = format!("{ROOT}nodes/{}", settings.node);
+        let with_lease = PutOptions::new().with_lease(node_lease);
+        client
+            .put(node_key, settings.advertise.clone(), Some(with_lease))
+            .await?;
+        let names = format!("{ROOT}names/");
+        let loaded = client
+            .get(names.clone(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        let revision = loaded.header().map_or(0, |header| header.revision());
+        let mut table = Table::default();
+        for kv in loaded.kvs() {
+            table.put(kv.key(), kv.value());
+        }
+        let inner = Arc::new(Inner {
+            client,
+            settings,
+            node_lease,
+            table: Mutex::new(table),
+            changed: Notify::new(),
+            owned: Mutex::new(HashMap::new()),
+        });
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision + 1);
+        let stream = inner.client.clone().watch(names, Some(options)).await?;
+        tokio::spawn(watch(Arc::downgrade(&inner), stream));
+        tokio::spawn(keep_alive(Arc::downgrade(&inner)));
+        Ok(Cluster { inner })
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.inner.settings.node
+    }
+
+    /// Records this node as an owner of `name` with `token` (or, with
+    /// none, a new random one for a free name). A name held with another
+    /// token is refused on every node.
+    pub async fn claim(&self, name: &str, token: Option<&str>) -> Result<Claim, ClaimOutcome> {
+        let mut client = self.inner.client.clone();
+        let token_key = format!("{ROOT}names/{name}/token");
+        let owner_key = format!("{ROOT}names/{name}/owners/{}", self.node());
+        let owner = TxnOp::put(
+            owner_key.clone(),
+            self.inner.settings.advertise.clone(),
+            Some(PutOptions::new().with_lease(self.inner.node_lease)),
+        );
+        let new_token = token.map_or_else(random_token, str::to_owned);
+        let ttl = ttl_seconds(self.inner.settings.name_ttl);
+        let name_lease = client
+            .lease_grant(ttl, None)
+            .await
+            .map_err(Error::from)?
+            .id();
+        let create = Txn::new()
+            .when([Compare::create_revision(
+                token_key.clone(),
+                CompareOp::Equal,
+                0,
+            )])
+            .and_then([
+                TxnOp::put(
+                    token_key.clone(),
+                    new_token.clone(),
+                    Some(PutOptions::new().with_lease(name_lease)),
+                ),
+                owner.clone(),
+            ])
+            .or_else([TxnOp::get(token_key.clone(), None)]);
+        let created = client.txn(create).await.map_err(Error::from)?;
+        if created.succeeded() {
+            self.own(name, name_lease);
+            return Ok(Claim {
+                token: new_token,
+                created: true,
+            });
+        }
+        client.lease_revoke(name_lease).await.map_err(Error::from)?;
+        let (held, lease) = held_token(&created).ok_or(ClaimOutcome::Raced)?;
+        // As on one node: no token joins the name's pool with its token.
+        if token.is_some_and(|token| token != held) {
+            return Err(ClaimOutcome::Refused(ClaimError::Forbidden(
+                name.to_owned(),
+            )));
+        }
+        let join = Txn::new()
+            .when([Compare::value(token_key, CompareOp::Equal, held.clone())])
+            .and_then([owner]);
+        if !client.txn(join).await.map_err(Error::from)?.succeeded() {
+            return Err(ClaimOutcome::Raced);
+        }
+        self.own(name, lease);
+        Ok(Claim {
+            token: held,
+            created: false,
+        })
+    }
+
+    /// Stops owning `name` here: its last local peer left. The name stays
+    /// reserved for the name TTL unless another node owns it too.
+    pub async fn release(&self, name: &str) -> Result<(), Error> {
+        self.owned().remove(name);
+        let owner_key = format!("{ROOT}names/{name}/owners/{}", self.node());
+        self.inner.client.clone().delete(owner_key, None).await?;
+        Ok(())
+    }
+
+    /// The name table as this node's watch last saw it.
+    pub fn table(&self) -> Table {
+        self.inner.table.lock().expect("the cluster table").clone()
+    }
+
+    /// Waits until the table satisfies `done`.
+    pub async fn wait_until(&self, done: impl Fn(&Table) -> bool) {
+        loop {
+            let changed = self.inner.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if done(&self.inner.table.lock().expect("the cluster table")) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Leaves the cluster at once: revokes the node's lease, so its owner
+    /// entries vanish without waiting for the TTL.
+    pub async fn leave(&self) -> Result<(), Error> {
+        self.owned().clear();
+        self.inner
+            .client
+            .clone()
+            .lease_revoke(self.inner.node_lease)
+            .await?;
+        Ok(())
+    }
+
+    fn own(&self, name: &str, lease: i64) {
+        self.owned().insert(name.to_owned(), lease);
+    }
+
+    fn owned(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.inner.owned.lock().expect("the owned names")
+    }
+}
+
+/// Why a cluster claim was not granted.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimOutcome {
+    /// The name is held with another token.
+    #[error(transparent)]
+    Refused(ClaimError),
+    /// The name changed hands between the two steps of the claim; trying
+    /// again settles it.
+    #[error("the name changed during the claim; try again")]
+    Raced,
+    /// etcd could not be reached.
+    #[error(transparent)]
+    Etcd(#[from] Error),
+}
+
+fn held_token(response: &etcd_client::TxnResponse) -> Option<(String, i64)> {
+    response.op_responses().into_iter().find_map(|op| match op {
+        etcd_client::TxnOpResponse::Get(get) => get
+            .kvs()
+            .first()
+            .and_then(|kv| Some((kv.value_str().ok()?.to_owned(), kv.lease()))),
+        _ => None,
+    })
+}
+
+fn ttl_seconds(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX)
+}
+
+/// Applies the watch's events to the table until the node is gone.
+async fn watch(inner: std::sync::Weak<Inner>, mut stream: etcd_client::WatchStream) {
+    loop {
+        let message = match stream.message().await {
+            Ok(Some(message)) => message,
+            Ok(None) => return,
+            Err(error) => {
+                warn!(%error, "the cluster watch failed");
+                return;
+            }
+        };
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        {
+            let mut table = inner.table.lock().expect("the cluster table");
+            for event in message.events() {
+                let Some(kv) = event.kv() else { continue };
+                match event.event_type() {
+                    EventType::Put => table.put(kv.key(), kv.value()),
+                    EventType::Delete => table.delete(kv.key()),
+                }
+            }
+        }
+        inner.changed.notify_waiters();
+    }
+}
+
+/// Renews the node's lease and the leases of the names it owns, at a
+/// third of their TTLs.
+async fn keep_alive(inner: std::sync::Weak<Inner>) {
+    loop {
+        let (interval, mut client, leases) = {
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            let ttl = inner.settings.node_ttl.min(inner.settings.name_ttl);
+            let mut leases: Vec<i64> = inner
+                .owned
+                .lock()
+                .expect("the owned names")
+                .values()
+                .copied()
+                .collect();
+            leases.push(inner.node_lease);
+            (ttl / 3, inner.client.clone(), leases)
+        };
+        for lease in leases {
+            let renewed = async {
+                let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
+                keeper.keep_alive().await?;
+                stream.message().await
+            };
+            if let Err(error) = renewed.await {
+                debug!(%error, lease, "a lease was not renewed");
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

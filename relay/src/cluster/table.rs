@@ -1,0 +1,100 @@
+//! The cluster's name table as one node sees it through its etcd watch.
+
+use std::collections::BTreeMap;
+
+/// A name in the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// The name's token, while the name is reserved.
+    pub token: Option<String>,
+    /// The nodes that have a peer for the name, with their URLs.
+    pub owners: BTreeMap<String, String>,
+}
+
+/// Every name in the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    names: BTreeMap<String, Entry>,
+}
+
+impl Table {
+    /// The entry of `name`, if the cluster knows it.
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.names.get(name)
+    }
+
+    /// Applies a put of `key` (under `/ptth/names/`) to `value`.
+    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {
+        let value = String::from_utf8_lossy(value).into_owned();
+        match parse(key) {
+            Some((name, Field::Token)) => self.entry(name).token = Some(value),
+            Some((name, Field::Owner(node))) => {
+                self.entry(name).owners.insert(node.to_owned(), value);
+            }
+            None => {}
+        }
+    }
+
+    /// Applies a delete of `key`.
+    pub(crate) fn delete(&mut self, key: &[u8]) {
+        let Some((name, field)) = parse(key) else {
+            return;
+        };
+        let Some(entry) = self.names.get_mut(name) else {
+            return;
+        };
+        match field {
+            Field::Token => entry.token = None,
+            Field::Owner(node) => {
+                entry.owners.remove(node);
+            }
+        }
+        if entry.token.is_none() && entry.owners.is_empty() {
+            self.names.remove(name);
+        }
+    }
+
+    fn entry(&mut self, name: &str) -> &mut Entry {
+        self.names.entry(name.to_owned()).or_default()
+    }
+}
+
+enum Field<'a> {
+    Token,
+    Owner(&'a str),
+}
+
+fn parse(key: &[u8]) -> Option<(&str, Field<'_>)> {
+    let key = std::str::from_utf8(key).ok()?;
+    let rest = key.strip_prefix(super::ROOT)?.strip_prefix("names/")?;
+    let (name, field) = rest.split_once('/')?;
+    match field.split_once('/') {
+        None if field == "token" => Some((name, Field::Token)),
+        Some(("owners", node)) if !node.is_empty() => Some((name, Field::Owner(node))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn puts_and_deletes_build_the_table() {
+        let mut table = Table::default();
+        table.put(b"/ptth/names/lamp/token", b"t");
+        table.put(b"/ptth/names/lamp/owners/a", b"http://a");
+        table.put(b"/ptth/names/lamp/owners/b", b"http://b");
+        table.put(b"/ptth/names/lamp/elsewhere", b"?");
+        table.put(b"/other/names/fan/token", b"?");
+        let lamp = table.get("lamp").unwrap();
+        assert_eq!(lamp.token.as_deref(), Some("t"));
+        assert_eq!(lamp.owners.len(), 2);
+        assert!(table.get("fan").is_none());
+        table.delete(b"/ptth/names/lamp/owners/a");
+        table.delete(b"/ptth/names/lamp/token");
+        assert_eq!(table.get("lamp").unwrap().owners.len(), 1);
+        table.delete(b"/ptth/names/lamp/owners/b");
+        assert!(table.get("lamp").is_none(), "gone with its last key");
+    }
+}
