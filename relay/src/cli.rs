@@ -67,6 +67,23 @@ pub struct ServeArgs {
     /// Reads the same settings from a TOML file; flags win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Joins a cluster of relay nodes through etcd at these client URLs.
+    #[cfg(feature = "cluster")]
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        requires = "node_id"
+    )]
+    pub cluster_etcd: Vec<String>,
+    /// This node's id in the cluster, unique among its nodes.
+    #[cfg(feature = "cluster")]
+    #[arg(long, value_name = "ID", requires = "cluster_etcd")]
+    pub node_id: Option<String>,
+    /// Where the other nodes reach this one [default: the listening address].
+    #[cfg(feature = "cluster")]
+    #[arg(long, value_name = "URL", requires = "cluster_etcd")]
+    pub advertise: Option<String>,
 }
 
 /// `ptth-relay expose`.

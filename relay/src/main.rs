@@ -32,6 +32,12 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    #[cfg(feature = "cluster")]
+    let cluster = (
+        args.cluster_etcd.clone(),
+        args.node_id.clone(),
+        args.advertise.clone(),
+    );
     let config = Serve::from_args(args)?;
     let relay = Relay::new(config.settings);
     let mut server = Server::bind(config.listen, relay.clone())
@@ -51,6 +57,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tokio::spawn(ptth_relay::metrics::serve(listener, relay.clone()));
     }
     let addr = server.local_addr().map_err(|error| error.to_string())?;
+    #[cfg(feature = "cluster")]
+    if let (endpoints, Some(node), advertise) = cluster {
+        let advertise = advertise.unwrap_or_else(|| format!("{scheme}://{addr}"));
+        let settings = ptth_relay::cluster::Settings::new(endpoints, &node, &advertise);
+        let cluster = ptth_relay::cluster::Cluster::join(settings)
+            .await
+            .map_err(|error| format!("cannot join the cluster: {error}"))?;
+        relay.attach_cluster(cluster);
+    }
     announce(&format!("listening on {scheme}://{addr}"));
     server.run(shutdown_signal()).await;
     Ok(())

@@ -76,17 +76,8 @@ impl Names {
         token: Option<&str>,
         lease: Option<Duration>,
     ) -> Result<Claimed, ClaimError> {
-        if !valid_name(name) {
-            return Err(ClaimError::InvalidName(name.to_owned()));
-        }
+        self.permits(name, token)?;
         let forbidden = || ClaimError::Forbidden(name.to_owned());
-        let pinned = self.policy.pinned.get(name);
-        match (pinned, token) {
-            (Some(pinned), Some(token)) if pinned != token => return Err(forbidden()),
-            (Some(_), None) => return Err(forbidden()),
-            (None, _) if self.policy.closed => return Err(forbidden()),
-            _ => {}
-        }
         let lease = lease.unwrap_or(LEASE_FLOOR).max(LEASE_FLOOR);
         let mut entries = self.entries.lock().expect("the name table lock");
         if let Some(entry) = entries.get_mut(name)
@@ -117,6 +108,22 @@ impl Names {
             token,
             created: true,
         })
+    }
+
+    /// Whether the operator's policy lets `token` claim `name`: a valid
+    /// name, the pinned token if the name is pinned, and open
+    /// registration otherwise.
+    pub fn permits(&self, name: &str, token: Option<&str>) -> Result<(), ClaimError> {
+        if !valid_name(name) {
+            return Err(ClaimError::InvalidName(name.to_owned()));
+        }
+        let forbidden = || ClaimError::Forbidden(name.to_owned());
+        match (self.policy.pinned.get(name), token) {
+            (Some(pinned), Some(token)) if pinned != token => Err(forbidden()),
+            (Some(_), None) => Err(forbidden()),
+            (None, _) if self.policy.closed => Err(forbidden()),
+            _ => Ok(()),
+        }
     }
 
     /// The pool serving `name`, while the name is held.

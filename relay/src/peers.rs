@@ -39,7 +39,7 @@ pub(crate) async fn claim(
         }
     };
     let token = token(&request);
-    let claimed = match relay.names.claim(name, token.as_deref(), None) {
+    let claimed = match relay.claim(name, token.as_deref(), None).await {
         Ok(claimed) => claimed,
         Err(error @ ClaimError::InvalidName(_)) => {
             return status(StatusCode::BAD_REQUEST, &error.to_string());

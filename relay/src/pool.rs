@@ -250,6 +250,11 @@ impl Pool {
             })
     }
 
+    /// Whether the pool has no member now.
+    pub fn is_empty(&self) -> bool {
+        self.state().conns.is_empty()
+    }
+
     /// Whether long-poll clients are a member of the pool now.
     pub fn has_pollers(&self) -> bool {
         let state = self.state();

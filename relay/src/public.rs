@@ -31,6 +31,13 @@ pub(crate) async fn forward(
         Ok(routed) => routed,
         Err(unrouted) => return unrouted.response(),
     };
+    #[cfg(feature = "cluster")]
+    {
+        let owners = crate::cluster::forward::owners(relay, &name, &request);
+        if !owners.is_empty() {
+            return crate::cluster::forward::forward(relay, request, owners, client).await;
+        }
+    }
     let mut request = request;
     let upgrade = crate::bridge::requested(request.headers());
     let public_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));

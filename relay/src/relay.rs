@@ -97,6 +97,9 @@ pub struct Relay {
     pub(crate) limiter: Limiter,
     /// Polls parked on the whole relay.
     pub(crate) parked: AtomicUsize,
+    /// The cluster this node belongs to, once it joined one.
+    #[cfg(feature = "cluster")]
+    pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
 }
 
 impl Relay {
@@ -115,12 +118,44 @@ impl Relay {
             acceptor,
             metrics: Metrics::new(),
             parked: AtomicUsize::new(0),
+            #[cfg(feature = "cluster")]
+            cluster: std::sync::OnceLock::new(),
         })
     }
 
     /// The name table.
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// Claims `name` for a peer: in the cluster first, when this node is in
+    /// one (so every node agrees on the token), then in the local table.
+    pub(crate) async fn claim(
+        &self,
+        name: &str,
+        token: Option<&str>,
+        lease: Option<Duration>,
+    ) -> Result<crate::names::Claimed, crate::names::ClaimError> {
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = self.cluster.get() {
+            self.names.permits(name, token)?;
+            if let Some(granted) = crate::cluster::claim(cluster, name, token).await? {
+                let mut claimed = self.names.claim(name, Some(&granted.token), lease)?;
+                claimed.created = granted.created;
+                return Ok(claimed);
+            }
+        }
+        self.names.claim(name, token, lease)
+    }
+
+    /// Joins this relay to `cluster`: claims go through etcd from now on,
+    /// and requests for names with peers on other nodes are forwarded
+    /// there. Call it once, before the server runs.
+    #[cfg(feature = "cluster")]
+    pub fn attach_cluster(self: &Arc<Self>, cluster: crate::cluster::Cluster) {
+        if self.cluster.set(cluster).is_ok() {
+            tokio::spawn(crate::cluster::sweep(Arc::downgrade(self)));
+        }
     }
 
     /// Long polls parked now, on every name.

@@ -1,13 +1,17 @@
 //! Name ownership shared by relay nodes through a real etcd.
 #![cfg(feature = "cluster")]
 
+mod common;
 #[path = "common/etcd.rs"]
 mod etcd;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use etcd::Etcd;
+use ptth_relay::Relay;
 use ptth_relay::cluster::{ClaimOutcome, Cluster, Settings};
+use ptth_relay::server::Server;
 
 async fn node(etcd: &Etcd, id: &str, ttl: Duration) -> Cluster {
     let mut settings = Settings::new(
@@ -84,6 +88,103 @@ async fn a_released_name_stays_reserved_for_its_ttl_then_is_free() {
         b.wait_until(|table| table.get("fan").is_none()).await;
         let free = b.claim("fan", Some("other")).await.unwrap();
         assert!(free.created);
+    })
+    .await;
+}
+
+/// A relay node on `127.0.0.1:0` in the cluster, advertising its address.
+async fn relay_node(etcd: &Etcd, id: &str) -> (SocketAddr, Cluster) {
+    let relay = Relay::new(ptth_relay::Settings::default());
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), relay.clone())
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let settings = Settings::new(vec![etcd.endpoint.clone()], id, &format!("http://{addr}"));
+    let cluster = Cluster::join(settings).await.unwrap();
+    relay.attach_cluster(cluster.clone());
+    tokio::spawn(server.run(std::future::pending::<()>()));
+    (addr, cluster)
+}
+
+#[tokio::test]
+async fn every_node_reaches_every_name() {
+    let etcd = Etcd::start();
+    within(async {
+        let mut nodes = Vec::new();
+        for id in ["a", "b", "c"] {
+            nodes.push(relay_node(&etcd, id).await);
+        }
+        let (a, b) = (nodes[0].0, nodes[1].0);
+        let lamp = common::peer(a, "lamp", "t", ptth::initiator::Builder::new());
+        let fan = common::peer(b, "fan", "f", ptth::initiator::Builder::new());
+        common::connected(&lamp, 1).await;
+        common::connected(&fan, 1).await;
+        for (_, cluster) in &nodes {
+            cluster
+                .wait_until(|table| {
+                    ["lamp", "fan"].iter().all(|name| {
+                        table
+                            .get(name)
+                            .is_some_and(|entry| !entry.owners.is_empty())
+                    })
+                })
+                .await;
+        }
+        for (addr, cluster) in &nodes {
+            for name in ["lamp", "fan"] {
+                let (status, _, body) = common::get(&format!("http://{addr}/{name}/hi")).await;
+                assert_eq!(
+                    status,
+                    200,
+                    "{name} through node {}: {body}",
+                    cluster.node()
+                );
+                assert!(body.starts_with(&format!("GET /{name}/hi\n")), "{body}");
+                let owner = if name == "lamp" { "a" } else { "b" };
+                let hopped = body.contains(&format!("ptth-relay-hop: {}", cluster.node()));
+                assert_eq!(
+                    hopped,
+                    cluster.node() != owner,
+                    "{name} via {}: {body}",
+                    cluster.node()
+                );
+            }
+        }
+        let (status, _, _) = common::get(&format!("http://{}/nobody/", nodes[2].0)).await;
+        assert_eq!(status, 404);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_claim_on_another_node_needs_the_same_token() {
+    let etcd = Etcd::start();
+    within(async {
+        let (a, _) = relay_node(&etcd, "a").await;
+        let (b, cluster_b) = relay_node(&etcd, "b").await;
+        let lamp = common::peer(a, "lamp", "t", ptth::initiator::Builder::new());
+        common::connected(&lamp, 1).await;
+        cluster_b
+            .wait_until(|table| table.get("lamp").is_some_and(|entry| entry.token.is_some()))
+            .await;
+        let thief = common::peer(b, "lamp", "other", ptth::initiator::Builder::new());
+        let mut status = thief.watch();
+        let failed = status
+            .wait_for(|status| status.last_error.is_some())
+            .await
+            .unwrap()
+            .clone();
+        let error = failed.last_error.unwrap().to_string();
+        assert!(error.contains("403"), "{error}");
+        let twin = common::peer(b, "lamp", "t", ptth::initiator::Builder::new());
+        common::connected(&twin, 1).await;
+        cluster_b
+            .wait_until(|table| {
+                table
+                    .get("lamp")
+                    .is_some_and(|entry| entry.owners.len() == 2)
+            })
+            .await;
     })
     .await;
 }

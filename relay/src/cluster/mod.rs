@@ -13,6 +13,7 @@
 //! kept by the cluster. Claims are transactions, so two nodes never
 //! disagree about a name's token.
 
+pub mod forward;
 mod table;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use tracing::{debug, warn};
 pub use table::{Entry, Table};
 
 use crate::names::{ClaimError, random_token};
+use crate::relay::Relay;
 
 const ROOT: &str = "/ptth/";
 
@@ -244,6 +246,38 @@ impl Cluster {
         Ok(())
     }
 
+    /// The names this node owns now.
+    pub fn owned_names(&self) -> Vec<String> {
+        self.owned().keys().cloned().collect()
+    }
+
+    /// Other nodes' URLs for `name`, as the watch last saw them.
+    pub fn owners_elsewhere(&self, name: &str) -> Vec<String> {
+        let table = self.inner.table.lock().expect("the cluster table");
+        table.get(name).map_or_else(Vec::new, |entry| {
+            entry
+                .owners
+                .iter()
+                .filter(|(node, _)| *node != self.node())
+                .map(|(_, url)| url.clone())
+                .collect()
+        })
+    }
+
+    /// The claim this node already holds for `name` with `token`, which
+    /// needs no round trip to etcd (long-poll clients claim on every poll).
+    fn held(&self, name: &str, token: Option<&str>) -> Option<Claim> {
+        if !self.owned().contains_key(name) {
+            return None;
+        }
+        let table = self.inner.table.lock().expect("the cluster table");
+        let held = table.get(name)?.token.clone()?;
+        token.is_none_or(|token| token == held).then_some(Claim {
+            token: held,
+            created: false,
+        })
+    }
+
     fn own(&self, name: &str, lease: i64) {
         self.owned().insert(name.to_owned(), lease);
     }
@@ -266,6 +300,58 @@ pub enum ClaimOutcome {
     /// etcd could not be reached.
     #[error(transparent)]
     Etcd(#[from] Error),
+}
+
+/// A peer's claim through the cluster: `Ok(None)` when etcd cannot be
+/// reached, and the claim is then settled by this node alone (local
+/// routing goes on while etcd is down; other nodes cannot see the name).
+pub(crate) async fn claim(
+    cluster: &Cluster,
+    name: &str,
+    token: Option<&str>,
+) -> Result<Option<Claim>, ClaimError> {
+    if let Some(held) = cluster.held(name, token) {
+        return Ok(Some(held));
+    }
+    // A race (the name changed hands between the claim's two steps) is
+    // settled by one more try.
+    for _ in 0..2 {
+        match cluster.claim(name, token).await {
+            Ok(claim) => return Ok(Some(claim)),
+            Err(ClaimOutcome::Refused(error)) => return Err(error),
+            Err(ClaimOutcome::Raced) => continue,
+            Err(ClaimOutcome::Etcd(error)) => {
+                warn!(%error, %name, "claiming locally only: etcd is unreachable");
+                return Ok(None);
+            }
+        }
+    }
+    Err(ClaimError::Forbidden(name.to_owned()))
+}
+
+/// Releases, every third of the node TTL, the names whose last local peer
+/// left, so other nodes stop forwarding to this one.
+pub(crate) async fn sweep(relay: std::sync::Weak<Relay>) {
+    loop {
+        let (cluster, interval) = {
+            let Some(relay) = relay.upgrade() else {
+                return;
+            };
+            let Some(cluster) = relay.cluster.get().cloned() else {
+                return;
+            };
+            let interval = cluster.inner.settings.node_ttl / 3;
+            for name in cluster.owned_names() {
+                let gone = relay.names.lookup(&name).is_none_or(|pool| pool.is_empty());
+                if gone && let Err(error) = cluster.release(&name).await {
+                    debug!(%error, %name, "a name was not released");
+                }
+            }
+            (cluster, interval)
+        };
+        drop(cluster);
+        tokio::time::sleep(interval).await;
+    }
 }
 
 fn held_token(response: &etcd_client::TxnResponse) -> Option<(String, i64)> {

@@ -101,7 +101,7 @@ async fn route(
             let token = Some(token.clone());
             wire::json(relay, request, name, token, client).await
         }
-        (&Method::GET, [name, token], _) => match pool(relay, name, Some(token)) {
+        (&Method::GET, [name, token], _) => match pool(relay, name, Some(token)).await {
             Ok(_) => polled(relay, &request, name, token, StatusCode::NO_CONTENT, None),
             Err(error) => refused(&error),
         },
@@ -152,7 +152,7 @@ async fn register(
         Some(Ok(seconds)) => Some(Duration::from_secs(seconds)),
         Some(Err(_)) => return status(StatusCode::BAD_REQUEST, "the lease is whole seconds"),
     };
-    let claimed = match relay.names.claim(name, params.get("token"), lease) {
+    let claimed = match relay.claim(name, params.get("token"), lease).await {
         Ok(claimed) => claimed,
         Err(error) => return refused(&error),
     };
@@ -176,7 +176,7 @@ async fn poll(
     token: &str,
     id: &str,
 ) -> Response<RelayBody> {
-    let pool = match pool(relay, name, Some(token)) {
+    let pool = match pool(relay, name, Some(token)).await {
         Ok(claimed) => claimed.pool,
         Err(error) => return refused(&error),
     };
@@ -207,7 +207,7 @@ async fn reply(
     token: &str,
     id: &str,
 ) -> Response<RelayBody> {
-    let pool = match pool(relay, name, Some(token)) {
+    let pool = match pool(relay, name, Some(token)).await {
         Ok(claimed) => claimed.pool,
         Err(error) => return refused(&error),
     };
@@ -227,8 +227,8 @@ async fn reply(
 
 /// The name's pool for `token`, re-creating a name the relay forgot (a
 /// restart, or a lease that ran out): RELAY.md's rule for polls.
-fn pool(relay: &Relay, name: &str, token: Option<&str>) -> Result<Claimed, ClaimError> {
-    relay.names.claim(name, token, None)
+async fn pool(relay: &Relay, name: &str, token: Option<&str>) -> Result<Claimed, ClaimError> {
+    relay.claim(name, token, None).await
 }
 
 fn refused(error: &ClaimError) -> Response<RelayBody> {

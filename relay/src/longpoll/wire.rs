@@ -103,7 +103,7 @@ pub async fn json(
     token: Option<String>,
     _client: SocketAddr,
 ) -> Response<RelayBody> {
-    let claimed = match pool(relay, name, token.as_deref()) {
+    let claimed = match pool(relay, name, token.as_deref()).await {
         Ok(claimed) => claimed,
         Err(error) => return super::refused(&error),
     };

@@ -1,0 +1,115 @@
+//! Public requests for names whose peers are on another node: one hop over
+//! a pooled internal HTTP/2 connection to an owner, which serves them as if
+//! they had arrived there.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use http::header::HeaderName;
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tracing::debug;
+
+use crate::headers::{add_forwarded, remove_hop_by_hop};
+use crate::pool::{BoxError, PeerBody};
+use crate::relay::{Relay, RelayBody, status};
+
+/// Marks a request forwarded by a node, naming it; a request that carries
+/// it is served where it lands and never forwarded again (one hop at most).
+pub const HOP: HeaderName = HeaderName::from_static("ptth-relay-hop");
+
+/// The owners of `name` on other nodes, when this node should forward:
+/// no local peer, a cluster that knows others, and a request that has not
+/// hopped yet.
+pub(crate) fn owners(relay: &Relay, name: &str, request: &Request<Incoming>) -> Vec<String> {
+    let Some(cluster) = relay.cluster.get() else {
+        return Vec::new();
+    };
+    if request.headers().contains_key(HOP) {
+        return Vec::new();
+    }
+    if relay
+        .names
+        .lookup(name)
+        .is_some_and(|pool| !pool.is_empty())
+    {
+        return Vec::new();
+    }
+    cluster.owners_elsewhere(name)
+}
+
+fn client() -> &'static Client<HttpConnector, PeerBody> {
+    static CLIENT: OnceLock<Client<HttpConnector, PeerBody>> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http()
+    })
+}
+
+/// Sends `request` to the first owner that answers; a stale owner (gone
+/// since the watch last spoke) costs one more try, for a request without
+/// a body, then 502.
+pub(crate) async fn forward(
+    relay: &Arc<Relay>,
+    request: Request<Incoming>,
+    owners: Vec<String>,
+    client_addr: SocketAddr,
+) -> Response<RelayBody> {
+    let Some(cluster) = relay.cluster.get() else {
+        return status(StatusCode::BAD_GATEWAY, "this relay is in no cluster");
+    };
+    if crate::bridge::requested(request.headers()).is_some() {
+        return status(
+            StatusCode::BAD_GATEWAY,
+            "the name's peers are on another node, and upgrades do not cross nodes yet",
+        );
+    }
+    let (mut parts, body) = request.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    add_forwarded(&mut parts.headers, client_addr, relay.settings.tls);
+    if let Ok(node) = HeaderValue::from_str(cluster.node()) {
+        parts.headers.insert(HOP, node);
+    }
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str())
+        .to_owned();
+    let bodiless = body.is_end_stream();
+    let mut body = Some(body.map_err(BoxError::from).boxed());
+    let mut last = String::new();
+    for owner in owners.iter().take(2) {
+        let Ok(uri) = format!("{}{target}", owner.trim_end_matches('/')).parse::<Uri>() else {
+            continue;
+        };
+        let body = match body.take() {
+            Some(body) => body,
+            None if bodiless => PeerBody::default(),
+            None => break,
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = parts.headers.clone();
+        match client().request(request).await {
+            Ok(response) => {
+                let (mut head, body) = response.into_parts();
+                remove_hop_by_hop(&mut head.headers);
+                return Response::from_parts(head, body.map_err(BoxError::from).boxed());
+            }
+            Err(error) => {
+                debug!(%owner, %error, "an owner node did not answer");
+                last = error.to_string();
+            }
+        }
+    }
+    status(
+        StatusCode::BAD_GATEWAY,
+        &format!("no node that owns this name answered: {last}"),
+    )
+}
