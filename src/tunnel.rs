@@ -62,6 +62,7 @@ mod counted;
 #[cfg(feature = "axum")]
 mod listener;
 mod pool;
+mod status;
 mod watched;
 
 use std::error::Error as StdError;
@@ -81,9 +82,10 @@ use self::counted::Counted;
 #[cfg(feature = "axum")]
 pub use self::listener::{Listener, TunnelIo};
 use self::pool::{Dialed, Runner};
+pub use self::status::{Phase, Status};
+use crate::Error;
 use crate::initiator::{self, IntoUri, Server};
 use crate::service::IntoHttpService;
-use crate::{Error, Protocol};
 
 const DEFAULT_HTTP1_CONNECTIONS: usize = 4;
 
@@ -104,7 +106,8 @@ where
 
 /// Settings shared by the supervisor and its connections.
 struct Config {
-    url: Uri,
+    /// The relay's URLs: one, or one per node of a relay cluster.
+    urls: Vec<Uri>,
     initiator: initiator::Builder,
     server: Server,
     connections: Option<usize>,
@@ -125,6 +128,7 @@ struct Config {
 #[derive(Debug)]
 pub struct Builder {
     url: Result<Uri, Error>,
+    more: Vec<Result<Uri, Error>>,
     initiator: initiator::Builder,
     server: Server,
     connections: Option<usize>,
@@ -144,6 +148,7 @@ impl Builder {
     pub fn new(url: impl IntoUri) -> Self {
         Builder {
             url: url.into_uri(),
+            more: Vec::new(),
             initiator: initiator::Builder::new().timeout(Duration::from_secs(10)),
             server: Server::new(),
             connections: None,
@@ -156,6 +161,19 @@ impl Builder {
             keep_alive: (Duration::from_secs(20), Duration::from_secs(10)),
             grace_period: Duration::from_secs(10),
         }
+    }
+
+    /// Another node of the same relay cluster to dial. Connections are
+    /// spread over the URLs in turn (the first to `new`'s URL, the next to
+    /// this one, and so on), and a dial that fails leaves the next attempt
+    /// to the next URL, so when a node dies its connections come back on
+    /// the others. With several URLs the default connection count is at
+    /// least one per URL.
+    ///
+    /// Default is none: only the URL given to [`Builder::new`].
+    pub fn also(mut self, url: impl IntoUri) -> Self {
+        self.more.push(url.into_uri());
+        self
     }
 
     /// The initiator that dials and upgrades: headers such as
@@ -185,7 +203,8 @@ impl Builder {
     /// Default is 1 when the relay chose HTTP/2, which multiplexes requests,
     /// and 4 when it chose HTTP/1.1, where a connection carries one request
     /// at a time: four concurrent requests without queueing at the relay,
-    /// like a small browser pool.
+    /// like a small browser pool. With [`also`](Builder::also), at least
+    /// one per URL.
     pub fn connections(mut self, count: usize) -> Self {
         self.connections = Some(count.max(1));
         self
@@ -310,6 +329,10 @@ impl Builder {
 
     fn config(self, listener_idle: bool) -> Result<(Arc<Config>, Arc<Shared>), Error> {
         let url = self.url?;
+        let mut urls = vec![url.clone()];
+        for more in self.more {
+            urls.push(more?);
+        }
         let mut server = self.server;
         // Extended CONNECT (RFC 8441) lets a relay carry WebSocket and
         // other upgrades to the service over HTTP/2.
@@ -320,7 +343,7 @@ impl Builder {
             .enable_connect_protocol();
         let config = Config {
             initiator: self.initiator.uri(&url).resend_on_no_content(true),
-            url,
+            urls,
             server,
             connections: self.connections,
             backoff_base: self.backoff.0,
@@ -335,41 +358,6 @@ impl Builder {
         };
         Ok((Arc::new(config), Shared::new()))
     }
-}
-
-/// Where a tunnel is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Phase {
-    /// Dialing and serving.
-    #[default]
-    Running,
-    /// Draining after a shutdown or an error retrying cannot fix.
-    Stopping,
-    /// Stopped after [`Handle::shutdown`]; every connection is closed.
-    Stopped,
-    /// Stopped by an error retrying cannot fix, which is in
-    /// [`Status::last_error`]; every connection is closed.
-    Failed,
-}
-
-/// A snapshot of a tunnel's state, from [`Handle::status`].
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct Status {
-    /// Where the tunnel is in its life.
-    pub phase: Phase,
-    /// Connections open and serving.
-    pub connected: usize,
-    /// Upgrade requests sent so far, redirects and failures included.
-    pub attempts: u64,
-    /// The protocol the relay chose on the latest connection.
-    pub protocol: Option<Protocol>,
-    /// Why the latest dial or connection failed, or the error that ended
-    /// the tunnel.
-    pub last_error: Option<Arc<Error>>,
-    /// The public URL the relay announced (`Link: <URL>; rel="related"`).
-    pub public_url: Option<Uri>,
 }
 
 /// What the supervisor, the handles and the connections share.

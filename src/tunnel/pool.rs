@@ -54,19 +54,25 @@ pub(super) async fn supervise(
 ) -> Result<(), Error> {
     let runner = Arc::new(runner);
     let mut stop = shared.stop.subscribe();
-    let mut url = config.url.clone();
+    // Each dial takes the next URL in turn: connections spread over the
+    // relay's nodes, and a node that fails passes its dial to the next.
+    let mut urls = config.urls.clone();
+    let mut turn = 0;
+    let mut index = 0;
     let mut backoff = Backoff::new(config.backoff_base, config.backoff_cap);
     let mut slots: JoinSet<Ended> = JoinSet::new();
-    let mut wanted = config.connections.unwrap_or(1);
+    let mut wanted = config.connections.unwrap_or(urls.len());
     let mut delay = Duration::ZERO;
     let mut dialing: Option<Dialing> = None;
     let outcome = loop {
         if dialing.is_none() && slots.len() < wanted {
+            index = turn % urls.len();
+            turn += 1;
             dialing = Some(Box::pin(dial_after(
                 delay,
                 config.clone(),
                 shared.clone(),
-                url.clone(),
+                urls[index].clone(),
             )));
         }
         tokio::select! {
@@ -89,13 +95,13 @@ pub(super) async fn supervise(
                 if dialing.is_some() =>
             {
                 dialing = None;
-                url = now;
+                urls[index] = now;
                 match dialed {
                     Ok(dialed) => {
                         let protocol = dialed.transposed.protocol();
                         wanted = config.connections.unwrap_or(match protocol {
-                            Protocol::Http2 => 1,
-                            Protocol::Http1 => super::DEFAULT_HTTP1_CONNECTIONS,
+                            Protocol::Http2 => urls.len(),
+                            Protocol::Http1 => super::DEFAULT_HTTP1_CONNECTIONS.max(urls.len()),
                         });
                         let public_url = answer::public_url(dialed.transposed.headers());
                         info!(relay = %dialed.peer, %protocol, "tunnel connected");
@@ -110,7 +116,8 @@ pub(super) async fn supervise(
                         delay = Duration::ZERO;
                     }
                     Err(error) => {
-                        let at_least = match answer::judge(&error, &url, config.retry_not_found) {
+                        let url = &urls[index];
+                        let at_least = match answer::judge(&error, url, config.retry_not_found) {
                             Verdict::Retry { at_least } => at_least,
                             _ => break Err(error),
                         };
