@@ -139,6 +139,16 @@ impl Names {
         }
     }
 
+    /// The names with members now, and their tokens.
+    pub fn served(&self) -> Vec<(String, String)> {
+        let entries = self.entries.lock().expect("the name table lock");
+        entries
+            .iter()
+            .filter(|(_, entry)| !entry.pool.is_empty())
+            .map(|(name, entry)| (name.clone(), entry.token.clone()))
+            .collect()
+    }
+
     /// How many names are held now.
     pub fn len(&self) -> usize {
         let entries = self.entries.lock().expect("the name table lock");

@@ -188,3 +188,51 @@ async fn a_claim_on_another_node_needs_the_same_token() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn routing_goes_on_while_etcd_is_down_and_catches_up_after() {
+    let mut etcd = Etcd::start();
+    let (a, cluster_a) = relay_node(&etcd, "a").await;
+    let (b, cluster_b) = relay_node(&etcd, "b").await;
+    within(async {
+        let lamp = common::peer(a, "lamp", "t", ptth::initiator::Builder::new());
+        common::connected(&lamp, 1).await;
+        cluster_b
+            .wait_until(|table| {
+                table
+                    .get("lamp")
+                    .is_some_and(|lamp| !lamp.owners.is_empty())
+            })
+            .await;
+    })
+    .await;
+    etcd.stop();
+    within(async {
+        // Local peers, and names other nodes were known to own, still answer.
+        for node in [a, b] {
+            let (status, _, body) = common::get(&format!("http://{node}/lamp/")).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        // A claim while etcd is down is granted on this node alone.
+        let fan = common::peer(b, "fan", "f", ptth::initiator::Builder::new());
+        common::connected(&fan, 1).await;
+        let (status, _, _) = common::get(&format!("http://{b}/fan/")).await;
+        assert_eq!(status, 200);
+    })
+    .await;
+    etcd.restart();
+    within(async {
+        // Once etcd is back, the local name is claimed in the cluster and
+        // the other node learns of it.
+        cluster_a
+            .wait_until(|table| {
+                table
+                    .get("fan")
+                    .is_some_and(|fan| fan.owners.contains_key("b"))
+            })
+            .await;
+        let (status, _, body) = common::get(&format!("http://{a}/fan/")).await;
+        assert_eq!(status, 200, "{body}");
+    })
+    .await;
+}

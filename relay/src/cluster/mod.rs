@@ -113,27 +113,15 @@ impl Cluster {
         client
             .put(node_key, settings.advertise.clone(), Some(with_lease))
             .await?;
-        let names = format!("{ROOT}names/");
-        let loaded = client
-            .get(names.clone(), Some(GetOptions::new().with_prefix()))
-            .await?;
-        let revision = loaded.header().map_or(0, |header| header.revision());
-        let mut table = Table::default();
-        for kv in loaded.kvs() {
-            table.put(kv.key(), kv.value());
-        }
         let inner = Arc::new(Inner {
             client,
             settings,
             node_lease,
-            table: Mutex::new(table),
+            table: Mutex::new(Table::default()),
             changed: Notify::new(),
             owned: Mutex::new(HashMap::new()),
         });
-        let options = WatchOptions::new()
-            .with_prefix()
-            .with_start_revision(revision + 1);
-        let stream = inner.client.clone().watch(names, Some(options)).await?;
+        let stream = load(&inner).await?;
         tokio::spawn(watch(Arc::downgrade(&inner), stream));
         tokio::spawn(keep_alive(Arc::downgrade(&inner)));
         Ok(Cluster { inner })
@@ -347,6 +335,18 @@ pub(crate) async fn sweep(relay: std::sync::Weak<Relay>) {
                     debug!(%error, %name, "a name was not released");
                 }
             }
+            // Names claimed here while etcd could not be reached.
+            let owned = cluster.owned_names();
+            for (name, token) in relay.names.served() {
+                if !owned.contains(&name) {
+                    match cluster.claim(&name, Some(&token)).await {
+                        Ok(_) => debug!(%name, "a local name joined the cluster"),
+                        Err(error) => {
+                            debug!(%error, %name, "a local name is not in the cluster yet")
+                        }
+                    }
+                }
+            }
             (cluster, interval)
         };
         drop(cluster);
@@ -368,17 +368,51 @@ fn ttl_seconds(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX)
 }
 
-/// Applies the watch's events to the table until the node is gone.
+/// Reads the whole name table and starts a watch just after it.
+async fn load(inner: &Inner) -> Result<etcd_client::WatchStream, Error> {
+    let names = format!("{ROOT}names/");
+    let mut client = inner.client.clone();
+    let loaded = client
+        .get(names.clone(), Some(GetOptions::new().with_prefix()))
+        .await?;
+    let revision = loaded.header().map_or(0, |header| header.revision());
+    let mut table = Table::default();
+    for kv in loaded.kvs() {
+        table.put(kv.key(), kv.value());
+    }
+    *inner.table.lock().expect("the cluster table") = table;
+    inner.changed.notify_waiters();
+    let options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(revision + 1);
+    Ok(client.watch(names, Some(options)).await?)
+}
+
+/// Applies the watch's events to the table until the node is gone. When
+/// etcd goes away the table is kept as it was (routing goes on from it)
+/// and reloaded whole once etcd answers again.
 async fn watch(inner: std::sync::Weak<Inner>, mut stream: etcd_client::WatchStream) {
+    let mut pause = Duration::from_millis(100);
     loop {
         let message = match stream.message().await {
             Ok(Some(message)) => message,
-            Ok(None) => return,
-            Err(error) => {
-                warn!(%error, "the cluster watch failed");
-                return;
+            Ok(None) | Err(_) => {
+                warn!("the cluster watch ended; reloading the table when etcd answers");
+                loop {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                    let Some(inner) = inner.upgrade() else {
+                        return;
+                    };
+                    if let Ok(reloaded) = load(&inner).await {
+                        stream = reloaded;
+                        break;
+                    }
+                }
+                continue;
             }
         };
+        pause = Duration::from_millis(100);
         let Some(inner) = inner.upgrade() else {
             return;
         };

@@ -12,8 +12,9 @@ const BINARY: &str = "/usr/bin/etcd";
 
 /// A running etcd, stopped and its data removed when dropped.
 pub struct Etcd {
-    child: Child,
+    child: Option<Child>,
     dir: PathBuf,
+    peer: u16,
     /// The client URL.
     pub endpoint: String,
 }
@@ -27,12 +28,34 @@ impl Etcd {
         let (client, peer) = (free_port(), free_port());
         let dir = std::env::temp_dir().join(format!("ptth-etcd-{client}-{}", std::process::id()));
         let endpoint = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
+        let mut etcd = Etcd {
+            child: None,
+            dir,
+            peer,
+            endpoint,
+        };
+        etcd.restart();
+        etcd
+    }
+
+    /// Kills etcd, keeping its data for [`Etcd::restart`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        let (dir, endpoint) = (&self.dir, &self.endpoint);
+        let peer_url = format!("http://127.0.0.1:{}", self.peer);
         let mut child = Command::new(BINARY)
             .args(["--name", "test", "--data-dir"])
-            .arg(&dir)
-            .args(["--listen-client-urls", &endpoint])
-            .args(["--advertise-client-urls", &endpoint])
+            .arg(dir)
+            .args(["--listen-client-urls", endpoint])
+            .args(["--advertise-client-urls", endpoint])
             .args(["--listen-peer-urls", &peer_url])
             .args(["--initial-advertise-peer-urls", &peer_url])
             .args(["--initial-cluster", &format!("test={peer_url}")])
@@ -61,18 +84,13 @@ impl Etcd {
             Ok(Err(tail)) => panic!("etcd exited before it was ready:\n{tail}"),
             Err(_) => panic!("etcd was not ready within 30 s"),
         }
-        Etcd {
-            child,
-            dir,
-            endpoint,
-        }
+        self.child = Some(child);
     }
 }
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
