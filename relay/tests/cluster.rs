@@ -236,3 +236,69 @@ async fn routing_goes_on_while_etcd_is_down_and_catches_up_after() {
     })
     .await;
 }
+
+/// A device service that switches `Upgrade: echo` requests and echoes
+/// their bytes.
+async fn echo(
+    mut request: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
+    let switched = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = switched.await {
+            let (mut read, mut write) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
+            let _ = tokio::io::copy(&mut read, &mut write).await;
+        }
+    });
+    let response = http::Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(http_body_util::Full::default())
+        .unwrap();
+    Ok(response)
+}
+
+#[tokio::test]
+async fn an_upgrade_crosses_to_the_owner_node() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let etcd = Etcd::start();
+    within(async {
+        let (a, _) = relay_node(&etcd, "a").await;
+        let (b, cluster_b) = relay_node(&etcd, "b").await;
+        let bearer = http::HeaderValue::from_static("Bearer t");
+        let initiator = ptth::initiator::Builder::new()
+            .alpn([ptth::Protocol::Http1])
+            .header(http::header::AUTHORIZATION, bearer);
+        let tunnel = ptth::tunnel::Builder::new(format!("http://{a}/reversehttp/lamp"))
+            .initiator(initiator)
+            .serve(hyper::service::service_fn(echo));
+        let device = tunnel.handle();
+        tokio::spawn(tunnel);
+        common::connected(&device, 1).await;
+        cluster_b
+            .wait_until(|table| {
+                table
+                    .get("lamp")
+                    .is_some_and(|lamp| !lamp.owners.is_empty())
+            })
+            .await;
+        let mut tcp = tokio::net::TcpStream::connect(b).await.unwrap();
+        let head = format!(
+            "GET /lamp/ws HTTP/1.1\r\nHost: {b}\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0; 1024];
+        let n = tcp.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("upgrade: echo"),
+            "{answer}"
+        );
+        tcp.write_all(b"across two nodes").await.unwrap();
+        let mut echoed = vec![0; 16];
+        tcp.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(echoed, b"across two nodes");
+    })
+    .await;
+}

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::debug;
 
 use crate::headers::{add_forwarded, remove_hop_by_hop};
@@ -63,17 +63,18 @@ pub(crate) async fn forward(
     let Some(cluster) = relay.cluster.get() else {
         return status(StatusCode::BAD_GATEWAY, "this relay is in no cluster");
     };
-    if crate::bridge::requested(request.headers()).is_some() {
-        return status(
-            StatusCode::BAD_GATEWAY,
-            "the name's peers are on another node, and upgrades do not cross nodes yet",
-        );
-    }
+    let mut request = request;
+    let upgrade = crate::bridge::requested(request.headers());
+    let public_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     remove_hop_by_hop(&mut parts.headers);
     add_forwarded(&mut parts.headers, client_addr, relay.settings.tls);
     if let Ok(node) = HeaderValue::from_str(cluster.node()) {
         parts.headers.insert(HOP, node);
+    }
+    if let (Some(upgrade), Some(public)) = (upgrade, public_upgrade) {
+        crate::bridge::restore(&mut parts.headers, upgrade);
+        return forward_upgrade(parts, public, &owners).await;
     }
     let target = parts
         .uri
@@ -111,5 +112,70 @@ pub(crate) async fn forward(
     status(
         StatusCode::BAD_GATEWAY,
         &format!("no node that owns this name answered: {last}"),
+    )
+}
+
+/// An upgrade crosses the hop on a connection of its own, in HTTP/1.1: the
+/// owner switches it like any public upgrade, and the two switched streams
+/// are joined here.
+async fn forward_upgrade(
+    parts: http::request::Parts,
+    public: hyper::upgrade::OnUpgrade,
+    owners: &[String],
+) -> Response<RelayBody> {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str())
+        .to_owned();
+    let mut last = String::new();
+    for owner in owners.iter().take(2) {
+        let Some(authority) = owner
+            .parse::<Uri>()
+            .ok()
+            .and_then(|uri| uri.authority().cloned())
+        else {
+            continue;
+        };
+        let tcp = match tokio::net::TcpStream::connect(authority.as_str()).await {
+            Ok(tcp) => tcp,
+            Err(error) => {
+                last = error.to_string();
+                continue;
+            }
+        };
+        let handshake = hyper::client::conn::http1::handshake::<_, PeerBody>(TokioIo::new(tcp));
+        let (mut sender, connection) = match handshake.await {
+            Ok(both) => both,
+            Err(error) => {
+                last = error.to_string();
+                continue;
+            }
+        };
+        tokio::spawn(connection.with_upgrades());
+        let mut request = Request::new(PeerBody::default());
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = target.parse().unwrap_or_default();
+        *request.headers_mut() = parts.headers.clone();
+        let mut response = match sender.send_request(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                last = error.to_string();
+                continue;
+            }
+        };
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let (head, body) = response.into_parts();
+            return Response::from_parts(head, body.map_err(BoxError::from).boxed());
+        }
+        crate::bridge::spawn(public, hyper::upgrade::on(&mut response));
+        let mut switching = Response::new(crate::relay::full(bytes::Bytes::new()));
+        *switching.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        *switching.headers_mut() = response.headers().clone();
+        return switching;
+    }
+    status(
+        StatusCode::BAD_GATEWAY,
+        &format!("no node that owns this name took the upgrade: {last}"),
     )
 }
