@@ -12,6 +12,11 @@
 //! before and after a change); `PTTH_BENCH_CACHE=DIR` keeps the built
 //! rathole and bore elsewhere than `target/bench-cache`.
 
+#[cfg(feature = "cluster")]
+mod cluster;
+#[cfg(feature = "cluster")]
+#[path = "../../tests/common/etcd.rs"]
+mod etcd;
 mod load;
 mod origin;
 mod paths;
@@ -44,12 +49,15 @@ fn options() -> Options {
             "--bench" => {}
             "--rounds" => options.rounds = args.next().and_then(|n| n.parse().ok()).unwrap(),
             "--seconds" => options.seconds = args.next().and_then(|n| n.parse().ok()).unwrap(),
-            "load" | "bulk" | "idle" | "first" => options.parts.push(arg),
+            "load" | "bulk" | "idle" | "first" | "cluster" => options.parts.push(arg),
             other => panic!("unknown argument {other:?}"),
         }
     }
     if options.parts.is_empty() {
         options.parts = ["load", "bulk", "idle", "first"].map(String::from).to_vec();
+        if cfg!(feature = "cluster") {
+            options.parts.push("cluster".to_owned());
+        }
     }
     options
 }
@@ -77,6 +85,7 @@ fn main() {
             "load" => small_gets(&options, &relay_bin, &tools, &dir, &rt),
             "bulk" => bulk(&options, &relay_bin, &tools, &dir, &rt),
             "idle" => idle(&relay_bin, &dir, &rt),
+            "cluster" => cluster(&options, &relay_bin, &rt),
             _ => first(&relay_bin, &dir, &rt),
         }
     }
@@ -200,4 +209,33 @@ fn first(relay: &Path, dir: &Path, rt: &Runtime) {
         ms(first.answered.1)
     );
     println!();
+}
+
+#[cfg(feature = "cluster")]
+fn cluster(options: &Options, relay: &Path, rt: &Runtime) {
+    let hop = cluster::hop(relay, rt, options.rounds, options.seconds);
+    println!("## The cluster's hop: entering the device's node or another one\n");
+    println!("| entry | connections | req/s | p50 | p99 |\n|---|---:|---:|---:|---:|");
+    for (label, runs) in [
+        ("the owner node", &hop.owner),
+        ("another node (one hop)", &hop.other),
+    ] {
+        for (c, &count) in cluster::CONNECTIONS.iter().enumerate() {
+            let mut rates: Vec<f64> = runs[c].iter().map(|run| run.per_second).collect();
+            let mut p50s: Vec<Duration> = runs[c].iter().map(|run| run.p50).collect();
+            let mut p99s: Vec<Duration> = runs[c].iter().map(|run| run.p99).collect();
+            println!(
+                "| {label} | {count} | {:.0} | {:.2} ms | {:.2} ms |",
+                load::median(&mut rates),
+                load::median(&mut p50s).as_secs_f64() * 1e3,
+                load::median(&mut p99s).as_secs_f64() * 1e3,
+            );
+        }
+    }
+    println!();
+}
+
+#[cfg(not(feature = "cluster"))]
+fn cluster(_: &Options, _: &Path, _: &Runtime) {
+    panic!("the cluster part needs `--features cluster`");
 }

@@ -7,11 +7,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Makes sure nginx, wrk and curl are installed (from Debian) and rathole
+/// Makes sure nginx, wrk, curl (and for the cluster, etcd) are installed
+/// (from Debian) and rathole
 /// and bore are built (from crates.io, into `cache`); returns the folder
 /// with the built binaries.
 pub fn install(cache: &Path) -> PathBuf {
-    let missing: Vec<&str> = [("nginx", "nginx-light"), ("wrk", "wrk"), ("curl", "curl")]
+    let mut wanted = vec![("nginx", "nginx-light"), ("wrk", "wrk"), ("curl", "curl")];
+    if cfg!(feature = "cluster") {
+        wanted.push(("etcd", "etcd-server"));
+    }
+    let missing: Vec<&str> = wanted
         .into_iter()
         .filter(|(program, _)| !on_path(program))
         .map(|(_, package)| package)

@@ -45,9 +45,13 @@ pub(crate) fn owners(relay: &Relay, name: &str, request: &Request<Incoming>) -> 
 fn client() -> &'static Client<HttpConnector, PeerBody> {
     static CLIENT: OnceLock<Client<HttpConnector, PeerBody>> = OnceLock::new();
     CLIENT.get_or_init(|| {
+        // Without TCP_NODELAY, small requests multiplexed on the hop wait
+        // out delayed ACKs: p99 went from 3 ms to 30 ms.
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
         Client::builder(TokioExecutor::new())
             .http2_only(true)
-            .build_http()
+            .build(connector)
     })
 }
 
@@ -138,7 +142,10 @@ async fn forward_upgrade(
             continue;
         };
         let tcp = match tokio::net::TcpStream::connect(authority.as_str()).await {
-            Ok(tcp) => tcp,
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                tcp
+            }
             Err(error) => {
                 last = error.to_string();
                 continue;
