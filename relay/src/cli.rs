@@ -89,9 +89,11 @@ pub struct ServeArgs {
 /// `ptth-relay expose`.
 #[derive(Debug, Args)]
 pub struct ExposeArgs {
-    /// The relay: its base URL, or the URL of its access path.
-    #[arg(long, value_name = "URL")]
-    pub relay: String,
+    /// The relay: its base URL, or the URL of its access path. Repeat it
+    /// for the nodes of a relay cluster: connections spread over them, and
+    /// move to the others when one dies.
+    #[arg(long, value_name = "URL", required = true)]
+    pub relay: Vec<String>,
     /// The name to claim.
     #[arg(long, value_name = "NAME")]
     pub name: String,

@@ -41,7 +41,13 @@ pub async fn run(
     args: ExposeArgs,
     announce: impl FnOnce(String) + Send + 'static,
 ) -> Result<(), String> {
-    let url = claim_url(&args.relay, &args.name)?;
+    let mut urls = Vec::new();
+    for relay in &args.relay {
+        urls.push(claim_url(relay, &args.name)?);
+    }
+    let Some((url, more)) = urls.split_first() else {
+        return Err("--relay is required".to_owned());
+    };
     let origin: Uri = args
         .to
         .parse()
@@ -62,6 +68,9 @@ pub async fn run(
         initiator = initiator.dialect(Dialect::Legacy);
     }
     let mut tunnel = ptth::tunnel::Builder::new(url.as_str()).initiator(initiator);
+    for url in more {
+        tunnel = tunnel.also(url.as_str());
+    }
     if let Some(connections) = args.connections {
         tunnel = tunnel.connections(connections);
     }
@@ -71,6 +80,7 @@ pub async fn run(
     };
     let tunnel = tunnel.serve(forward);
     let mut status = tunnel.handle().watch();
+    let url = url.clone();
     tokio::spawn(async move {
         if let Ok(up) = status.wait_for(|s| s.connected > 0).await {
             let public = up.public_url.as_ref().map_or(url, Uri::to_string);

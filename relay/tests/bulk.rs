@@ -107,7 +107,7 @@ async fn a_gibibyte_each_way_with_the_relays_memory_bounded() {
     let origin = origin().await;
     let (announce, announced) = tokio::sync::oneshot::channel();
     let args = ExposeArgs {
-        relay: relay.clone(),
+        relay: vec![relay.clone()],
         name: "bulk".into(),
         token: None,
         to: format!("http://{origin}"),

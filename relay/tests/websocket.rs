@@ -43,7 +43,7 @@ async fn websocket_through(h1: bool) {
     let origin = echo_origin().await;
     let (announce, announced) = tokio::sync::oneshot::channel();
     let args = ExposeArgs {
-        relay: format!("http://{}", running.addr),
+        relay: vec![format!("http://{}", running.addr)],
         name: "lamp".into(),
         token: Some("t".into()),
         to: format!("http://{origin}"),
