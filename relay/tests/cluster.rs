@@ -302,3 +302,72 @@ async fn an_upgrade_crosses_to_the_owner_node() {
     })
     .await;
 }
+
+/// A body of events sent one at a time by the test.
+struct Events(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl hyper::body::Body for Events {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>>>
+    {
+        self.0
+            .poll_recv(cx)
+            .map(|event| event.map(|event| Ok(hyper::body::Frame::data(event))))
+    }
+}
+
+#[tokio::test]
+async fn a_stream_crosses_the_hop_one_event_at_a_time() {
+    use http_body_util::BodyExt;
+    let etcd = Etcd::start();
+    within(async {
+        let (a, _) = relay_node(&etcd, "a").await;
+        let (b, cluster_b) = relay_node(&etcd, "b").await;
+        let (streams, mut streamed) = tokio::sync::mpsc::channel(1);
+        let service = hyper::service::service_fn(move |_: http::Request<hyper::body::Incoming>| {
+            let streams = streams.clone();
+            async move {
+                let (events, body) = tokio::sync::mpsc::channel(1);
+                streams.send(events).await.unwrap();
+                Ok::<_, std::convert::Infallible>(http::Response::new(Events(body)))
+            }
+        });
+        let bearer = http::HeaderValue::from_static("Bearer t");
+        let initiator = ptth::initiator::Builder::new().header(http::header::AUTHORIZATION, bearer);
+        let tunnel = ptth::tunnel::Builder::new(format!("http://{a}/reversehttp/lamp"))
+            .initiator(initiator)
+            .serve(service);
+        let device = tunnel.handle();
+        tokio::spawn(tunnel);
+        common::connected(&device, 1).await;
+        cluster_b
+            .wait_until(|table| {
+                table
+                    .get("lamp")
+                    .is_some_and(|lamp| !lamp.owners.is_empty())
+            })
+            .await;
+        let request = http::Request::get(format!("http://{b}/lamp/events"))
+            .body(http_body_util::Full::default())
+            .unwrap();
+        let response = common::client().request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let events = streamed.recv().await.unwrap();
+        let mut body = response.into_body();
+        for event in ["data: one\n\n", "data: two\n\n"] {
+            events.send(bytes::Bytes::from(event)).await.unwrap();
+            // The next event is sent only once this one has crossed both
+            // nodes: nothing on the way holds it back.
+            let frame = body.frame().await.unwrap().unwrap();
+            assert_eq!(frame.into_data().unwrap(), event);
+        }
+        drop(events);
+        assert!(body.frame().await.is_none());
+    })
+    .await;
+}
