@@ -5,13 +5,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use ptth::tunnel;
 use tokio::runtime::Runtime;
 
 use crate::etcd::Etcd;
 use crate::load::{self, Load};
-use crate::origin::{self, NAME};
+use crate::origin::NAME;
 use crate::tools::Process;
 
 /// The two entries' runs at 16 and 64 kept-alive connections.
@@ -37,18 +35,7 @@ pub fn hop(binary: &Path, rt: &Runtime, rounds: usize, seconds: u64) -> Hop {
     let etcd = Etcd::start();
     let (_a, owner) = node(binary, &etcd, "a");
     let (_b, other) = node(binary, &etcd, "b");
-    let device = rt.block_on(async {
-        let url = format!("http://{owner}/reversehttp/{NAME}");
-        let serving = tunnel::serve(url, service_fn(origin::serve));
-        let handle = serving.handle();
-        tokio::spawn(serving);
-        let mut status = handle.watch();
-        status
-            .wait_for(|status| status.connected > 0)
-            .await
-            .unwrap();
-        handle
-    });
+    let device = crate::paths::in_process_peer(rt, &owner);
     // Until node b's watch has seen the owner, it answers 404.
     let probe = format!("http://{other}/{NAME}/small.html");
     for _ in 0..500 {

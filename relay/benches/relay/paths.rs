@@ -124,19 +124,7 @@ pub fn up(
                 expose.wait_for("public URL:");
                 processes.push(expose);
             } else {
-                let url = format!("http://{addr}/reversehttp/{NAME}");
-                let handle = rt.block_on(async {
-                    let serving = tunnel::serve(url, service_fn(origin::serve));
-                    let handle = serving.handle();
-                    tokio::spawn(serving);
-                    let mut status = handle.watch();
-                    status
-                        .wait_for(|status| status.connected > 0)
-                        .await
-                        .unwrap();
-                    handle
-                });
-                tunnel = Some(handle);
+                tunnel = Some(in_process_peer(rt, addr));
             }
             format!("http://{addr}")
         }
@@ -209,6 +197,23 @@ pub fn up(
         tunnel,
         _processes: processes,
     }
+}
+
+/// The origin's service as a device on the relay at `relay`, claiming
+/// [`NAME`] over one HTTP/2 tunnel; returns once it is connected.
+pub fn in_process_peer(rt: &Runtime, relay: impl std::fmt::Display) -> Handle {
+    let url = format!("http://{relay}/reversehttp/{NAME}");
+    rt.block_on(async {
+        let serving = tunnel::serve(url, service_fn(origin::serve));
+        let handle = serving.handle();
+        tokio::spawn(serving);
+        let mut status = handle.watch();
+        status
+            .wait_for(|status| status.connected > 0)
+            .await
+            .unwrap();
+        handle
+    })
 }
 
 /// `line` without ANSI colour sequences.
