@@ -84,6 +84,10 @@ pub struct ServeArgs {
     #[cfg(feature = "cluster")]
     #[arg(long, value_name = "URL", requires = "cluster_etcd")]
     pub advertise: Option<String>,
+    /// The certificates, PEM, to trust in nodes that advertise https URLs.
+    #[cfg(feature = "cluster")]
+    #[arg(long, value_name = "PEM", requires = "cluster_etcd")]
+    pub cluster_ca: Option<PathBuf>,
 }
 
 /// `ptth-relay expose`.

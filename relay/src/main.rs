@@ -37,6 +37,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         args.cluster_etcd.clone(),
         args.node_id.clone(),
         args.advertise.clone(),
+        args.cluster_ca.clone(),
     );
     let config = Serve::from_args(args)?;
     let relay = Relay::new(config.settings);
@@ -58,9 +59,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let addr = server.local_addr().map_err(|error| error.to_string())?;
     #[cfg(feature = "cluster")]
-    if let (endpoints, Some(node), advertise) = cluster {
+    if let (endpoints, Some(node), advertise, ca) = cluster {
         let advertise = advertise.unwrap_or_else(|| format!("{scheme}://{addr}"));
-        let settings = ptth_relay::cluster::Settings::new(endpoints, &node, &advertise);
+        let mut settings = ptth_relay::cluster::Settings::new(endpoints, &node, &advertise);
+        if let Some(ca) = ca {
+            settings.tls = Some(ptth_relay::tls::client(&ca)?);
+        }
         let cluster = ptth_relay::cluster::Cluster::join(settings)
             .await
             .map_err(|error| format!("cannot join the cluster: {error}"))?;

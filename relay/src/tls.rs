@@ -26,3 +26,24 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// A TLS client that trusts the certificates in the PEM file `roots`,
+/// for the nodes of a cluster reaching each other at `https://` URLs.
+pub fn client(roots: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(roots)
+        .map_err(|error| format!("{}: {error}", roots.display()))?
+    {
+        let cert = cert.map_err(|error| format!("{}: {error}", roots.display()))?;
+        store
+            .add(cert)
+            .map_err(|error| format!("{}: {error}", roots.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}

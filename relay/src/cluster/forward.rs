@@ -3,15 +3,17 @@
 //! they had arrived there.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use http::header::HeaderName;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
 use tracing::debug;
 
 use crate::headers::{add_forwarded, remove_hop_by_hop};
@@ -42,17 +44,49 @@ pub(crate) fn owners(relay: &Relay, name: &str, request: &Request<Incoming>) -> 
     cluster.owners_elsewhere(name)
 }
 
-fn client() -> &'static Client<HttpConnector, PeerBody> {
-    static CLIENT: OnceLock<Client<HttpConnector, PeerBody>> = OnceLock::new();
-    CLIENT.get_or_init(|| {
+/// The connections between nodes: pooled HTTP/2 for requests (h2c, or h2
+/// by ALPN for `https://` nodes), and for upgrades an HTTP/1.1 connection
+/// each.
+pub(crate) struct Hop {
+    client: Client<HttpsConnector<HttpConnector>, PeerBody>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hop")
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Hop {
+    pub(crate) fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Hop {
         // Without TCP_NODELAY, small requests multiplexed on the hop wait
         // out delayed ACKs: p99 went from 3 ms to 30 ms.
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .build(connector)
-    })
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let config = tls.as_deref().cloned().unwrap_or_else(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        });
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http2()
+            .wrap_connector(http);
+        Hop {
+            client: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build(connector),
+            tls,
+        }
+    }
 }
 
 /// Sends `request` to the first owner that answers; a stale owner (gone
@@ -78,7 +112,7 @@ pub(crate) async fn forward(
     }
     if let (Some(upgrade), Some(public)) = (upgrade, public_upgrade) {
         crate::bridge::restore(&mut parts.headers, upgrade);
-        return forward_upgrade(parts, public, &owners).await;
+        return forward_upgrade(cluster.hop(), parts, public, &owners).await;
     }
     let target = parts
         .uri
@@ -101,7 +135,7 @@ pub(crate) async fn forward(
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = parts.headers.clone();
-        match client().request(request).await {
+        match cluster.hop().client.request(request).await {
             Ok(response) => {
                 let (mut head, body) = response.into_parts();
                 remove_hop_by_hop(&mut head.headers);
@@ -123,6 +157,7 @@ pub(crate) async fn forward(
 /// owner switches it like any public upgrade, and the two switched streams
 /// are joined here.
 async fn forward_upgrade(
+    hop: &Hop,
     parts: http::request::Parts,
     public: hyper::upgrade::OnUpgrade,
     owners: &[String],
@@ -134,25 +169,17 @@ async fn forward_upgrade(
         .to_owned();
     let mut last = String::new();
     for owner in owners.iter().take(2) {
-        let Some(authority) = owner
-            .parse::<Uri>()
-            .ok()
-            .and_then(|uri| uri.authority().cloned())
-        else {
+        let Ok(uri) = owner.parse::<Uri>() else {
             continue;
         };
-        let tcp = match tokio::net::TcpStream::connect(authority.as_str()).await {
-            Ok(tcp) => {
-                let _ = tcp.set_nodelay(true);
-                tcp
-            }
+        let handshake = match connect(hop, &uri).await {
+            Ok(io) => hyper::client::conn::http1::handshake::<_, PeerBody>(io).await,
             Err(error) => {
-                last = error.to_string();
+                last = error;
                 continue;
             }
         };
-        let handshake = hyper::client::conn::http1::handshake::<_, PeerBody>(TokioIo::new(tcp));
-        let (mut sender, connection) = match handshake.await {
+        let (mut sender, connection) = match handshake {
             Ok(both) => both,
             Err(error) => {
                 last = error.to_string();
@@ -186,3 +213,40 @@ async fn forward_upgrade(
         &format!("no node that owns this name took the upgrade: {last}"),
     )
 }
+
+/// A connection of its own to the node at `uri`, over TLS for `https`.
+async fn connect(hop: &Hop, uri: &Uri) -> Result<TokioIo<Box<dyn Stream>>, String> {
+    let authority = uri.authority().ok_or("a node URL without a host")?;
+    let port = authority
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    let tcp = tokio::net::TcpStream::connect((authority.host(), port))
+        .await
+        .map_err(|error| error.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    if uri.scheme_str() != Some("https") {
+        return Ok(TokioIo::new(Box::new(tcp)));
+    }
+    let mut config = hop
+        .tls
+        .as_deref()
+        .cloned()
+        .ok_or("an https node, and no TLS roots for the cluster")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name =
+        ServerName::try_from(authority.host().to_owned()).map_err(|error| error.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(TokioIo::new(Box::new(tls)))
+}
+
+/// A byte stream to another node, plain or TLS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Stream for T {}

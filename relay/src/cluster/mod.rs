@@ -47,6 +47,10 @@ pub struct Settings {
     /// How long a name stays reserved after its last owner left. Default
     /// is 30 s, RELAY.md's lease floor.
     pub name_ttl: Duration,
+    /// What a node trusts in the certificates of nodes that advertise
+    /// `https://` URLs. Default is none: nodes are reached over plain
+    /// HTTP/2, and an `https://` node cannot be forwarded to.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Settings {
@@ -58,6 +62,7 @@ impl Settings {
             advertise: advertise.to_owned(),
             node_ttl: Duration::from_secs(10),
             name_ttl: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -75,6 +80,7 @@ pub struct Cluster {
 
 struct Inner {
     client: Client,
+    hop: forward::Hop,
     settings: Settings,
     node_lease: i64,
     table: Mutex<Table>,
@@ -115,6 +121,7 @@ impl Cluster {
             .await?;
         let inner = Arc::new(Inner {
             client,
+            hop: forward::Hop::new(settings.tls.clone()),
             settings,
             node_lease,
             table: Mutex::new(Table::default()),
@@ -232,6 +239,10 @@ impl Cluster {
             .lease_revoke(self.inner.node_lease)
             .await?;
         Ok(())
+    }
+
+    pub(crate) fn hop(&self) -> &forward::Hop {
+        &self.inner.hop
     }
 
     /// The names this node owns now.
