@@ -371,3 +371,29 @@ async fn a_stream_crosses_the_hop_one_event_at_a_time() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_owner_that_is_gone_is_a_name_without_a_peer() {
+    let etcd = Etcd::start();
+    within(async {
+        let (b, cluster_b) = relay_node(&etcd, "b").await;
+        // An owner whose advertised address no longer answers.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gone = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let settings = Settings::new(vec![etcd.endpoint.clone()], "ghost", &gone);
+        let ghost = Cluster::join(settings).await.unwrap();
+        ghost.claim("lamp", Some("t")).await.unwrap();
+        cluster_b
+            .wait_until(|table| {
+                table
+                    .get("lamp")
+                    .is_some_and(|lamp| lamp.owners.contains_key("ghost"))
+            })
+            .await;
+        let (status, headers, body) = common::get(&format!("http://{b}/lamp/")).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(headers["retry-after"], "1");
+    })
+    .await;
+}

@@ -91,7 +91,7 @@ impl Hop {
 
 /// Sends `request` to the first owner that answers; a stale owner (gone
 /// since the watch last spoke) costs one more try, for a request without
-/// a body, then 502.
+/// a body, then 503 as for a name with no peer.
 pub(crate) async fn forward(
     relay: &Arc<Relay>,
     request: Request<Incoming>,
@@ -147,10 +147,16 @@ pub(crate) async fn forward(
             }
         }
     }
-    status(
-        StatusCode::BAD_GATEWAY,
+    // The owners the table named are gone: for the public that is a name
+    // with no peer (RELAY.md), which a reconnecting device will fix.
+    let mut response = status(
+        StatusCode::SERVICE_UNAVAILABLE,
         &format!("no node that owns this name answered: {last}"),
-    )
+    );
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// An upgrade crosses the hop on a connection of its own, in HTTP/1.1: the
