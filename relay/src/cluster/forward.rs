@@ -1,18 +1,17 @@
 //! Public requests for names whose peers are on another node: one hop over
-//! a pooled internal HTTP/2 connection to an owner, which serves them as if
+//! a kept internal HTTP/2 connection to an owner, which serves them as if
 //! they had arrived there.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http::header::HeaderName;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tracing::debug;
 
@@ -44,48 +43,69 @@ pub(crate) fn owners(relay: &Relay, name: &str, request: &Request<Incoming>) -> 
     cluster.owners_elsewhere(name)
 }
 
-/// The connections between nodes: pooled HTTP/2 for requests (h2c, or h2
-/// by ALPN for `https://` nodes), and for upgrades an HTTP/1.1 connection
-/// each.
+/// The connections between nodes: one HTTP/2 connection per owner for
+/// requests (h2c, or h2 by ALPN for `https://` nodes), kept and shared,
+/// and for upgrades an HTTP/1.1 connection each.
 pub(crate) struct Hop {
-    client: Client<HttpsConnector<HttpConnector>, PeerBody>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    senders: Mutex<HashMap<String, http2::SendRequest<PeerBody>>>,
 }
 
 impl std::fmt::Debug for Hop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hop")
             .field("tls", &self.tls.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl Hop {
     pub(crate) fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Hop {
-        // Without TCP_NODELAY, small requests multiplexed on the hop wait
-        // out delayed ACKs: p99 went from 3 ms to 30 ms.
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let config = tls.as_deref().cloned().unwrap_or_else(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        });
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http()
-            .enable_http2()
-            .wrap_connector(http);
         Hop {
-            client: Client::builder(TokioExecutor::new())
-                .http2_only(true)
-                .build(connector),
             tls,
+            senders: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sends `request` (with an absolute URI) on the owner's connection,
+    /// opening it first if there is none or it closed.
+    async fn send(&self, request: Request<PeerBody>) -> Result<Response<Incoming>, String> {
+        let uri = request.uri().clone();
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        let cached = self
+            .senders
+            .lock()
+            .expect("the hop's connections")
+            .get(&key)
+            .filter(|sender| !sender.is_closed())
+            .cloned();
+        let mut sender = match cached {
+            Some(sender) => sender,
+            None => {
+                let io = connect(self, &uri, b"h2").await?;
+                let mut builder = http2::Builder::new(TokioExecutor::new());
+                builder.timer(TokioTimer::new());
+                let (sender, connection) = builder
+                    .handshake(io)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                tokio::spawn(connection);
+                self.senders
+                    .lock()
+                    .expect("the hop's connections")
+                    .insert(key, sender.clone());
+                sender
+            }
+        };
+        sender.ready().await.map_err(|error| error.to_string())?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|error| error.to_string())
     }
 }
 
@@ -135,7 +155,7 @@ pub(crate) async fn forward(
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = parts.headers.clone();
-        match cluster.hop().client.request(request).await {
+        match cluster.hop().send(request).await {
             Ok(response) => {
                 let (mut head, body) = response.into_parts();
                 remove_hop_by_hop(&mut head.headers);
@@ -143,7 +163,7 @@ pub(crate) async fn forward(
             }
             Err(error) => {
                 debug!(%owner, %error, "an owner node did not answer");
-                last = error.to_string();
+                last = error;
             }
         }
     }
@@ -178,7 +198,7 @@ async fn forward_upgrade(
         let Ok(uri) = owner.parse::<Uri>() else {
             continue;
         };
-        let handshake = match connect(hop, &uri).await {
+        let handshake = match connect(hop, &uri, b"http/1.1").await {
             Ok(io) => hyper::client::conn::http1::handshake::<_, PeerBody>(io).await,
             Err(error) => {
                 last = error;
@@ -221,7 +241,7 @@ async fn forward_upgrade(
 }
 
 /// A connection of its own to the node at `uri`, over TLS for `https`.
-async fn connect(hop: &Hop, uri: &Uri) -> Result<TokioIo<Box<dyn Stream>>, String> {
+async fn connect(hop: &Hop, uri: &Uri, alpn: &[u8]) -> Result<TokioIo<Box<dyn Stream>>, String> {
     let authority = uri.authority().ok_or("a node URL without a host")?;
     let port = authority
         .port_u16()
@@ -242,7 +262,7 @@ async fn connect(hop: &Hop, uri: &Uri) -> Result<TokioIo<Box<dyn Stream>>, Strin
         .as_deref()
         .cloned()
         .ok_or("an https node, and no TLS roots for the cluster")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let name =
         ServerName::try_from(authority.host().to_owned()).map_err(|error| error.to_string())?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
