@@ -91,7 +91,7 @@ async fn route(
         (&Method::POST, [], _) => register(relay, request, client).await,
         (&Method::POST, [name], true) => {
             let token = crate::peers::token(&request);
-            wire::json(relay, request, name, token, client).await
+            wire::json(relay, request, name, token).await
         }
         (_, [_], _) => status(
             StatusCode::UPGRADE_REQUIRED,
@@ -99,7 +99,7 @@ async fn route(
         ),
         (&Method::POST, [name, token] | [name, token, _], true) => {
             let token = Some(token.clone());
-            wire::json(relay, request, name, token, client).await
+            wire::json(relay, request, name, token).await
         }
         (&Method::GET, [name, token], _) => match pool(relay, name, Some(token)).await {
             Ok(_) => polled(relay, &request, name, token, StatusCode::NO_CONTENT, None),

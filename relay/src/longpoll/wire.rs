@@ -101,7 +101,6 @@ pub async fn json(
     request: Request<Incoming>,
     name: &str,
     token: Option<String>,
-    _client: SocketAddr,
 ) -> Response<RelayBody> {
     let claimed = match pool(relay, name, token.as_deref()).await {
         Ok(claimed) => claimed,
