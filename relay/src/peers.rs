@@ -105,14 +105,27 @@ pub(crate) fn token<B>(request: &Request<B>) -> Option<String> {
     })
 }
 
-/// Where the public reaches `name`, built from the `Host` the peer dialled.
-pub(crate) fn public_url<B>(relay: &Relay, request: &Request<B>, name: &str) -> String {
+/// The scheme and host a client dialled to reach the relay: its `Host`, or
+/// on HTTP/2 the URI's authority.
+pub(crate) fn dialled<'a, B>(relay: &Relay, request: &'a Request<B>) -> (&'static str, &'a str) {
     let scheme = if relay.settings.tls { "https" } else { "http" };
     let host = request
         .headers()
         .get(HOST)
         .and_then(|host| host.to_str().ok())
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str())
+        })
         .unwrap_or("localhost");
+    (scheme, host)
+}
+
+/// Where the public reaches `name`, built from the `Host` the peer dialled.
+pub(crate) fn public_url<B>(relay: &Relay, request: &Request<B>, name: &str) -> String {
+    let (scheme, host) = dialled(relay, request);
     match &relay.settings.routing {
         Routing::Path => format!("{scheme}://{host}/{name}/"),
         Routing::Host { domain } => {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::request::Parts;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -53,18 +53,7 @@ where
 
 /// `<scheme>://<host><access>`, as the client reached it.
 pub fn access_url(relay: &Relay, request: &Request<impl Sized>) -> String {
-    let scheme = if relay.settings.tls { "https" } else { "http" };
-    let host = request
-        .headers()
-        .get(HOST)
-        .and_then(|host| host.to_str().ok())
-        .or_else(|| {
-            request
-                .uri()
-                .authority()
-                .map(|authority| authority.as_str())
-        })
-        .unwrap_or("localhost");
+    let (scheme, host) = crate::peers::dialled(relay, request);
     let access = relay.settings.access.trim_end_matches('/');
     format!("{scheme}://{host}{access}")
 }
