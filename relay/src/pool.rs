@@ -119,6 +119,18 @@ struct State {
     empty_since: Option<Instant>,
 }
 
+impl State {
+    fn join(&mut self, link: Link) -> Arc<Conn> {
+        let conn = Arc::new(Conn {
+            link,
+            in_flight: AtomicUsize::new(0),
+        });
+        self.conns.push(conn.clone());
+        self.empty_since = None;
+        conn
+    }
+}
+
 /// The connections of one name.
 #[derive(Debug)]
 pub struct Pool {
@@ -180,7 +192,7 @@ impl Pool {
     /// their first call; `make` builds them. They leave when the poller's
     /// [`Poller::idle`] ends.
     pub fn poller(self: &Arc<Self>, make: impl FnOnce() -> Poller) -> Arc<Poller> {
-        let made = {
+        let (poller, conn) = {
             let mut state = self.state();
             let found = state.conns.iter().find_map(|conn| match &conn.link {
                 Link::Polls(poller) => Some(poller.clone()),
@@ -189,17 +201,12 @@ impl Pool {
             if let Some(poller) = found {
                 return poller;
             }
+            // Found and joined under one lock, so two first polls make one
+            // member.
             let poller = Arc::new(make());
-            let conn = Arc::new(Conn {
-                link: Link::Polls(poller.clone()),
-                in_flight: AtomicUsize::new(0),
-            });
-            state.conns.push(conn.clone());
-            state.empty_since = None;
-            (poller, conn)
+            (poller.clone(), state.join(Link::Polls(poller)))
         };
         self.changed.notify_waiters();
-        let (poller, conn) = made;
         let pool = Arc::downgrade(self);
         let leaving = poller.clone();
         tokio::spawn(async move {
@@ -213,15 +220,7 @@ impl Pool {
     }
 
     fn join(&self, link: Link) -> Arc<Conn> {
-        let conn = Arc::new(Conn {
-            link,
-            in_flight: AtomicUsize::new(0),
-        });
-        {
-            let mut state = self.state();
-            state.conns.push(conn.clone());
-            state.empty_since = None;
-        }
+        let conn = self.state().join(link);
         self.changed.notify_waiters();
         conn
     }
