@@ -142,7 +142,8 @@ pub(crate) async fn forward(
     let bodiless = body.is_end_stream();
     let mut body = Some(body.map_err(BoxError::from).boxed());
     let mut last = String::new();
-    for owner in owners.iter().take(2) {
+    let tries = owners.len().min(2);
+    for (tried, owner) in owners.iter().take(tries).enumerate() {
         let Ok(uri) = format!("{}{target}", owner.trim_end_matches('/')).parse::<Uri>() else {
             continue;
         };
@@ -151,10 +152,16 @@ pub(crate) async fn forward(
             None if bodiless => PeerBody::default(),
             None => break,
         };
+        // Copied only when a second owner may need them.
+        let headers = if tried + 1 < tries && bodiless {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
         let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri;
-        *request.headers_mut() = parts.headers.clone();
+        *request.headers_mut() = headers;
         match cluster.hop().send(request).await {
             Ok(response) => {
                 let (mut head, body) = response.into_parts();
