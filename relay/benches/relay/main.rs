@@ -13,6 +13,8 @@
 //! rathole and bore elsewhere than `target/bench-cache`.
 
 #[cfg(feature = "cluster")]
+mod budget;
+#[cfg(feature = "cluster")]
 mod cluster;
 #[cfg(feature = "cluster")]
 #[path = "../../tests/common/etcd.rs"]
@@ -213,24 +215,56 @@ fn first(relay: &Path, dir: &Path, rt: &Runtime) {
 
 #[cfg(feature = "cluster")]
 fn cluster(options: &Options, relay: &Path, rt: &Runtime) {
+    use cluster::Entry;
     let hop = cluster::hop(relay, rt, options.rounds, options.seconds);
+    let cpus = |budget: Option<f64>| {
+        budget.map_or_else(
+            || "shared".to_owned(),
+            |cpus| format!("{cpus} CPU per node"),
+        )
+    };
     println!("## The cluster's hop: entering the device's node or another one\n");
-    println!("| entry | connections | req/s | p50 | p99 |\n|---|---:|---:|---:|---:|");
-    for (label, runs) in [
-        ("the owner node", &hop.owner),
-        ("another node (one hop)", &hop.other),
-    ] {
-        for (c, &count) in cluster::CONNECTIONS.iter().enumerate() {
-            let mut rates: Vec<f64> = runs[c].iter().map(|run| run.per_second).collect();
-            let mut p50s: Vec<Duration> = runs[c].iter().map(|run| run.p50).collect();
-            let mut p99s: Vec<Duration> = runs[c].iter().map(|run| run.p99).collect();
-            println!(
-                "| {label} | {count} | {:.0} | {:.2} ms | {:.2} ms |",
-                load::median(&mut rates),
-                load::median(&mut p50s).as_secs_f64() * 1e3,
-                load::median(&mut p99s).as_secs_f64() * 1e3,
-            );
+    println!(
+        "| nodes' CPU | entry | connections | req/s | p50 | p99 | owner node µs/req | other node µs/req |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let mut rates = Vec::new();
+    for row in &hop.rows {
+        let mut per_second: Vec<f64> = row.runs.iter().map(|run| run.load.per_second).collect();
+        let mut p50s: Vec<Duration> = row.runs.iter().map(|run| run.load.p50).collect();
+        let mut p99s: Vec<Duration> = row.runs.iter().map(|run| run.load.p99).collect();
+        let mut owner: Vec<f64> = row.runs.iter().map(|run| run.owner_us).collect();
+        let mut other: Vec<f64> = row.runs.iter().map(|run| run.other_us).collect();
+        let rate = load::median(&mut per_second);
+        rates.push((row.budget, row.entry, row.connections, rate));
+        println!(
+            "| {} | {} | {} | {rate:.0} | {:.2} ms | {:.2} ms | {:.1} | {:.1} |",
+            cpus(row.budget),
+            row.entry.label(),
+            row.connections,
+            load::median(&mut p50s).as_secs_f64() * 1e3,
+            load::median(&mut p99s).as_secs_f64() * 1e3,
+            load::median(&mut owner),
+            load::median(&mut other),
+        );
+    }
+    println!();
+    for &(budget, entry, connections, direct) in &rates {
+        if entry != Entry::Owner {
+            continue;
         }
+        let hopped = rates
+            .iter()
+            .find(|&&(b, e, c, _)| b == budget && e == Entry::Other && c == connections)
+            .map_or(f64::NAN, |row| row.3);
+        println!(
+            "- the hop's cost, nodes' CPU {}, {connections} connections: {:.0}% of req/s",
+            cpus(budget),
+            (1.0 - hopped / direct) * 100.0
+        );
+    }
+    if let Some(why) = &hop.no_budget {
+        println!("- the budgeted runs were not made: {why}");
     }
     println!();
 }
