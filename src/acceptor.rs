@@ -45,7 +45,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, field};
 
 use self::answer::refuse;
-pub(crate) use self::answer::{refusal, switching_headers};
+pub(crate) use self::answer::{accepting_status, refusal, switching_headers};
 pub use self::offer::Offer;
 use self::sender::Authorities;
 pub use self::sender::{Connection, ConnectionId, SendRequest};

@@ -147,8 +147,13 @@ impl<S: Send + Sync> FromRequestParts<S> for PtthUpgrade {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let acceptor = acceptor::Builder::new();
         let validated = acceptor
-            .validate(&parts.method, parts.version, &parts.headers)
-            .map_err(PtthUpgradeRejection::refused)?;
+            .validate_any(
+                &parts.method,
+                parts.version,
+                &parts.headers,
+                &parts.extensions,
+            )
+            .map_err(|error| PtthUpgradeRejection::refused(error, parts.version))?;
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
@@ -166,6 +171,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PtthUpgrade {
         *request.version_mut() = parts.version;
         *request.headers_mut() = parts.headers.clone();
         request.extensions_mut().insert(on_upgrade);
+        if let Some(protocol) = parts.extensions.get::<hyper::ext::Protocol>() {
+            request.extensions_mut().insert(protocol.clone());
+        }
         Ok(PtthUpgrade {
             request,
             dialect: validated.dialect,
@@ -178,8 +186,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PtthUpgrade {
 
 /// Why [`PtthUpgrade`] could not be extracted; it answers with the status
 /// the [`acceptor`] would (`400`, `426`, ...), or `426`
-/// when the server gave no way to take the connection over (HTTP/2, or a
-/// server without upgrades).
+/// when the server gave no way to take the connection over (a server
+/// without upgrades, or HTTP/2 without extended CONNECT).
 #[derive(Debug)]
 pub struct PtthUpgradeRejection {
     error: Error,
@@ -187,8 +195,8 @@ pub struct PtthUpgradeRejection {
 }
 
 impl PtthUpgradeRejection {
-    fn refused(error: Error) -> Self {
-        let response = acceptor::refusal(&error);
+    fn refused(error: Error, version: http::Version) -> Self {
+        let response = acceptor::refusal(&error, version);
         PtthUpgradeRejection { error, response }
     }
 

@@ -130,6 +130,34 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// How the setup request reaches the acceptor, and so where the
+/// transposed channel runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Setup {
+    /// An HTTP/1.1 request with `Upgrade`, answered `101`: the channel is
+    /// the whole connection, and the transposed protocol runs on it
+    /// natively.
+    #[default]
+    Http1,
+    /// An HTTP/2 extended CONNECT (RFC 8441) with `:protocol: ptth`,
+    /// answered `2xx`: the channel is that one stream, inside its flow
+    /// control, and one connection carries as many channels as the
+    /// acceptor allows streams. It gets through proxies and load
+    /// balancers that speak HTTP/2 and drop `Upgrade`. Current dialect
+    /// only.
+    Http2,
+}
+
+impl fmt::Display for Setup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Setup::Http1 => "HTTP/1.1 upgrade",
+            Setup::Http2 => "HTTP/2 extended CONNECT",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,6 +91,12 @@ pub enum Error {
         last: String,
     },
 
+    /// The acceptor cannot take the setup over HTTP/2: its SETTINGS do not
+    /// enable extended CONNECT (RFC 8441), or TLS did not negotiate `h2`.
+    /// The setup over HTTP/1.1 may still work.
+    #[error("the acceptor cannot take the PTTH setup over HTTP/2: {0}")]
+    NoHttp2Setup(&'static str),
+
     /// The initiator sent bytes after its upgrade request before it could
     /// have seen the `101`.
     #[error("bytes received after the upgrade request and before the 101")]
@@ -258,6 +264,7 @@ impl Error {
                 last: last.clone(),
             },
             Error::EarlyData => Error::EarlyData,
+            Error::NoHttp2Setup(why) => Error::NoHttp2Setup(why),
             Error::Declined(declined) => Error::Declined(declined.clone()),
             Error::InvalidUrl { url, reason } => Error::InvalidUrl {
                 url: url.clone(),

@@ -36,7 +36,9 @@
 
 mod connect;
 mod handshake;
+mod http2;
 mod serve;
+mod settings;
 #[cfg(feature = "tls")]
 mod tls;
 mod transposed;
@@ -54,6 +56,7 @@ use tracing::{Instrument, debug, field};
 use self::connect::Dial;
 pub use self::connect::{IntoUri, Stream};
 use self::handshake::Round;
+pub use self::http2::{Channel, Channels, Http2Connection};
 pub use self::serve::{Connection, Server};
 pub use self::transposed::Transposed;
 use crate::head::Limits;

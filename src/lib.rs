@@ -186,7 +186,7 @@ pub mod service;
 pub mod tunnel;
 pub mod upgrade;
 
-pub use dialect::{Dialect, Protocol};
+pub use dialect::{Dialect, Protocol, Setup};
 pub use error::{Declined, Error};
 pub use rewind::Rewind;
 

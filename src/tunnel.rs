@@ -59,6 +59,7 @@
 mod answer;
 mod backoff;
 mod counted;
+mod link;
 #[cfg(feature = "axum")]
 mod listener;
 mod pool;
@@ -83,9 +84,9 @@ use self::counted::Counted;
 pub use self::listener::{Listener, TunnelIo};
 use self::pool::{Dialed, Runner};
 pub use self::status::{Phase, Status};
-use crate::Error;
 use crate::initiator::{self, IntoUri, Server};
 use crate::service::IntoHttpService;
+use crate::{Error, Setup};
 
 const DEFAULT_HTTP1_CONNECTIONS: usize = 4;
 
@@ -122,6 +123,8 @@ struct Config {
     /// would send PINGs is not ours.
     listener_idle: bool,
     grace_period: Duration,
+    setup: Setup,
+    sessions: link::Sessions,
 }
 
 /// Configures a tunnel.
@@ -140,6 +143,7 @@ pub struct Builder {
     idle_timeout: Duration,
     keep_alive: (Duration, Duration),
     grace_period: Duration,
+    setup: Setup,
 }
 
 impl Builder {
@@ -160,6 +164,7 @@ impl Builder {
             idle_timeout: Duration::from_secs(30),
             keep_alive: (Duration::from_secs(20), Duration::from_secs(10)),
             grace_period: Duration::from_secs(10),
+            setup: Setup::Http1,
         }
     }
 
@@ -185,6 +190,20 @@ impl Builder {
     /// also how long a frozen relay can hold a dial.
     pub fn initiator(mut self, initiator: initiator::Builder) -> Self {
         self.initiator = initiator;
+        self
+    }
+
+    /// How each connection is set up: an HTTP/1.1 upgrade on a connection
+    /// of its own, or (with [`Setup::Http2`]) a channel set up by extended
+    /// CONNECT, all of a URL's channels on one HTTP/2 connection (TLS
+    /// negotiates `h2`; `http://` URLs speak h2c), which is dialled again
+    /// when it closes. A relay that does not enable extended CONNECT ends
+    /// the tunnel with [`Error::NoHttp2Setup`]: it is a setting of the
+    /// relay, which retrying does not change.
+    ///
+    /// Default is [`Setup::Http1`].
+    pub fn setup(mut self, setup: Setup) -> Self {
+        self.setup = setup;
         self
     }
 
@@ -355,6 +374,8 @@ impl Builder {
             idle_timeout: self.idle_timeout,
             listener_idle,
             grace_period: self.grace_period,
+            setup: self.setup,
+            sessions: link::Sessions::default(),
         };
         Ok((Arc::new(config), Shared::new()))
     }

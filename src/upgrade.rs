@@ -8,6 +8,13 @@
 //! `serve_connection_with_upgrades` under hyper-util's `auto` builder, which
 //! is what axum uses).
 //!
+//! The same call takes the setup over HTTP/2: an extended CONNECT (RFC
+//! 8441) with `:protocol: ptth`, which it answers `200` with the chosen
+//! `ALPN` instead of `101`. The HTTP/2 server must enable extended CONNECT
+//! (`enable_connect_protocol()` on hyper's or hyper-util's `http2` builder;
+//! `axum::serve` does). Refusals there are `400` where HTTP/1.1 gets `426`,
+//! as HTTP/2 has no `Upgrade` to name the way.
+//!
 //! ```no_run
 //! use http_body_util::{Empty, Full};
 //! use hyper::body::{Bytes, Incoming};
@@ -56,8 +63,9 @@ type Started<B> = Result<(SendRequest<B>, Connection), Error>;
 /// answer with, and the future that completes the switch.
 pub type Accepted<ResB, B> = (Response<ResB>, Pending<B>);
 
-/// Validates the upgrade request `request` and, when it is acceptable,
-/// returns the `101` response to answer it with and a future that completes
+/// Validates the upgrade request `request` (or HTTP/2 extended CONNECT)
+/// and, when it is acceptable, returns the response to answer it with
+/// (`101`, or `200` to an extended CONNECT) and a future that completes
 /// the switch.
 ///
 /// The response body type only needs `From<Bytes>` (hyper's `Full<Bytes>`
@@ -86,10 +94,15 @@ where
         protocol = field::Empty,
     );
     let validated = acceptor
-        .validate(request.method(), request.version(), request.headers())
+        .validate_any(
+            request.method(),
+            request.version(),
+            request.headers(),
+            request.extensions(),
+        )
         .map_err(|error| {
             span.in_scope(|| debug!(%error, "upgrade request refused"));
-            let response = acceptor::refusal(&error)
+            let response = acceptor::refusal(&error, request.version())
                 .unwrap_or_else(|| {
                     let mut response = Response::new(Bytes::new());
                     *response.status_mut() = StatusCode::BAD_REQUEST;
@@ -99,7 +112,7 @@ where
             Box::new(Rejection { error, response })
         })?;
     let mut response = Response::new(ResB::from(Bytes::new()));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *response.status_mut() = acceptor::accepting_status(&validated);
     *response.headers_mut() = acceptor::switching_headers(&validated);
 
     let host = acceptor::upgrade_host(request);

@@ -105,6 +105,29 @@ async fn handler_accepts_peers_of_every_dialect_and_protocol() {
 }
 
 #[tokio::test]
+async fn handler_accepts_channels_set_up_over_http2() {
+    within(async {
+        let (addr, mut accepted) = relay(ptth::acceptor::Builder::new()).await;
+        // axum::serve enables extended CONNECT on its HTTP/2 connections.
+        let channels = ptth::initiator::Builder::new()
+            .connect_http2(format!("http://{addr}/connect/lamp"))
+            .await
+            .unwrap();
+        // Two channels on the one connection.
+        for _ in 0..2 {
+            let transposed = channels.open().await.unwrap();
+            assert_eq!(transposed.protocol(), Protocol::Http2);
+            tokio::spawn(transposed.serve(device()));
+            let peer = accepted.recv().await.unwrap();
+            assert_eq!(peer.path, "/connect/lamp");
+            assert_eq!(peer.dialect, Dialect::Current);
+            assert_eq!(hello(peer.sender).await, "hello from the device");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_request_that_is_no_upgrade_gets_426_from_the_extractor() {
     within(async {
         let (addr, _accepted) = relay(ptth::acceptor::Builder::new()).await;

@@ -2,16 +2,33 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONNECTION, UPGRADE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::Validated;
 use crate::head;
-use crate::{Dialect, Error};
+use crate::{Dialect, Error, Setup};
 
-/// The canonical `101` for a dialect and protocol.
+/// The status that accepts a setup: `101` for an upgrade, `200` for an
+/// extended CONNECT (a `101` does not exist past HTTP/1.1).
+pub(crate) fn accepting_status(validated: &Validated) -> StatusCode {
+    match validated.setup {
+        Setup::Http1 => StatusCode::SWITCHING_PROTOCOLS,
+        _ => StatusCode::OK,
+    }
+}
+
+/// The canonical `101` fields for a dialect and protocol; after an extended
+/// CONNECT only `ALPN`, as HTTP/2 forbids the connection-specific ones.
 pub(crate) fn switching_headers(validated: &Validated) -> HeaderMap {
     let mut headers = HeaderMap::new();
+    if validated.setup != Setup::Http1 {
+        headers.insert(
+            "alpn",
+            HeaderValue::from_static(validated.protocol.alpn_field()),
+        );
+        return headers;
+    }
     let dialect = validated.dialect;
     let upgrade = HeaderValue::from_static(dialect.upgrade_token());
     let connection = HeaderValue::from_static(dialect.connection_token());
@@ -41,8 +58,10 @@ pub(super) fn switching_bytes(validated: &Validated, extra: &HeaderMap) -> Bytes
 }
 
 /// The answer to a request that cannot be upgraded, when the error leaves a
-/// way to answer at all.
-pub(crate) fn refusal(error: &Error) -> Option<Response<Bytes>> {
+/// way to answer at all. `426` needs `Upgrade`, which HTTP/2 forbids, so
+/// past HTTP/1.1 its place is taken by `400`, and no connection-specific
+/// field is written.
+pub(crate) fn refusal(error: &Error, version: Version) -> Option<Response<Bytes>> {
     let (status, reason) = match error {
         Error::HeadTooLarge { .. } | Error::TooManyHeaders { .. } => (
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -60,12 +79,18 @@ pub(crate) fn refusal(error: &Error) -> Option<Response<Bytes>> {
     };
     let body = Bytes::from(format!("{reason}: {error}\n"));
     let mut response = Response::new(body);
-    *response.status_mut() = status;
+    let http1 = version <= Version::HTTP_11;
+    *response.status_mut() = match status {
+        StatusCode::UPGRADE_REQUIRED if !http1 => StatusCode::BAD_REQUEST,
+        status => status,
+    };
     let headers = response.headers_mut();
-    if status == StatusCode::UPGRADE_REQUIRED {
-        headers.insert(UPGRADE, HeaderValue::from_static("ptth, PTTH/1.0"));
+    if http1 {
+        if status == StatusCode::UPGRADE_REQUIRED {
+            headers.insert(UPGRADE, HeaderValue::from_static("ptth, PTTH/1.0"));
+        }
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    headers.insert(CONNECTION, HeaderValue::from_static("close"));
     headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -77,7 +102,7 @@ pub(crate) fn refusal(error: &Error) -> Option<Response<Bytes>> {
 /// ignored: the peer is already in the wrong and the caller gets the
 /// original error.
 pub(super) async fn refuse<T: AsyncWrite + Unpin>(io: &mut T, error: &Error) {
-    if let Some(response) = refusal(error) {
+    if let Some(response) = refusal(error, Version::HTTP_11) {
         let _ = write_response(io, &response).await;
     }
     let _ = io.shutdown().await;
@@ -107,6 +132,7 @@ mod tests {
             dialect: Dialect::Legacy,
             protocol: Protocol::Http1,
             offered: Vec::new(),
+            setup: Setup::Http1,
         };
         assert_eq!(
             &switching_bytes(&legacy, &HeaderMap::new())[..],
@@ -116,6 +142,7 @@ mod tests {
             dialect: Dialect::Current,
             protocol: Protocol::Http2,
             offered: vec!["h2".into()],
+            setup: Setup::Http1,
         };
         assert_eq!(
             &switching_bytes(&current, &HeaderMap::new())[..],

@@ -2,11 +2,11 @@
 //! standalone acceptor and `upgrade::accept` apply to a request head.
 
 use http::header::{HOST, UPGRADE};
-use http::{HeaderMap, Method, Version};
+use http::{Extensions, HeaderMap, Method, Version};
 
 use super::Builder;
 use crate::head;
-use crate::{Dialect, Error, Protocol};
+use crate::{Dialect, Error, Protocol, Setup};
 
 /// What validation found in an acceptable upgrade request.
 #[derive(Debug, Clone)]
@@ -14,9 +14,47 @@ pub(crate) struct Validated {
     pub(crate) dialect: Dialect,
     pub(crate) protocol: Protocol,
     pub(crate) offered: Vec<String>,
+    pub(crate) setup: Setup,
 }
 
 impl Builder {
+    /// Decides whether a request hyper has read may become a channel: an
+    /// HTTP/2 extended CONNECT (its `:protocol` is in `extensions`) or an
+    /// HTTP/1.1 upgrade.
+    pub(crate) fn validate_any(
+        &self,
+        method: &Method,
+        version: Version,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Validated, Error> {
+        let protocol = extensions.get::<hyper::ext::Protocol>();
+        if version == Version::HTTP_11 || version == Version::HTTP_10 {
+            return self.validate(method, version, headers);
+        }
+        if method != Method::CONNECT {
+            return Err(Error::NotUpgrade(
+                "past HTTP/1.1 a channel is set up by extended CONNECT, not Upgrade",
+            ));
+        }
+        let protocol = protocol.ok_or(Error::NotUpgrade(
+            "a CONNECT without :protocol is a tunnel, not a PTTH setup",
+        ))?;
+        let protocol = String::from_utf8_lossy(protocol.as_ref());
+        if !self.config.current || Dialect::from_token(&protocol) != Some(Dialect::Current) {
+            return Err(Error::UnsupportedProtocol {
+                offered: protocol.into_owned(),
+            });
+        }
+        let (protocol, offered) = self.choose(headers)?;
+        Ok(Validated {
+            dialect: Dialect::Current,
+            protocol,
+            offered,
+            setup: Setup::Http2,
+        })
+    }
+
     /// Decides whether a request head may be upgraded: never HTTP/1.0, only
     /// to an enabled dialect and with `Connection: upgrade`; the current
     /// dialect also needs `Host` and an ALPN protocol in common.
@@ -57,11 +95,24 @@ impl Builder {
                 dialect,
                 protocol: Protocol::Http1,
                 offered: Vec::new(),
+                setup: Setup::Http1,
             });
         }
         if !headers.contains_key(HOST) {
             return Err(Error::Malformed("HTTP/1.1 request without Host"));
         }
+        let (protocol, offered) = self.choose(headers)?;
+        Ok(Validated {
+            dialect,
+            protocol,
+            offered,
+            setup: Setup::Http1,
+        })
+    }
+
+    /// The protocol to transpose to: the first of this side's that the
+    /// `ALPN` header offers; and the offer.
+    fn choose(&self, headers: &HeaderMap) -> Result<(Protocol, Vec<String>), Error> {
         let offered = head::alpn_ids(headers)?.ok_or(Error::MissingAlpn)?;
         let protocol = self
             .config
@@ -72,11 +123,7 @@ impl Builder {
             .ok_or_else(|| Error::NoCommonProtocol {
                 offered: offered.clone(),
             })?;
-        Ok(Validated {
-            dialect,
-            protocol,
-            offered,
-        })
+        Ok((protocol, offered))
     }
 }
 
@@ -165,6 +212,63 @@ mod tests {
             .validate(&Method::GET, Version::HTTP_11, &offer)
             .unwrap();
         assert_eq!(validated.dialect, Dialect::Legacy);
+    }
+
+    fn extended_connect(protocol: &'static str) -> Extensions {
+        let mut extensions = Extensions::new();
+        extensions.insert(hyper::ext::Protocol::from_static(protocol));
+        extensions
+    }
+
+    #[test]
+    fn an_extended_connect_with_ptth_sets_up_over_http2() {
+        let offer = headers(&[("alpn", "http%2F1.1")]);
+        let validated = Builder::new()
+            .validate_any(
+                &Method::CONNECT,
+                Version::HTTP_2,
+                &offer,
+                &extended_connect("PTTH"),
+            )
+            .unwrap();
+        assert_eq!(validated.setup, Setup::Http2);
+        assert_eq!(validated.dialect, Dialect::Current);
+        assert_eq!(validated.protocol, Protocol::Http1);
+        // The legacy dialect has no HTTP/2 setup, nor has a builder
+        // without the current one.
+        for (builder, protocol) in [
+            (Builder::new(), "PTTH/1.0"),
+            (Builder::new().current(false), "ptth"),
+        ] {
+            assert!(matches!(
+                builder.validate_any(
+                    &Method::CONNECT,
+                    Version::HTTP_2,
+                    &offer,
+                    &extended_connect(protocol),
+                ),
+                Err(Error::UnsupportedProtocol { offered }) if offered == protocol
+            ));
+        }
+    }
+
+    #[test]
+    fn an_http1_request_with_a_protocol_extension_is_still_an_upgrade() {
+        let offer = headers(&[
+            ("host", "x"),
+            ("upgrade", "ptth"),
+            ("connection", "upgrade"),
+            ("alpn", "h2"),
+        ]);
+        let validated = Builder::new()
+            .validate_any(
+                &Method::GET,
+                Version::HTTP_11,
+                &offer,
+                &extended_connect("ptth"),
+            )
+            .unwrap();
+        assert_eq!(validated.setup, Setup::Http1);
     }
 
     #[test]

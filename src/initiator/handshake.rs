@@ -72,6 +72,12 @@ impl Builder {
         if self.dialect == Dialect::Legacy {
             return Ok(Protocol::Http1);
         }
+        self.chosen_protocol(headers)
+    }
+
+    /// The protocol the acceptor's `ALPN` answer chose, which must be one
+    /// of those offered.
+    pub(super) fn chosen_protocol(&self, headers: &HeaderMap) -> Result<Protocol, Error> {
         let chosen = head::alpn_ids(headers)?.ok_or(Error::MissingAlpn)?;
         match chosen.as_slice() {
             [one] => Protocol::from_alpn_id(one)

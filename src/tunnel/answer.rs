@@ -34,6 +34,7 @@ pub(super) fn judge(error: &Error, url: &Uri, retry_not_found: bool) -> Verdict 
         | Error::TooManyRedirects { .. }
         | Error::UnsupportedProtocol { .. }
         | Error::MissingAlpn
+        | Error::NoHttp2Setup(_)
         | Error::NoCommonProtocol { .. } => return Verdict::Fatal,
         _ => return Verdict::Retry { at_least: None },
     };

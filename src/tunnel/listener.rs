@@ -10,11 +10,11 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
+use super::link::Link;
 use super::pool::{Dialed, Runner};
 use super::watched::Watched;
 use super::{Builder, Handle, Tunnel};
 use crate::Rewind;
-use crate::initiator::Stream;
 
 impl Builder {
     /// The tunnel as a listener for `axum::serve`:
@@ -124,7 +124,7 @@ impl axum::serve::Listener for Listener {
         }
         match self.accepted.recv().await {
             Some((io, peer)) => {
-                self.local = io.io.get_ref().get_ref().tcp_stream().local_addr().ok();
+                self.local = io.io.get_ref().get_ref().local_addr();
                 (io, peer)
             }
             None => std::future::pending().await,
@@ -141,7 +141,7 @@ impl axum::serve::Listener for Listener {
 /// is dropped.
 #[derive(Debug)]
 pub struct TunnelIo {
-    io: Rewind<Watched<Stream>>,
+    io: Rewind<Watched<Link>>,
     _closed: oneshot::Sender<()>,
 }
 

@@ -15,14 +15,15 @@ use tracing::{debug, info, warn};
 
 use super::answer::{self, Verdict};
 use super::backoff::Backoff;
+use super::link::Link;
 use super::watched::{Activity, Watched};
 use super::{Config, Phase, Shared};
-use crate::initiator::{Stream, Transposed};
-use crate::{Error, Protocol};
+use crate::initiator::Transposed;
+use crate::{Error, Protocol, Setup};
 
 /// A connection just upgraded, with what the tunnel tracks about it.
 pub(super) struct Dialed {
-    pub(super) transposed: Transposed<Watched<Stream>>,
+    pub(super) transposed: Transposed<Watched<Link>>,
     pub(super) activity: Arc<Activity>,
     pub(super) peer: SocketAddr,
 }
@@ -246,8 +247,14 @@ async fn dial_after(
 }
 
 async fn dial(config: &Config, url: &Uri) -> Result<Dialed, Error> {
-    let transposed = config.initiator.connect(url).await?;
-    let peer = transposed.io().tcp_stream().peer_addr()?;
+    let (transposed, peer) = match config.setup {
+        Setup::Http2 => config.sessions.open(&config.initiator, url).await?,
+        _ => {
+            let transposed = config.initiator.connect(url).await?;
+            let peer = transposed.io().tcp_stream().peer_addr()?;
+            (transposed.map_io(Link::Stream), peer)
+        }
+    };
     let activity = Activity::new();
     let idle = match transposed.protocol() {
         Protocol::Http1 => Some(config.idle_timeout),
