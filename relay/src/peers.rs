@@ -13,6 +13,14 @@ use crate::names::ClaimError;
 use crate::pool::PeerBody;
 use crate::relay::{Relay, RelayBody, Routing, status};
 
+/// Whether a request under the access path asks to become a peer: an
+/// HTTP/1.1 `Upgrade`, or an HTTP/2 extended CONNECT.
+pub(crate) fn is_setup<B>(request: &Request<B>) -> bool {
+    request.headers().contains_key(http::header::UPGRADE)
+        || (request.method() == http::Method::CONNECT
+            && request.extensions().get::<hyper::ext::Protocol>().is_some())
+}
+
 /// Handles a request under the access path; `rest` is the path after it.
 pub(crate) async fn claim(
     relay: &Relay,

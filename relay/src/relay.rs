@@ -205,7 +205,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             let response = match relay.peer_path(request.uri().path()) {
                 Some(rest) => {
                     let rest = rest.to_owned();
-                    if request.headers().contains_key(http::header::UPGRADE) {
+                    if peers::is_setup(&request) {
                         peers::claim(&relay, request, &rest, client).await
                     } else {
                         longpoll::handle(&relay, request, &rest, client).await

@@ -82,7 +82,11 @@ impl Server {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.head_timeout);
-        builder.http2().timer(TokioTimer::new());
+        // Peers may set up their channels over HTTP/2 (extended CONNECT).
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .enable_connect_protocol();
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
