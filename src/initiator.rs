@@ -33,6 +33,11 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Over HTTP/2, [`Builder::connect_http2`] (or
+//! [`Builder::handshake_http2`] over an IO of your own) gives [`Channels`]:
+//! each [`Channels::open`] sends an extended CONNECT with `:protocol: ptth`
+//! and returns a [`Transposed`] channel, served like any other.
 
 mod connect;
 mod handshake;
@@ -145,6 +150,7 @@ impl Builder {
     /// set it to `http/1.1`: the upgrade request is HTTP/1.1 whatever the
     /// transposed connection will speak (its `ALPN` header decides that),
     /// so a TLS server must not switch to `h2` under it.
+    /// [`connect_http2`](Builder::connect_http2) offers `h2` alone instead.
     ///
     /// Default is Mozilla's root certificates (the `webpki-roots` crate),
     /// rustls' ring provider and `http/1.1` as the TLS ALPN protocol.

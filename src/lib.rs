@@ -12,7 +12,11 @@
 //! transposed socket to hyper's server or client connection builders. Two
 //! wire dialects are spoken (see [`Dialect`]): the IETF ptth working group's
 //! `Upgrade: ptth` with an `ALPN` header choosing HTTP/2 or HTTP/1.1, and
-//! the 2009 `Upgrade: PTTH/1.0` of Second Life and AirPlay.
+//! the 2009 `Upgrade: PTTH/1.0` of Second Life and AirPlay. The current
+//! dialect can also be set up over an HTTP/2 connection (see [`Setup`]):
+//! an extended CONNECT with `:protocol: ptth` opens one channel inside one
+//! stream, [`initiator::Builder::connect_http2`] on one side and
+//! [`upgrade::accept`] on the other.
 //!
 //! # The initiator: open a connection, then serve on it
 //!
@@ -127,7 +131,8 @@
 //! picked `h2` would expect an HTTP/2 preface, not the upgrade. The `ALPN`
 //! header of the upgrade then chooses h2 or HTTP/1.1 for what follows.
 //! [`initiator::Builder::connect`] does this for `https` URLs with the `tls`
-//! feature.
+//! feature. The setup over HTTP/2 is the exception: there TLS negotiates
+//! `h2`, as [`initiator::Builder::connect_http2`] asks.
 //!
 //! # Sockets and liveness
 //!
