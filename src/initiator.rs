@@ -61,9 +61,10 @@ use tracing::{Instrument, debug, field};
 use self::connect::Dial;
 pub use self::connect::{IntoUri, Stream};
 use self::handshake::Round;
-pub use self::http2::{Channel, Channels, Http2Connection};
+pub use self::http2::{Channels, Http2Connection};
 pub use self::serve::{Connection, Server};
 pub use self::transposed::Transposed;
+pub use crate::channel::Channel;
 use crate::head::Limits;
 use crate::{Dialect, Error, Protocol};
 

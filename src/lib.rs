@@ -179,6 +179,7 @@
 pub mod acceptor;
 #[cfg(feature = "axum")]
 pub mod axum;
+mod channel;
 mod dialect;
 mod error;
 mod head;

@@ -52,10 +52,12 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::Body;
+use hyper_util::rt::TokioIo;
 use tracing::{Instrument, debug, field};
 
-use crate::Error;
 use crate::acceptor::{self, Connection, SendRequest};
+use crate::channel::Channel;
+use crate::{Error, Setup};
 
 type Started<B> = Result<(SendRequest<B>, Connection), Error>;
 
@@ -119,11 +121,18 @@ where
     let on_upgrade = hyper::upgrade::on(request);
     let acceptor = acceptor.clone();
     let protocol = validated.protocol;
+    let setup = validated.setup;
     span.record("dialect", field::display(validated.dialect));
     span.record("protocol", field::display(protocol));
     let started = async move {
         let upgraded = on_upgrade.await.map_err(Error::NotHandedOver)?;
-        let started = acceptor.start_client(upgraded, protocol, host).await;
+        let started = match setup {
+            Setup::Http1 => acceptor.start_client(upgraded, protocol, host).await,
+            _ => {
+                let channel = TokioIo::new(Channel::new(upgraded));
+                acceptor.start_client(channel, protocol, host).await
+            }
+        };
         match &started {
             Ok(_) => debug!("upgraded"),
             Err(error) => debug!(%error, "the switch failed"),

@@ -1,5 +1,6 @@
-//! `serve` over TLS: peers claim names with `https`, and the public
-//! reaches them over TLS, here with HTTP/2 chosen by ALPN.
+//! `serve` over TLS: peers claim names with `https` (by upgrade, and by
+//! extended CONNECT over HTTP/2), and the public reaches them over TLS,
+//! here with HTTP/2 chosen by ALPN.
 
 mod common;
 
@@ -85,4 +86,21 @@ async fn peers_and_the_public_come_in_over_tls() {
     let body = String::from_utf8_lossy(&body);
     assert!(body.starts_with("GET /lamp/over-tls\n"), "{body}");
     assert!(body.contains("x-forwarded-proto: https\n"), "{body}");
+
+    // A peer setting its channels up over HTTP/2, h2 chosen at the TLS
+    // layer, answers on the same public connection.
+    let tunnel = ptth::tunnel::Builder::new(format!("https://localhost:{port}/reversehttp/fan"))
+        .initiator(ptth::initiator::Builder::new().tls_config(client(&[])))
+        .setup(ptth::Setup::Http2)
+        .serve(service_fn(common::describe));
+    let handle = tunnel.handle();
+    tokio::spawn(tunnel);
+    connected(&handle, 1).await;
+    let request = Request::get(format!("https://localhost:{port}/fan/spin"))
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let response = within(sender.send_request(request)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.starts_with(b"GET /fan/spin\n"));
 }
