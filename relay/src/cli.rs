@@ -114,8 +114,13 @@ pub struct ExposeArgs {
     #[arg(long)]
     pub h1: bool,
     /// Speaks the legacy `PTTH/1.0` dialect.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "http2_setup")]
     pub legacy: bool,
+    /// Sets the connections up over HTTP/2 (extended CONNECT): all of them
+    /// as channels on one HTTP/2 connection per relay URL, for paths that
+    /// pass HTTP/2 and drop `Upgrade`.
+    #[arg(long)]
+    pub http2_setup: bool,
 }
 
 fn pin(text: &str) -> Result<(String, String), String> {
@@ -199,6 +204,22 @@ mod tests {
             (args.connections, args.h1, args.legacy),
             (Some(3), true, true)
         );
+        let cli = Cli::try_parse_from([
+            "ptth-relay",
+            "expose",
+            "--relay",
+            "http://127.0.0.1:8080",
+            "--name",
+            "lamp",
+            "--to",
+            "http://127.0.0.1:3000",
+            "--http2-setup",
+        ])
+        .unwrap();
+        let Command::Expose(args) = cli.command else {
+            panic!("not expose");
+        };
+        assert!(args.http2_setup);
         assert!(Cli::try_parse_from(["ptth-relay", "expose", "--name", "lamp"]).is_err());
     }
 }

@@ -74,6 +74,9 @@ pub async fn run(
     if let Some(connections) = args.connections {
         tunnel = tunnel.connections(connections);
     }
+    if args.http2_setup {
+        tunnel = tunnel.setup(ptth::Setup::Http2);
+    }
     let forward = Forward {
         client: Client::builder(TokioExecutor::new()).build_http(),
         origin,

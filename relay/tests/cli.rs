@@ -54,7 +54,11 @@ async fn expose_makes_a_local_origin_public_through_serve() {
         .unwrap_or_else(|| panic!("unexpected line {line:?}"))
         .to_owned();
     let origin = origin().await;
-    for (name, extra) in [("lamp", None), ("fan", Some("--h1"))] {
+    for (name, extra) in [
+        ("lamp", None),
+        ("fan", Some("--h1")),
+        ("bell", Some("--http2-setup")),
+    ] {
         let origin_url = format!("http://{origin}");
         let mut args = vec![
             "expose",
