@@ -50,6 +50,7 @@ async fn websocket_through(h1: bool) {
         connections: Some(2),
         h1,
         legacy: false,
+        http2_setup: false,
     };
     tokio::spawn(ptth_relay::expose::run(args, move |url| {
         let _ = announce.send(url);
