@@ -33,12 +33,14 @@ async fn echo_origin() -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn websocket_crosses_h1_and_h2_peers_behind_expose() {
-    for h1 in [true, false] {
-        websocket_through(h1).await;
+    for (h1, http2_setup) in [(true, false), (false, false), (true, true), (false, true)] {
+        websocket_through(h1, http2_setup).await;
     }
 }
 
-async fn websocket_through(h1: bool) {
+/// A WebSocket through the relay to a peer speaking HTTP/1.1 or HTTP/2,
+/// set up by upgrade or inside a channel.
+async fn websocket_through(h1: bool, http2_setup: bool) {
     let running = relay(Settings::default()).await;
     let origin = echo_origin().await;
     let (announce, announced) = tokio::sync::oneshot::channel();
@@ -50,7 +52,7 @@ async fn websocket_through(h1: bool) {
         connections: Some(2),
         h1,
         legacy: false,
-        http2_setup: false,
+        http2_setup,
     };
     tokio::spawn(ptth_relay::expose::run(args, move |url| {
         let _ = announce.send(url);
