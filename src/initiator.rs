@@ -98,6 +98,7 @@ pub struct Builder {
     limits: Limits,
     max_declined_body: usize,
     resend_on_no_content: bool,
+    http2_keep_alive: Option<(Duration, Duration)>,
 }
 
 impl Default for Builder {
@@ -125,6 +126,7 @@ impl Builder {
             },
             max_declined_body: DEFAULT_MAX_DECLINED_BODY,
             resend_on_no_content: false,
+            http2_keep_alive: None,
         }
     }
 
@@ -234,6 +236,18 @@ impl Builder {
     /// Default is `false`: a `204` is [`Error::Declined`].
     pub fn resend_on_no_content(mut self, resend: bool) -> Self {
         self.resend_on_no_content = resend;
+        self
+    }
+
+    /// The keep-alive of the HTTP/2 connection channels are set up on (see
+    /// [`connect_http2`](Builder::connect_http2)): a PING after `interval`
+    /// without traffic, even with no channel open, and the connection
+    /// closed when its answer takes longer than `timeout`, so a frozen
+    /// acceptor is noticed and the connection dialled again.
+    ///
+    /// Default is none, as on hyper's builders.
+    pub fn http2_keep_alive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.http2_keep_alive = Some((interval, timeout));
         self
     }
 

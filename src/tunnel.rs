@@ -287,7 +287,8 @@ impl Builder {
     }
 
     /// The HTTP/2 keep-alive: a PING after `interval` without traffic, and
-    /// the connection replaced when its answer takes longer than `timeout`.
+    /// the connection replaced when its answer takes longer than `timeout`;
+    /// with [`Setup::Http2`] on the connection the channels share too.
     ///
     /// Default is 20 s and 10 s.
     pub fn keep_alive(mut self, interval: Duration, timeout: Duration) -> Self {
@@ -361,7 +362,11 @@ impl Builder {
             .keep_alive_timeout(self.keep_alive.1)
             .enable_connect_protocol();
         let config = Config {
-            initiator: self.initiator.uri(&url).resend_on_no_content(true),
+            initiator: self
+                .initiator
+                .uri(&url)
+                .resend_on_no_content(true)
+                .http2_keep_alive(self.keep_alive.0, self.keep_alive.1),
             urls,
             server,
             connections: self.connections,

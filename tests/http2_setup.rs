@@ -7,6 +7,7 @@ mod common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::{echo, listener, within};
 use http_body_util::{BodyExt, Full};
@@ -399,10 +400,7 @@ async fn a_tunnel_keeps_its_channels_on_one_connection_and_comes_back_after_a_cu
         let tunnel = ptth::tunnel::Builder::new(format!("http://{addr}/reverse"))
             .setup(ptth::Setup::Http2)
             .connections(3)
-            .backoff(
-                std::time::Duration::from_millis(20),
-                std::time::Duration::from_millis(100),
-            )
+            .backoff(Duration::from_millis(20), Duration::from_millis(100))
             .serve(service_fn(echo));
         let handle = tunnel.handle();
         tokio::spawn(tunnel);
@@ -447,6 +445,56 @@ async fn a_tunnel_to_a_server_without_extended_connect_stops_and_says_why() {
         let status = handle.status();
         assert_eq!(status.attempts, 1);
         assert_eq!(status.phase, ptth::tunnel::Phase::Failed);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_tunnel_leaves_a_frozen_connection_and_serves_again_after_it_thaws() {
+    within(async {
+        let (listener, addr) = listener().await;
+        let acceptor = Acceptor::new();
+        let mut outcomes = acceptor.serve(listener);
+        let proxy = common::proxy::Proxy::start(addr).await;
+        let second = Duration::from_secs(1);
+        let tunnel = ptth::tunnel::Builder::new(format!("http://{}/reverse", proxy.addr))
+            .setup(ptth::Setup::Http2)
+            .initiator(ptth::initiator::Builder::new().timeout(second))
+            .connections(1)
+            .keep_alive(second, second)
+            .backoff(Duration::from_millis(20), Duration::from_millis(100))
+            .serve(service_fn(echo));
+        let handle = tunnel.handle();
+        tokio::spawn(tunnel);
+        let sender = outcomes.recv().await.unwrap().unwrap();
+        assert!(call(&sender, "/before").await.starts_with("GET /before"));
+
+        proxy.freeze();
+        let frozen = Instant::now();
+        handle
+            .watch()
+            .wait_for(|s| s.connected == 0 && s.last_error.as_ref().is_some_and(|e| e.is_timeout()))
+            .await
+            .unwrap();
+        // PINGs after 1 s of quiet, answered within 1 s: 2 s by design.
+        assert!(
+            frozen.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            frozen.elapsed()
+        );
+
+        proxy.thaw();
+        // The channel that comes back is on a connection dialled afresh:
+        // the frozen one was given up, not tried for ever.
+        let sender = loop {
+            let sender = outcomes.recv().await.unwrap().unwrap();
+            if !sender.is_closed() {
+                break sender;
+            }
+        };
+        assert!(call(&sender, "/after").await.starts_with("GET /after"));
+        assert!(acceptor.accepted() >= 2);
+        handle.shutdown();
     })
     .await;
 }

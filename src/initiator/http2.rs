@@ -60,6 +60,12 @@ impl Builder {
             .timer(TokioTimer::new())
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW);
+        if let Some((interval, timeout)) = self.http2_keep_alive {
+            builder
+                .keep_alive_interval(interval)
+                .keep_alive_timeout(timeout)
+                .keep_alive_while_idle(true);
+        }
         let started = async {
             let (sender, mut connection) = builder.handshake(TokioIo::new(io)).await?;
             tokio::select! {

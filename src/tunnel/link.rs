@@ -59,6 +59,7 @@ impl Sessions {
             .get(url)
             .filter(|channels| !channels.is_closed())
             .cloned();
+        let reused = kept.is_some();
         let channels = match kept {
             Some(channels) => channels,
             None => {
@@ -74,7 +75,20 @@ impl Sessions {
         let peer = channels
             .peer_addr()
             .ok_or(Error::Io(io::ErrorKind::NotConnected.into()))?;
-        let transposed = channels.open().await?;
+        let transposed = match channels.open().await {
+            Ok(transposed) => transposed,
+            Err(error) => {
+                // A connection that could not open a channel (frozen, or
+                // refused by a relay that changed) is not tried again.
+                if reused {
+                    self.open
+                        .lock()
+                        .expect("the tunnel's HTTP/2 connections")
+                        .remove(url);
+                }
+                return Err(error);
+            }
+        };
         Ok((
             transposed.map_io(|channel| Link::Channel(channel, local)),
             peer,
