@@ -18,8 +18,6 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ptth::Protocol;
 use ptth::acceptor::SendRequest;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -180,7 +178,11 @@ async fn h1_in_h2_over_tcp() {
 
 /// A certificate for `localhost`, trusted by the client settings returned,
 /// with `h2` at the TLS layer on the server.
-fn tls() -> (TlsAcceptor, Arc<ClientConfig>) {
+#[cfg(feature = "tls")]
+fn tls() -> (TlsAcceptor, Arc<rustls::ClientConfig>) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let cert = certified.cert.der().clone();
