@@ -159,8 +159,9 @@ pub struct Rejection<ResB> {
     pub response: Response<ResB>,
 }
 
-/// Completes once hyper has sent the `101` and handed over the connection,
-/// yielding the sender and the connection future to drive.
+/// Completes once hyper has sent the `101` (or the `200` to an extended
+/// CONNECT) and handed over the connection or stream, yielding the sender
+/// and the connection future to drive.
 #[must_use = "futures do nothing unless polled"]
 pub struct Pending<B> {
     inner: Pin<Box<dyn Future<Output = Started<B>> + Send>>,

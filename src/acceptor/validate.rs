@@ -28,7 +28,6 @@ impl Builder {
         headers: &HeaderMap,
         extensions: &Extensions,
     ) -> Result<Validated, Error> {
-        let protocol = extensions.get::<hyper::ext::Protocol>();
         if version == Version::HTTP_11 || version == Version::HTTP_10 {
             return self.validate(method, version, headers);
         }
@@ -37,6 +36,7 @@ impl Builder {
                 "past HTTP/1.1 a channel is set up by extended CONNECT, not Upgrade",
             ));
         }
+        let protocol = extensions.get::<hyper::ext::Protocol>();
         let protocol = protocol.ok_or(Error::NotUpgrade(
             "a CONNECT without :protocol is a tunnel, not a PTTH setup",
         ))?;
