@@ -1,36 +1,59 @@
-//! Load test: ptth's transposed connections against plain hyper ones, side
-//! by side in one process on loopback, over HTTP/1.1 and HTTP/2.
+//! Load test: ptth's transposed connections, with each of its two setups,
+//! against plain hyper ones, side by side in one process on loopback, over
+//! HTTP/1.1 and HTTP/2.
 //!
 //! ```text
-//! cargo run --release --example load -- [--json PATH] [--quick] [--aa]
-//!     [--rounds N] [--seconds S] [--bulk-mib N] [--idle N] [--threads N]
-//!     [--only small|bulk|idle]
+//! cargo run --release --example load -- [--json PATH] [--quick]
+//!     [--paths PATH,...] [--aa] [--rounds N] [--seconds S] [--bulk-mib N]
+//!     [--idle N] [--threads N] [--only small|bulk|idle]
 //! ```
 //!
-//! Path A is plain hyper: the client dials the server. Path B is ptth: the
-//! initiator dials the acceptor, upgrades, and then serves with
-//! `ptth::initiator::Server` while the acceptor sends with
-//! `ptth::acceptor::SendRequest`. Both paths run the same service, the same
-//! request loop, the same body types and hyper builders set up alike, so
-//! what differs between them is ptth.
+//! The paths compared, `--paths plain,transposed,channel` by default:
+//!
+//! - `plain`: plain hyper, the client dials the server.
+//! - `transposed`: ptth set up by an HTTP/1.1 upgrade. The initiator dials
+//!   the acceptor, upgrades, and then serves with `ptth::initiator::Server`
+//!   while the acceptor sends with `ptth::acceptor::SendRequest`.
+//! - `channel`: ptth set up over HTTP/2. The initiator dials, starts HTTP/2
+//!   with `handshake_http2` and opens channels, each an extended CONNECT
+//!   that the acceptor, a hyper HTTP/2 server set up as a relay's is,
+//!   answers through `ptth::upgrade::accept`; each channel is then served
+//!   and sent on as the `transposed` path's connection is.
+//! - `channel-untuned`: `channel` with hyper's default flow-control windows
+//!   (1 MiB each) on the acceptor's HTTP/2 server instead of
+//!   `SETUP_STREAM_WINDOW` and `SETUP_CONNECTION_WINDOW`, to show what
+//!   those buy.
+//!
+//! Every path runs the same service, the same request loop, the same body
+//! types and hyper builders set up alike, so what differs between them is
+//! ptth and its setup.
 //!
 //! - Small GETs with 1, 16 and 64 requests in flight (HTTP/1.1: that many
-//!   connections, one request each; HTTP/2: one connection, that many
-//!   streams): requests per second, p50 and p99 latency, CPU per request.
-//! - Large bodies (256 MiB) each way, one at a time: MiB/s, CPU per MiB.
+//!   connections, one request each, which on a channel path are that many
+//!   channels on one TCP connection; HTTP/2: one connection or channel,
+//!   that many streams): requests per second, p50 and p99 latency, CPU per
+//!   request.
+//! - Large bodies (256 MiB) each way, one at a time, each on a new
+//!   connection (on a channel path, a new TCP connection with one channel):
+//!   MiB/s, CPU per MiB.
 //! - Resident memory per idle connection (10,000 of them), on the server end
 //!   and on the client end, each end in a fresh child process of its own.
+//!   On a channel path each is a TCP connection with one channel, as a
+//!   relay's idle peer would be.
 //!
-//! The machine may be noisy, so A and B take turns: after one unrecorded
-//! warm-up round each they run A B, B A, A B, ... and the median of each is
-//! reported, so every B/A ratio comes from one run. `--aa` runs plain hyper
-//! as B too, to show how far apart two identical paths measure here. The
-//! table goes to stdout, progress to stderr, and with `--json` the same
-//! figures to a file; `--quick` is a smoke run.
+//! The machine may be noisy, so the paths take turns: after one unrecorded
+//! warm-up round each they run A B C, B A C, C A B, A C B, ... (A B, B A,
+//! ... for two) and the median of each is reported with its ratio to A's,
+//! so every ratio comes from one run. `--aa` is `--paths plain,plain`: it
+//! shows how far apart two identical paths measure here. The table goes to
+//! stdout, progress to stderr, and with `--json` the same figures to a
+//! file; `--quick` is a smoke run.
+
+#[path = "common/load_report.rs"]
+mod report;
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
-use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -47,8 +70,10 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Uri, client, server};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use ptth::Protocol;
+use report::{MEMORY, RATE, Row, SAME, Unit};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -66,11 +91,16 @@ const IN_FLIGHT: [usize; 3] = [1, 16, 64];
 const OPENING_AT_ONCE: usize = 64;
 /// The first argument that makes this program one end of the idle test.
 const IDLE_CHILD: &str = "--idle-child";
-const RATE: &str = "small GET rate";
-/// The targets the figures are read against.
-const SAME: Target = Target::Between(0.97, 1.03);
-const MEMORY: Target = Target::AtMost(1.10);
-const SCALING: Target = Target::AtLeast(3.0);
+/// The flow-control windows the acceptor's HTTP/2 server grants on the
+/// channel path, as a relay would set them: what the initiator sends in a
+/// channel (downloads here, a peer's responses at a relay) arrives through
+/// them. With hyper's defaults, 1 MiB each, HTTP/1.1 downloads through a
+/// channel ran 12-17% slower on loopback, and from 2 MiB per stream up no
+/// slower than with 64 MiB; 4 MiB leaves a margin while bounding what a
+/// relay, with many peers, may hold per stream. The connection's lets four
+/// channels download at once at full rate.
+const SETUP_STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+const SETUP_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -89,9 +119,9 @@ fn main() -> ExitCode {
 
 struct Config {
     json: Option<String>,
-    /// What B is: transposed, or with `--aa` plain again, which shows how
-    /// far apart two identical paths measure on this machine.
-    b: Path,
+    /// The paths compared, A first: every other path's figures are read as
+    /// ratios to A's.
+    paths: Vec<Path>,
     rounds: usize,
     round: Duration,
     bulk_bytes: u64,
@@ -103,8 +133,10 @@ struct Config {
 }
 
 impl Config {
-    const USAGE: &str = "usage: load [--json PATH] [--quick] [--aa] [--rounds N] [--seconds S] \
-                         [--bulk-mib N] [--idle N] [--threads N] [--only small|bulk|idle]";
+    const USAGE: &str = "usage: load [--json PATH] [--quick] [--paths PATH,...] [--aa] [--rounds N] \
+                         [--seconds S] [--bulk-mib N] [--idle N] [--threads N] \
+                         [--only small|bulk|idle]; paths: plain, transposed, channel, \
+                         channel-untuned";
 
     /// The defaults, or `--quick`'s smaller ones, with any flag given on top.
     fn parse(args: &[String]) -> Result<Config, BoxError> {
@@ -112,7 +144,11 @@ impl Config {
         let aa = args.iter().any(|arg| arg == "--aa");
         let mut config = Config {
             json: None,
-            b: if aa { Path::Plain } else { Path::Transposed },
+            paths: if aa {
+                vec![Path::Plain, Path::Plain]
+            } else {
+                vec![Path::Plain, Path::Transposed, Path::Channel]
+            },
             rounds: if quick { 2 } else { 6 },
             round: Duration::from_millis(if quick { 200 } else { 1000 }),
             bulk_bytes: if quick { 16 * MIB } else { 256 * MIB },
@@ -127,6 +163,13 @@ impl Config {
             let value = args.next().ok_or(Self::USAGE)?;
             match flag.as_str() {
                 "--json" => config.json = Some(value.clone()),
+                "--paths" if aa => return Err("--aa is --paths plain,plain: give one".into()),
+                "--paths" => {
+                    config.paths = value
+                        .split(',')
+                        .map(Path::parse)
+                        .collect::<Result<_, _>>()?;
+                }
                 "--rounds" => config.rounds = value.parse()?,
                 "--seconds" => config.round = Duration::try_from_secs_f64(value.parse()?)?,
                 "--bulk-mib" => config.bulk_bytes = value.parse::<u64>()? * MIB,
@@ -147,10 +190,6 @@ impl Config {
     fn runs(&self, section: &str) -> bool {
         self.only.as_deref().is_none_or(|only| only == section)
     }
-
-    fn paths(&self) -> [Path; 2] {
-        [Path::Plain, self.b]
-    }
 }
 
 fn run(config: &Config, args: &[String]) -> Result<(), BoxError> {
@@ -163,12 +202,8 @@ fn run(config: &Config, args: &[String]) -> Result<(), BoxError> {
         )
         .into());
     }
-    let command = args
-        .iter()
-        .map(|arg| quoted(arg))
-        .collect::<Vec<_>>()
-        .join(" ");
-    println!("{}", header(config, &command));
+    let command = report::command(args);
+    println!("{}", report::header(config, &command));
     let runtime = runtime(config.threads)?;
     let mut rows = Vec::new();
     for protocol in [Proto::H1, Proto::H2] {
@@ -190,9 +225,9 @@ fn run(config: &Config, args: &[String]) -> Result<(), BoxError> {
             rows.extend(idle_rows(config, protocol)?);
         }
     }
-    print!("{}", table(config, &rows));
+    print!("{}", report::table(config, &rows));
     if let Some(path) = &config.json {
-        std::fs::write(path, json(config, &command, &rows))?;
+        std::fs::write(path, report::json(config, &command, &rows))?;
         println!("JSON: {path}");
     }
     Ok(())
@@ -238,33 +273,66 @@ impl std::fmt::Display for Proto {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Path {
-    /// A: plain hyper, the client dials the server.
+    /// Plain hyper: the client dials the server.
     Plain,
-    /// B: ptth, the initiator dials the acceptor and then serves it.
+    /// ptth set up by an HTTP/1.1 upgrade: the initiator dials the acceptor
+    /// and then serves it.
     Transposed,
+    /// ptth set up over HTTP/2: the initiator dials the acceptor and then
+    /// serves it on channels, one extended CONNECT each.
+    Channel,
+    /// `Channel` with hyper's default windows on the acceptor's side.
+    ChannelUntuned,
 }
 
 impl Path {
+    const ALL: [Path; 4] = [
+        Path::Plain,
+        Path::Transposed,
+        Path::Channel,
+        Path::ChannelUntuned,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Path::Plain => "plain",
             Path::Transposed => "transposed",
+            Path::Channel => "channel",
+            Path::ChannelUntuned => "channel-untuned",
+        }
+    }
+
+    /// What the report's header calls it.
+    fn describe(self) -> &'static str {
+        match self {
+            Path::Plain => "plain hyper",
+            Path::Transposed => "ptth after an HTTP/1.1 upgrade",
+            Path::Channel => "ptth channels over HTTP/2",
+            Path::ChannelUntuned => "ptth channels over HTTP/2 with hyper's windows",
         }
     }
 
     fn parse(name: &str) -> Result<Path, BoxError> {
-        [Path::Plain, Path::Transposed]
+        Path::ALL
             .into_iter()
             .find(|p| p.name() == name)
             .ok_or_else(|| format!("unknown path {name}").into())
     }
 
-    /// The HTTP role at each end of the TCP connection: on the transposed
-    /// path the end that dials is the one that serves.
+    /// Whether its connections are channels, several of which may share a
+    /// TCP connection.
+    fn is_channel(self) -> bool {
+        matches!(self, Path::Channel | Path::ChannelUntuned)
+    }
+
+    /// The HTTP role at each end of the TCP connection: on the ptth paths
+    /// the end that dials is the one that serves.
     fn role(self, end: End) -> Role {
         match (self, end) {
-            (Path::Plain, End::Dial) | (Path::Transposed, End::Listen) => Role::Client,
-            (Path::Plain, End::Listen) | (Path::Transposed, End::Dial) => Role::Server,
+            (Path::Plain, End::Dial) => Role::Client,
+            (Path::Plain, End::Listen) => Role::Server,
+            (_, End::Listen) => Role::Client,
+            (_, End::Dial) => Role::Server,
         }
     }
 }
@@ -282,7 +350,7 @@ enum Role {
 }
 
 // ---------------------------------------------------------------------------
-// The service and the bodies, one of each for both paths.
+// The service and the bodies, one of each for every path.
 
 /// `/upload` counts the request body and answers the count, `/download/N`
 /// streams N bytes, anything else gets a small fixed body.
@@ -301,7 +369,7 @@ async fn service(request: Request<Incoming>) -> Result<Response<ResBody>, hyper:
 }
 
 /// A body of `remaining` bytes sent as slices of one static 64 KiB chunk,
-/// so producing it copies and allocates nothing, on either path.
+/// so producing it copies and allocates nothing, on any path.
 struct Chunks {
     remaining: u64,
 }
@@ -342,11 +410,11 @@ async fn drain(mut body: Incoming) -> Result<u64, hyper::Error> {
     Ok(length)
 }
 
-/// A request as both paths send it, with its authority given, so the bytes
-/// on the wire are the same on both paths: HTTP/1.1 gets a `Host` (ptth's
-/// sender would add an empty one, plain hyper none), HTTP/2 an absolute
-/// target (ptth's sender would add `:authority`, plain hyper none, which a
-/// strict server refuses).
+/// A request as every path sends it, with its authority given, so the
+/// bytes on the wire are the same on every path: HTTP/1.1 gets a `Host`
+/// (ptth's sender would add an empty one, plain hyper none), HTTP/2 an
+/// absolute target (ptth's sender would add `:authority`, plain hyper none,
+/// which a strict server refuses).
 fn request(protocol: Proto, method: Method, path: Uri, body: ReqBody) -> Request<ReqBody> {
     let mut request = Request::new(body);
     *request.method_mut() = method;
@@ -372,7 +440,7 @@ fn small_get(protocol: Proto) -> Request<ReqBody> {
 }
 
 // ---------------------------------------------------------------------------
-// Opening connections on either path.
+// Opening connections on any path.
 
 /// The client end's handle on one connection, plain or transposed.
 enum Sender {
@@ -422,8 +490,8 @@ impl Sender {
     }
 }
 
-/// Every builder either path uses, for one protocol. The plain ones are set
-/// up as ptth sets up its own (`ptth::initiator::Server::new`: HTTP/1.1
+/// Every builder any path uses, for one protocol. The plain ones are set up
+/// as ptth sets up its own (`ptth::initiator::Server::new`: HTTP/1.1
 /// keep-alive and no header-read timeout, HTTP/2 with tokio's executor and
 /// timer; `ptth::acceptor::Builder::new`: hyper's client defaults, HTTP/2
 /// with tokio's timer), so that the paths differ only by ptth itself.
@@ -436,6 +504,13 @@ struct Builders {
     initiator: ptth::initiator::Builder,
     server: ptth::initiator::Server,
     acceptor: ptth::acceptor::Builder,
+    /// The initiator on the channel paths: an extended CONNECT names the
+    /// acceptor's authority, where the upgrade goes without one.
+    channel_initiator: ptth::initiator::Builder,
+    /// The acceptor's HTTP/2 server on the channel path, and on the
+    /// untuned one.
+    channel_server: server::conn::http2::Builder<TokioExecutor>,
+    untuned_server: server::conn::http2::Builder<TokioExecutor>,
 }
 
 impl Builders {
@@ -447,6 +522,16 @@ impl Builders {
         let mut client_h2 = client::conn::http2::Builder::new(TokioExecutor::new());
         client_h2.timer(TokioTimer::new());
         let initiator = ptth::initiator::Builder::new().alpn([protocol.ptth()]);
+        let channel_initiator = initiator.clone().uri("http://localhost/");
+        // As a relay's: tokio's timer and extended CONNECT.
+        let mut untuned_server = server::conn::http2::Builder::new(TokioExecutor::new());
+        untuned_server
+            .timer(TokioTimer::new())
+            .enable_connect_protocol();
+        let mut channel_server = untuned_server.clone();
+        channel_server
+            .initial_stream_window_size(SETUP_STREAM_WINDOW)
+            .initial_connection_window_size(SETUP_CONNECTION_WINDOW);
         Builders {
             protocol,
             server_h1,
@@ -456,32 +541,41 @@ impl Builders {
             initiator,
             server: ptth::initiator::Server::new(),
             acceptor: ptth::acceptor::Builder::new(),
+            channel_initiator,
+            channel_server,
+            untuned_server,
         }
     }
 
-    /// Takes up `role` on one connection. A client sends one GET before
-    /// returning its sender, so by then both ends are past every handshake.
+    /// Takes up `role` on one TCP connection, which on a channel path
+    /// carries `channels` channels (and on the others is one connection).
+    /// A client sends one GET on each before returning its senders, so by
+    /// then both ends are past every handshake.
     async fn open(
         &self,
         path: Path,
         role: Role,
         tcp: TcpStream,
-    ) -> Result<Option<Sender>, BoxError> {
+        channels: usize,
+    ) -> Result<Vec<Sender>, BoxError> {
         match role {
             Role::Server => {
-                self.serve(path, tcp).await?;
-                Ok(None)
+                self.serve(path, tcp, channels).await?;
+                Ok(Vec::new())
             }
             Role::Client => {
-                let mut sender = self.client(path, tcp).await?;
-                sender.get_small(self.protocol).await?;
-                Ok(Some(sender))
+                let mut senders = self.client(path, tcp, channels).await?;
+                for sender in &mut senders {
+                    sender.get_small(self.protocol).await?;
+                }
+                Ok(senders)
             }
         }
     }
 
-    /// Starts serving on `tcp`, on the transposed path after the upgrade.
-    async fn serve(&self, path: Path, tcp: TcpStream) -> Result<(), BoxError> {
+    /// Starts serving on `tcp`: on the transposed path after the upgrade,
+    /// on a channel path on each of `channels` channels opened on it.
+    async fn serve(&self, path: Path, tcp: TcpStream, channels: usize) -> Result<(), BoxError> {
         let service = service_fn(service);
         match (path, self.protocol) {
             (Path::Plain, Proto::H1) => {
@@ -494,14 +588,28 @@ impl Builders {
                 let transposed = self.initiator.handshake(tcp).await?;
                 tokio::spawn(self.server.serve_connection(transposed, service));
             }
+            (Path::Channel | Path::ChannelUntuned, _) => {
+                let (opener, connection) = self.channel_initiator.handshake_http2(tcp).await?;
+                tokio::spawn(connection);
+                for _ in 0..channels {
+                    let transposed = opener.open().await?;
+                    tokio::spawn(self.server.serve_connection(transposed, service));
+                }
+            }
         }
         Ok(())
     }
 
     /// Starts a client on `tcp`, on the transposed path after accepting the
-    /// upgrade.
-    async fn client(&self, path: Path, tcp: TcpStream) -> Result<Sender, BoxError> {
-        Ok(match (path, self.protocol) {
+    /// upgrade, and returns its sender; on a channel path, a sender on each
+    /// of the first `channels` channels set up on it.
+    async fn client(
+        &self,
+        path: Path,
+        tcp: TcpStream,
+        channels: usize,
+    ) -> Result<Vec<Sender>, BoxError> {
+        let sender = match (path, self.protocol) {
             (Path::Plain, Proto::H1) => {
                 let (tx, connection) = self.client_h1.handshake(TokioIo::new(tcp)).await?;
                 tokio::spawn(connection);
@@ -516,14 +624,60 @@ impl Builders {
                 let offer = self.acceptor.read_request(tcp).await?;
                 let (tx, connection) = offer.accept().await?;
                 tokio::spawn(connection);
-                if tx.protocol() != self.protocol.ptth() {
-                    return Err(
-                        format!("transposed to {}, not {}", tx.protocol(), self.protocol).into(),
-                    );
-                }
-                Sender::Transposed(tx)
+                self.transposed(tx)?
             }
-        })
+            (Path::Channel | Path::ChannelUntuned, _) => {
+                return self.accept_channels(path, tcp, channels).await;
+            }
+        };
+        Ok(vec![sender])
+    }
+
+    /// Serves HTTP/2 on `tcp` as a relay does, taking every extended
+    /// CONNECT with `ptth::upgrade::accept`, and returns a sender on each of
+    /// the first `count` channels.
+    async fn accept_channels(
+        &self,
+        path: Path,
+        tcp: TcpStream,
+        count: usize,
+    ) -> Result<Vec<Sender>, BoxError> {
+        let (switching, mut switched) = mpsc::unbounded_channel();
+        let acceptor = self.acceptor.clone();
+        let setup = service_fn(move |mut request: Request<Incoming>| {
+            let answer =
+                match ptth::upgrade::accept::<_, Full<Bytes>, ReqBody>(&acceptor, &mut request) {
+                    Ok((answer, pending)) => {
+                        let _ = switching.send(pending);
+                        answer
+                    }
+                    // The initiator reads why from the answer and fails there.
+                    Err(rejection) => rejection.response,
+                };
+            async { Ok::<_, Infallible>(answer) }
+        });
+        let server = match path {
+            Path::ChannelUntuned => &self.untuned_server,
+            _ => &self.channel_server,
+        };
+        tokio::spawn(server.serve_connection(TokioIo::new(tcp), setup));
+        let mut senders = Vec::with_capacity(count);
+        while senders.len() < count {
+            let pending = switched.recv().await.ok_or("the setup connection ended")?;
+            let (tx, connection) = pending.await?;
+            tokio::spawn(connection);
+            senders.push(self.transposed(tx)?);
+        }
+        Ok(senders)
+    }
+
+    /// The acceptor's sender on a ptth path, once it is known to speak this
+    /// row's protocol.
+    fn transposed(&self, tx: ptth::acceptor::SendRequest<ReqBody>) -> Result<Sender, BoxError> {
+        if tx.protocol() != self.protocol.ptth() {
+            return Err(format!("transposed to {}, not {}", tx.protocol(), self.protocol).into());
+        }
+        Ok(Sender::Transposed(tx))
     }
 }
 
@@ -546,30 +700,32 @@ impl Source {
             Source::Listen(listener) => listener.accept().await?.0,
             Source::Dial(addr) => TcpStream::connect(addr).await?,
         };
-        // The same on both paths: small messages go out at once.
+        // The same on every path: small messages go out at once.
         tcp.set_nodelay(true)?;
         Ok(tcp)
     }
 }
 
-/// Plays one end of `count` connections on `path`, opening a few at a
-/// time, and returns the senders if this end is the client.
+/// Plays one end of `connections` TCP connections on `path`, each carrying
+/// `channels` channels on a channel path, opening a few at a time, and
+/// returns the senders if this end is the client.
 async fn open_end(
     builders: Arc<Builders>,
     path: Path,
     source: Source,
-    count: usize,
+    connections: usize,
+    channels: usize,
 ) -> Result<Vec<Sender>, BoxError> {
     let role = path.role(source.end());
     let mut opening = JoinSet::new();
     let mut senders = Vec::new();
-    for _ in 0..count {
+    for _ in 0..connections {
         if opening.len() == OPENING_AT_ONCE {
             senders.extend(opened(&mut opening).await?);
         }
         let tcp = source.next().await?;
         let builders = builders.clone();
-        opening.spawn(async move { builders.open(path, role, tcp).await });
+        opening.spawn(async move { builders.open(path, role, tcp, channels).await });
     }
     while !opening.is_empty() {
         senders.extend(opened(&mut opening).await?);
@@ -577,28 +733,46 @@ async fn open_end(
     Ok(senders)
 }
 
-/// Waits for the next connection to be open.
+/// Waits for the next TCP connection to be open.
 async fn opened(
-    opening: &mut JoinSet<Result<Option<Sender>, BoxError>>,
-) -> Result<Option<Sender>, BoxError> {
+    opening: &mut JoinSet<Result<Vec<Sender>, BoxError>>,
+) -> Result<Vec<Sender>, BoxError> {
     match opening.join_next().await {
         Some(result) => result?,
-        None => Ok(None),
+        None => Ok(Vec::new()),
     }
 }
 
 /// Opens `count` connections on `path` between two ends in this process,
-/// and returns the client end's senders.
+/// and returns the client end's senders. On a channel path they are `count`
+/// channels on one TCP connection, as the setup is meant to be used.
 async fn connect(
     builders: &Arc<Builders>,
     path: Path,
     count: usize,
 ) -> Result<Vec<Sender>, BoxError> {
+    let (connections, channels) = if path.is_channel() {
+        (1, count)
+    } else {
+        (count, 1)
+    };
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
     let (mut senders, dialled) = tokio::try_join!(
-        open_end(builders.clone(), path, Source::Listen(listener), count),
-        open_end(builders.clone(), path, Source::Dial(addr), count),
+        open_end(
+            builders.clone(),
+            path,
+            Source::Listen(listener),
+            connections,
+            channels
+        ),
+        open_end(
+            builders.clone(),
+            path,
+            Source::Dial(addr),
+            connections,
+            channels
+        ),
     )?;
     senders.extend(dialled);
     Ok(senders)
@@ -624,28 +798,42 @@ async fn senders(
     Ok(senders)
 }
 
-/// Runs `round` for A and for B (`paths`), `rounds` times, after one
-/// unrecorded warm-up round each, and returns each path's results. Which
-/// path goes first alternates (A B, B A, A B, ...), so neither always runs
-/// in the other's wake. A round opens its own connections, so where tokio happens
-/// to place their tasks on its workers is drawn anew each round instead of
-/// holding for a whole row.
+/// Runs `round` for each of `paths`, `rounds` times, after one unrecorded
+/// warm-up round each, and returns each path's results in the order of
+/// `paths`, taking [`turns`]. A round opens its own connections, so where
+/// tokio happens to place their tasks on its workers is drawn anew each
+/// round instead of holding for a whole row.
 async fn side_by_side<T>(
-    paths: [Path; 2],
+    paths: &[Path],
     rounds: usize,
     mut round: impl AsyncFnMut(Path) -> Result<T, BoxError>,
-) -> Result<[Vec<T>; 2], BoxError> {
-    for path in paths {
+) -> Result<Vec<Vec<T>>, BoxError> {
+    for &path in paths {
         round(path).await?;
     }
-    let mut results = [Vec::new(), Vec::new()];
+    let mut results: Vec<Vec<T>> = paths.iter().map(|_| Vec::new()).collect();
     for number in 0..rounds {
-        let order = if number % 2 == 0 { [0, 1] } else { [1, 0] };
-        for index in order {
+        for index in turns(number, paths.len()) {
             results[index].push(round(paths[index]).await?);
         }
     }
     Ok(results)
+}
+
+/// The order of `paths` paths in round `number`: each round starts with the
+/// next path, and every other round runs backwards (A B C, B A C, C A B,
+/// A C B, ...; for two, A B, B A, ...), so no path always goes first or
+/// always runs in the same one's wake, as it would if the order only
+/// rotated.
+fn turns(number: usize, paths: usize) -> impl Iterator<Item = usize> {
+    let start = number % paths;
+    (0..paths).map(move |turn| {
+        if number % 2 == 0 {
+            (start + turn) % paths
+        } else {
+            (start + paths - turn) % paths
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -666,7 +854,7 @@ async fn request_rows(
     in_flight: usize,
 ) -> Result<[Row; 4], BoxError> {
     let builders = Arc::new(Builders::new(protocol));
-    let [plain, transposed] = side_by_side(config.paths(), config.rounds, async |path| {
+    let samples = side_by_side(&config.paths, config.rounds, async |path| {
         let senders = senders(&builders, path, in_flight).await?;
         load_round(senders, protocol, config.round).await
     })
@@ -677,8 +865,7 @@ async fn request_rows(
         in_flight,
         connections: if protocol == Proto::H1 { in_flight } else { 1 },
         unit,
-        plain: median(plain.iter().map(figure).collect()),
-        transposed: median(transposed.iter().map(figure).collect()),
+        values: medians(&samples, figure),
         target,
     };
     Ok([
@@ -754,6 +941,14 @@ fn percentile_micros(sorted: &[u64], fraction: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 
+/// The median of `figure` over each path's rounds.
+fn medians<T>(results: &[Vec<T>], figure: fn(&T) -> f64) -> Vec<f64> {
+    results
+        .iter()
+        .map(|rounds| median(rounds.iter().map(figure).collect()))
+        .collect()
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
@@ -796,7 +991,7 @@ async fn bulk_rows(
     direction: Direction,
 ) -> Result<[Row; 2], BoxError> {
     let builders = Arc::new(Builders::new(protocol));
-    let [plain, transposed] = side_by_side(config.paths(), config.rounds, async |path| {
+    let results = side_by_side(&config.paths, config.rounds, async |path| {
         bulk_round(&builders, path, direction, config).await
     })
     .await?;
@@ -806,8 +1001,7 @@ async fn bulk_rows(
         in_flight: 1,
         connections: 1,
         unit,
-        plain: median(plain.iter().map(figure).collect()),
-        transposed: median(transposed.iter().map(figure).collect()),
+        values: medians(&results, figure),
         target,
     };
     let [rate, cpu] = direction.names();
@@ -898,16 +1092,18 @@ struct PerConnection {
 }
 
 fn idle_rows(config: &Config, protocol: Proto) -> Result<[Row; 2], BoxError> {
-    let plain = idle_pair(config, protocol, Path::Plain)?;
-    let transposed = idle_pair(config, protocol, config.b)?;
+    let measured = config
+        .paths
+        .iter()
+        .map(|&path| idle_pair(config, protocol, path))
+        .collect::<Result<Vec<_>, _>>()?;
     let row = |name, end: fn(&PerConnection) -> f64| Row {
         name,
         protocol,
         in_flight: 0,
         connections: config.idle,
         unit: Unit::BytesPerConnection,
-        plain: end(&plain),
-        transposed: end(&transposed),
+        values: measured.iter().map(end).collect(),
         target: Some(MEMORY),
     };
     Ok([
@@ -1048,7 +1244,9 @@ fn idle_child(args: &[String]) -> Result<(), BoxError> {
     let role = path.role(source.end());
     let builders = Arc::new(Builders::new(protocol));
     // Held until the end, so the client end's connections stay open.
-    let _senders = runtime.block_on(open_end(builders, path, source, count))?;
+    // On a channel path, one channel per TCP connection: a relay's idle
+    // peer.
+    let _senders = runtime.block_on(open_end(builders, path, source, count, 1))?;
     if role == Role::Client {
         println!("idle");
     }
@@ -1068,253 +1266,4 @@ fn rss_kib() -> Result<i64, BoxError> {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .ok_or("no VmRSS in /proc/self/status")?;
     Ok(rss.trim().trim_end_matches("kB").trim().parse()?)
-}
-
-// ---------------------------------------------------------------------------
-// The report.
-
-/// One figure, measured on both paths.
-struct Row {
-    name: &'static str,
-    protocol: Proto,
-    in_flight: usize,
-    connections: usize,
-    unit: Unit,
-    plain: f64,
-    transposed: f64,
-    target: Option<Target>,
-}
-
-impl Row {
-    fn ratio(&self) -> f64 {
-        self.transposed / self.plain
-    }
-
-    fn met(&self) -> Option<bool> {
-        self.target.map(|target| target.met(self.ratio()))
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Unit {
-    PerSecond,
-    Micros,
-    MibPerSecond,
-    BytesPerConnection,
-}
-
-impl Unit {
-    fn label(self) -> &'static str {
-        match self {
-            Unit::PerSecond => "req/s",
-            Unit::Micros => "µs",
-            Unit::MibPerSecond => "MiB/s",
-            Unit::BytesPerConnection => "B/conn",
-        }
-    }
-
-    fn decimals(self) -> usize {
-        match self {
-            Unit::Micros | Unit::MibPerSecond => 1,
-            Unit::PerSecond | Unit::BytesPerConnection => 0,
-        }
-    }
-}
-
-/// Where a ratio should fall.
-#[derive(Clone, Copy)]
-enum Target {
-    Between(f64, f64),
-    AtMost(f64),
-    AtLeast(f64),
-}
-
-impl Target {
-    fn met(self, ratio: f64) -> bool {
-        match self {
-            Target::Between(low, high) => (low..=high).contains(&ratio),
-            Target::AtMost(high) => ratio <= high,
-            Target::AtLeast(low) => ratio >= low,
-        }
-    }
-
-    fn label(self) -> String {
-        match self {
-            Target::Between(low, high) => format!("{low:.2}..{high:.2}"),
-            Target::AtMost(high) => format!("<= {high:.2}"),
-            Target::AtLeast(low) => format!(">= {low:.2}"),
-        }
-    }
-}
-
-/// HTTP/2's multiplexing at work: the rate of HTTP/2 with 64 in flight
-/// over that of HTTP/1.1 with 1, plain and transposed. The target is on
-/// the transposed one; the plain one shows what hyper alone reaches.
-fn scaling(rows: &[Row]) -> Option<(f64, f64)> {
-    let rate = |protocol, in_flight| {
-        rows.iter()
-            .find(|row| row.name == RATE && row.protocol == protocol && row.in_flight == in_flight)
-    };
-    let (h2, h1) = (rate(Proto::H2, 64)?, rate(Proto::H1, 1)?);
-    Some((h2.plain / h1.plain, h2.transposed / h1.transposed))
-}
-
-fn header(config: &Config, command: &str) -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpu = cpu_model().unwrap_or_else(|| "unknown CPU".to_owned());
-    format!(
-        "ptth load test: plain hyper (A) against {} (B), over loopback on this machine\n\
-         machine: {cores} cores ({cpu}); tokio multi-thread runtime, {} worker threads\n\
-         command: {command}\n\
-         method: per row a warm-up round each, then {} rounds of {:.1} s each for A and B, taking turns\n        \
-         (A B, B A, ...) on new connections every round; medians. Bulk: {} MiB bodies one after\n        \
-         another, each on a new connection. Idle: {} connections, each end in a child process.\n",
-        if config.b == Path::Plain {
-            "plain hyper again"
-        } else {
-            "ptth transposed"
-        },
-        config.threads,
-        config.rounds,
-        config.round.as_secs_f64(),
-        config.bulk_bytes / MIB,
-        config.idle,
-    )
-}
-
-fn cpu_model() -> Option<String> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let line = cpuinfo
-        .lines()
-        .find(|line| line.starts_with("model name"))?;
-    Some(line.split_once(':')?.1.trim().to_owned())
-}
-
-fn table(config: &Config, rows: &[Row]) -> String {
-    let b = format!("{} (B)", config.b.name());
-    let mut out = format!(
-        "{:<36} {:<8} {:>8} {:>6} {:>12} {b:>14} {:>7}  target\n",
-        "metric", "protocol", "inflight", "conns", "plain (A)", "B/A"
-    );
-    for row in rows {
-        let decimals = row.unit.decimals();
-        let target = match (row.target, row.met()) {
-            (Some(target), Some(met)) => {
-                format!("{} {}", if met { "ok  " } else { "MISS" }, target.label())
-            }
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "{:<36} {:<8} {:>8} {:>6} {:>12.decimals$} {:>14.decimals$} {:>7.3}  {target}",
-            format!("{} ({})", row.name, row.unit.label()),
-            row.protocol,
-            row.in_flight,
-            row.connections,
-            row.plain,
-            row.transposed,
-            row.ratio(),
-        );
-    }
-    if let Some((plain, transposed)) = scaling(rows) {
-        let met = if SCALING.met(transposed) {
-            "ok"
-        } else {
-            "MISS"
-        };
-        let _ = writeln!(
-            out,
-            "\nrequests/s of h2 with 64 in flight over http/1.1 with 1: plain (A) {plain:.2}x, \
-             {} (B) {transposed:.2}x ({met}, target {} for B)",
-            config.b.name(),
-            SCALING.label()
-        );
-    }
-    out
-}
-
-fn json(config: &Config, command: &str, rows: &[Row]) -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mut out = format!(
-        "{{\n  \"command\": {},\n  \"b\": {},\n  \"transport\": \"loopback\",\n  \"cores\": {cores},\n  \"cpu\": {},\n  \
-         \"worker_threads\": {},\n  \"rounds\": {},\n  \"round_seconds\": {},\n  \"bulk_bytes\": {},\n  \
-         \"idle_connections\": {},\n  \"rows\": [\n",
-        json_string(command),
-        json_string(config.b.name()),
-        json_string(&cpu_model().unwrap_or_default()),
-        config.threads,
-        config.rounds,
-        config.round.as_secs_f64(),
-        config.bulk_bytes,
-        config.idle,
-    );
-    let entries: Vec<String> = rows
-        .iter()
-        .map(|row| {
-            format!(
-                "    {{\"name\": {}, \"unit\": {}, \"protocol\": {}, \"inflight\": {}, \"connections\": {}, \
-                 \"plain\": {}, \"transposed\": {}, \"ratio\": {}, \"target\": {}, \"within_target\": {}}}",
-                json_string(row.name),
-                json_string(row.unit.label()),
-                json_string(&row.protocol.to_string()),
-                row.in_flight,
-                row.connections,
-                json_number(row.plain),
-                json_number(row.transposed),
-                json_number(row.ratio()),
-                row.target.map_or("null".to_owned(), |t| json_string(&t.label())),
-                row.met().map_or("null".to_owned(), |met| met.to_string()),
-            )
-        })
-        .collect();
-    out.push_str(&entries.join(",\n"));
-    out.push_str("\n  ]");
-    if let Some((plain, transposed)) = scaling(rows) {
-        let _ = write!(
-            out,
-            ",\n  \"scaling\": {{\"name\": \"requests/s of h2 with 64 in flight over http/1.1 with 1\", \
-             \"plain\": {}, \"transposed\": {}, \"target\": {}, \"within_target\": {}}}",
-            json_number(plain),
-            json_number(transposed),
-            json_string(&SCALING.label()),
-            SCALING.met(transposed),
-        );
-    }
-    out.push_str("\n}\n");
-    out
-}
-
-fn json_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// JSON has no NaN or infinity; a ratio over a zero becomes `null`.
-fn json_number(value: f64) -> String {
-    if value.is_finite() {
-        format!("{value:.4}")
-    } else {
-        "null".to_owned()
-    }
-}
-
-/// An argument as a shell would need it to be written.
-fn quoted(arg: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@".contains(c);
-    if !arg.is_empty() && arg.chars().all(plain) {
-        arg.to_owned()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
 }
