@@ -92,9 +92,10 @@ const OPENING_AT_ONCE: usize = 64;
 /// The first argument that makes this program one end of the idle test.
 const IDLE_CHILD: &str = "--idle-child";
 /// The flow-control windows the acceptor's HTTP/2 server grants on the
-/// channel path, as a relay would set them: what the initiator sends in a
-/// channel (downloads here, a peer's responses at a relay) arrives through
-/// them. With hyper's defaults, 1 MiB each, HTTP/1.1 downloads through a
+/// channel path, as an acceptor serving channels may set them (ptth-relay
+/// keeps hyper's defaults, which bound what public clients can make it
+/// hold): what the initiator sends in a channel (downloads here, a peer's
+/// responses at a relay) arrives through them. With hyper's defaults, 1 MiB each, HTTP/1.1 downloads through a
 /// channel ran 12-17% slower on loopback, and from 2 MiB per stream up no
 /// slower than with 64 MiB; 4 MiB leaves a margin while bounding what a
 /// relay, with many peers, may hold per stream. The connection's lets four
