@@ -59,6 +59,7 @@
 mod answer;
 mod backoff;
 mod counted;
+mod handle;
 mod link;
 #[cfg(feature = "axum")]
 mod listener;
@@ -77,9 +78,10 @@ use std::time::Duration;
 use http::{Request, Response, Uri};
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
-use tokio::sync::watch;
 
 use self::counted::Counted;
+pub use self::handle::Handle;
+use self::handle::Shared;
 #[cfg(feature = "axum")]
 pub use self::listener::{Listener, TunnelIo};
 use self::pool::{Dialed, Runner};
@@ -386,25 +388,6 @@ impl Builder {
     }
 }
 
-/// What the supervisor, the handles and the connections share.
-struct Shared {
-    status: watch::Sender<Status>,
-    stop: watch::Sender<bool>,
-}
-
-impl Shared {
-    fn new() -> Arc<Self> {
-        Arc::new(Shared {
-            status: watch::Sender::new(Status::default()),
-            stop: watch::Sender::new(false),
-        })
-    }
-
-    fn update(&self, change: impl FnOnce(&mut Status)) {
-        self.status.send_modify(change);
-    }
-}
-
 /// A running tunnel: a future that resolves when the tunnel stops, with
 /// `Ok` after [`Handle::shutdown`] and the error otherwise (a refused
 /// credential, a redirect loop, the failure limit).
@@ -455,57 +438,5 @@ impl fmt::Debug for Tunnel {
         f.debug_struct("Tunnel")
             .field("status", &*self.handle.shared.status.borrow())
             .finish_non_exhaustive()
-    }
-}
-
-/// Observes and stops a [`Tunnel`]. Cheap to clone.
-#[derive(Clone)]
-pub struct Handle {
-    shared: Arc<Shared>,
-}
-
-impl Handle {
-    /// The tunnel's state now.
-    pub fn status(&self) -> Status {
-        self.shared.status.borrow().clone()
-    }
-
-    /// A receiver that sees every change of the state, to wait for one:
-    /// `handle.watch().wait_for(|s| s.connected == 4).await`.
-    pub fn watch(&self) -> watch::Receiver<Status> {
-        self.shared.status.subscribe()
-    }
-
-    /// Stops dialing and drains the connections; the [`Tunnel`] future
-    /// then resolves with `Ok(())`. Returns at once.
-    pub fn shutdown(&self) {
-        self.shared.stop.send_replace(true);
-    }
-
-    /// Resolves once the tunnel has begun to stop: after [`shutdown`](Handle::shutdown)
-    /// or an error retrying cannot fix. The signal for a server that drains
-    /// connections itself, such as axum's `with_graceful_shutdown`.
-    pub async fn stopping(&self) {
-        let mut status = self.watch();
-        // The sender lives as long as this handle, so this cannot fail.
-        let _ = status.wait_for(|s| s.phase != Phase::Running).await;
-    }
-
-    /// Resolves once the tunnel has stopped and every connection is
-    /// closed, whatever stopped it.
-    pub async fn stopped(&self) {
-        let mut status = self.watch();
-        // The sender lives as long as this handle, so this cannot fail.
-        let _ = status
-            .wait_for(|s| matches!(s.phase, Phase::Stopped | Phase::Failed))
-            .await;
-    }
-}
-
-impl fmt::Debug for Handle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle")
-            .field("status", &*self.shared.status.borrow())
-            .finish()
     }
 }

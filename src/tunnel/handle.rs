@@ -1,0 +1,80 @@
+//! The state the supervisor shares, and the handle that observes and stops
+//! a tunnel.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::{Phase, Status};
+
+/// What the supervisor, the handles and the connections share.
+pub(super) struct Shared {
+    pub(super) status: watch::Sender<Status>,
+    pub(super) stop: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub(super) fn new() -> Arc<Self> {
+        Arc::new(Shared {
+            status: watch::Sender::new(Status::default()),
+            stop: watch::Sender::new(false),
+        })
+    }
+
+    pub(super) fn update(&self, change: impl FnOnce(&mut Status)) {
+        self.status.send_modify(change);
+    }
+}
+
+/// Observes and stops a [`Tunnel`](super::Tunnel). Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// The tunnel's state now.
+    pub fn status(&self) -> Status {
+        self.shared.status.borrow().clone()
+    }
+
+    /// A receiver that sees every change of the state, to wait for one:
+    /// `handle.watch().wait_for(|s| s.connected == 4).await`.
+    pub fn watch(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe()
+    }
+
+    /// Stops dialing and drains the connections; the [`Tunnel`](super::Tunnel) future
+    /// then resolves with `Ok(())`. Returns at once.
+    pub fn shutdown(&self) {
+        self.shared.stop.send_replace(true);
+    }
+
+    /// Resolves once the tunnel has begun to stop: after [`shutdown`](Handle::shutdown)
+    /// or an error retrying cannot fix. The signal for a server that drains
+    /// connections itself, such as axum's `with_graceful_shutdown`.
+    pub async fn stopping(&self) {
+        let mut status = self.watch();
+        // The sender lives as long as this handle, so this cannot fail.
+        let _ = status.wait_for(|s| s.phase != Phase::Running).await;
+    }
+
+    /// Resolves once the tunnel has stopped and every connection is
+    /// closed, whatever stopped it.
+    pub async fn stopped(&self) {
+        let mut status = self.watch();
+        // The sender lives as long as this handle, so this cannot fail.
+        let _ = status
+            .wait_for(|s| matches!(s.phase, Phase::Stopped | Phase::Failed))
+            .await;
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("status", &*self.shared.status.borrow())
+            .finish()
+    }
+}
