@@ -5,145 +5,19 @@
 
 mod common;
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::channels::{Acceptor, Outcome, call};
 use common::{echo, listener, within};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http2;
+use http_body_util::Full;
+use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ptth::Protocol;
-use ptth::acceptor::SendRequest;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tokio::task::AbortHandle;
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-
-type Sender = SendRequest<Full<Bytes>>;
-
-/// What the acceptor's service made of one setup request.
-type Outcome = Result<Sender, ptth::Error>;
-
-/// How the acceptor's HTTP/2 server is set up.
-#[derive(Clone)]
-struct Acceptor {
-    /// Whether its SETTINGS enable extended CONNECT.
-    extended_connect: bool,
-    ptth: ptth::acceptor::Builder,
-    tls: Option<TlsAcceptor>,
-    /// The connections taken so far, to count or cut them.
-    connections: Arc<Mutex<Vec<AbortHandle>>>,
-    /// Their count, to wait on.
-    accepts: watch::Sender<usize>,
-}
-
-impl Acceptor {
-    fn new() -> Self {
-        Acceptor {
-            extended_connect: true,
-            ptth: ptth::acceptor::Builder::new(),
-            tls: None,
-            connections: Arc::default(),
-            accepts: watch::Sender::new(0),
-        }
-    }
-
-    /// Waits until `count` connections have been taken.
-    async fn until_accepted(&self, count: usize) {
-        let mut accepts = self.accepts.subscribe();
-        accepts.wait_for(|taken| *taken >= count).await.unwrap();
-    }
-
-    fn accepted(&self) -> usize {
-        self.connections.lock().unwrap().len()
-    }
-
-    /// Drops every connection taken so far, as a relay that restarts.
-    fn cut(&self) {
-        for connection in self.connections.lock().unwrap().iter() {
-            connection.abort();
-        }
-    }
-
-    /// Serves HTTP/2 on every connection `listener` takes; each setup's
-    /// sender, or why it was refused, comes out of the receiver.
-    fn serve(&self, listener: TcpListener) -> mpsc::UnboundedReceiver<Outcome> {
-        let this = self.clone();
-        let (outcomes, received) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let acceptor = this.clone();
-                let outcomes = outcomes.clone();
-                let connections = this.connections.clone();
-                let connection = tokio::spawn(async move {
-                    match acceptor.tls.clone() {
-                        Some(tls) => {
-                            let tls = tls.accept(tcp).await.unwrap();
-                            assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-                            acceptor.connection(tls, outcomes).await;
-                        }
-                        None => acceptor.connection(tcp, outcomes).await,
-                    }
-                });
-                connections.lock().unwrap().push(connection.abort_handle());
-                this.accepts.send_modify(|taken| *taken += 1);
-            }
-        });
-        received
-    }
-
-    async fn connection<T>(self, io: T, outcomes: mpsc::UnboundedSender<Outcome>)
-    where
-        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let mut builder = http2::Builder::new(TokioExecutor::new());
-        if self.extended_connect {
-            builder.enable_connect_protocol();
-        }
-        let ptth = self.ptth.clone();
-        let service = service_fn(move |mut request: Request<Incoming>| {
-            let accepted =
-                ptth::upgrade::accept::<_, Full<Bytes>, Full<Bytes>>(&ptth, &mut request);
-            let outcomes = outcomes.clone();
-            async move {
-                Ok::<_, Infallible>(match accepted {
-                    Ok((answer, pending)) => {
-                        tokio::spawn(async move {
-                            let outcome = pending.await.map(|(sender, connection)| {
-                                tokio::spawn(connection);
-                                sender
-                            });
-                            let _ = outcomes.send(outcome);
-                        });
-                        answer
-                    }
-                    Err(rejection) => {
-                        let _ = outcomes.send(Err(rejection.error));
-                        rejection.response
-                    }
-                })
-            }
-        });
-        let _ = builder.serve_connection(TokioIo::new(io), service).await;
-    }
-}
-
-/// Sends `GET path` to the initiator through `sender` and returns the
-/// answer's body; the echo service answers with what it was asked.
-async fn call(sender: &Sender, path: &str) -> String {
-    let mut sender = sender.clone();
-    let request = Request::get(path).body(Full::default()).unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
-}
 
 /// Opens a channel on `channels` and serves the echo service on it.
 async fn open_and_serve(channels: &ptth::initiator::Channels) -> Protocol {
@@ -220,10 +94,7 @@ async fn both_protocols_over_tls_share_one_connection() {
     within(async {
         let (listener, addr) = listener().await;
         let (server, client) = tls();
-        let acceptor = Acceptor {
-            tls: Some(server),
-            ..Acceptor::new()
-        };
+        let acceptor = Acceptor::new().tls(server);
         let mut outcomes = acceptor.serve(listener);
         let url = format!("https://localhost:{}/reverse", addr.port());
         for protocol in [Protocol::Http2, Protocol::Http1] {
@@ -280,10 +151,7 @@ async fn many_channels_on_one_connection_carry_concurrent_requests() {
 async fn no_common_protocol_is_refused_on_both_sides() {
     within(async {
         let (listener, addr) = listener().await;
-        let acceptor = Acceptor {
-            ptth: ptth::acceptor::Builder::new().protocols([Protocol::Http2]),
-            ..Acceptor::new()
-        };
+        let acceptor = Acceptor::new().ptth(ptth::acceptor::Builder::new().protocols([Protocol::Http2]));
         let mut outcomes = acceptor.serve(listener);
         let channels = ptth::initiator::Builder::new()
             .alpn([Protocol::Http1])
@@ -422,10 +290,7 @@ async fn a_tunnel_keeps_its_channels_on_one_connection_and_comes_back_after_a_cu
 async fn a_server_without_extended_connect_is_named_and_stops_a_tunnel() {
     within(async {
         let (listener, addr) = listener().await;
-        let acceptor = Acceptor {
-            extended_connect: false,
-            ..Acceptor::new()
-        };
+        let acceptor = Acceptor::new().without_extended_connect();
         let _outcomes = acceptor.serve(listener);
         let error = ptth::initiator::Builder::new()
             .connect_http2(format!("http://{addr}/reverse"))
@@ -494,6 +359,38 @@ async fn a_tunnel_leaves_a_frozen_connection_and_serves_again_after_it_thaws() {
         };
         assert!(call(&sender, "/after").await.starts_with("GET /after"));
         handle.shutdown();
+    })
+    .await;
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn the_axum_listener_serves_a_router_over_channels() {
+    within(async {
+        let (listener, addr) = listener().await;
+        let acceptor = Acceptor::new();
+        let mut outcomes = acceptor.serve(listener);
+        let router = axum::Router::new().route("/hi", axum::routing::get(|| async { "hello" }));
+        let tunnel = ptth::tunnel::Builder::new(format!("http://{addr}/reverse"))
+            .setup(ptth::Setup::Http2)
+            .connections(2)
+            .listen();
+        let handle = tunnel.handle();
+        let stopping = handle.clone();
+        let serving = tokio::spawn(async move {
+            axum::serve(tunnel, router)
+                .with_graceful_shutdown(async move { stopping.stopping().await })
+                .await
+        });
+        for _ in 0..2 {
+            let sender = outcomes.recv().await.unwrap().unwrap();
+            assert_eq!(call(&sender, "/hi").await, "hello");
+        }
+        // Both channels share one connection.
+        assert_eq!(acceptor.accepted(), 1);
+        handle.shutdown();
+        serving.await.unwrap().unwrap();
+        handle.stopped().await;
     })
     .await;
 }

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use echo::echo;
+pub mod channels;
 pub mod proxy;
 pub mod relay;
 
