@@ -6,7 +6,9 @@
 //! cargo bench -p ptth-relay --bench relay [-- PART... --rounds N --seconds S]
 //! ```
 //!
-//! PART is `load`, `bulk`, `idle` or `first`; without one, all run. The
+//! PART is `load`, `bulk`, `idle`, `first`, `setup` (the relay's peers set
+//! up by upgrade or over HTTP/2) or `cluster`; without one, all run but
+//! `setup`, and `cluster` only with its feature. The
 //! figures are only worth reading on a machine with no other load.
 //! `PTTH_BENCH_RELAY=PATH` runs another build of `ptth-relay` (to compare
 //! before and after a change); `PTTH_BENCH_CACHE=DIR` keeps the built
@@ -51,7 +53,7 @@ fn options() -> Options {
             "--bench" => {}
             "--rounds" => options.rounds = args.next().and_then(|n| n.parse().ok()).unwrap(),
             "--seconds" => options.seconds = args.next().and_then(|n| n.parse().ok()).unwrap(),
-            "load" | "bulk" | "idle" | "first" | "cluster" => options.parts.push(arg),
+            "load" | "bulk" | "idle" | "first" | "cluster" | "setup" => options.parts.push(arg),
             other => panic!("unknown argument {other:?}"),
         }
     }
@@ -88,6 +90,7 @@ fn main() {
             "bulk" => bulk(&options, &relay_bin, &tools, &dir, &rt),
             "idle" => idle(&relay_bin, &dir, &rt),
             "cluster" => cluster(&options, &relay_bin, &rt),
+            "setup" => setup(&options, &relay_bin, &tools, &dir, &rt),
             _ => first(&relay_bin, &dir, &rt),
         }
     }
@@ -173,6 +176,48 @@ fn bulk(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime)
             path.kind.label(),
             load::median(down),
             load::median(up)
+        );
+    }
+    println!();
+}
+
+/// `expose` with its connections set up by upgrade or as channels over
+/// HTTP/2, side by side: small GETs kept alive, and bulk each way.
+fn setup(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {
+    let (_nginx, small_origin) = origin::nginx(dir);
+    let bulk_origin = rt.block_on(origin::bulk());
+    let file = load::upload_file(dir);
+    let kinds = [Kind::Expose, Kind::ExposeHttp2Setup];
+    let small = all_up(&kinds, small_origin, relay, tools, dir, rt);
+    let bulk = all_up(&kinds, bulk_origin, relay, tools, dir, rt);
+    let connections = [16, 64];
+    let mut rates = vec![vec![Vec::new(); connections.len()]; kinds.len()];
+    let mut moved = vec![(Vec::new(), Vec::new()); kinds.len()];
+    for round in 0..options.rounds {
+        eprintln!("setups, round {}", round + 1);
+        for (p, path) in small.iter().enumerate() {
+            for (c, &count) in connections.iter().enumerate() {
+                let label = path.kind.label();
+                let run = load::wrk(label, &path.base, count, false, options.seconds);
+                rates[p][c].push(run.per_second);
+            }
+        }
+        for (p, path) in bulk.iter().enumerate() {
+            moved[p].0.push(load::down(&path.base));
+            moved[p].1.push(load::up(&path.base, &file));
+        }
+    }
+    println!("## The relay's peers set up by upgrade or over HTTP/2\n");
+    println!("| path | 16 conns req/s | 64 conns req/s | down MiB/s | up MiB/s |");
+    println!("|---|---:|---:|---:|---:|");
+    for (p, kind) in kinds.iter().enumerate() {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            kind.label(),
+            load::median(&mut rates[p][0]),
+            load::median(&mut rates[p][1]),
+            load::median(&mut moved[p].0),
+            load::median(&mut moved[p].1),
         );
     }
     println!();

@@ -20,6 +20,9 @@ use crate::tools::{Process, free_port, wait_listening};
 pub enum Kind {
     Direct,
     Expose,
+    /// `expose --http2-setup`: the peer's connections are channels on one
+    /// HTTP/2 connection to the relay.
+    ExposeHttp2Setup,
     InProcess,
     Rathole,
     Bore,
@@ -53,6 +56,7 @@ impl Kind {
         match self {
             Kind::Direct => "direct to the origin",
             Kind::Expose => "ptth-relay + expose (h2 peer)",
+            Kind::ExposeHttp2Setup => "ptth-relay + expose --http2-setup (h2 in a channel)",
             Kind::InProcess => "ptth-relay, in-process peer (h2)",
             Kind::Rathole => "rathole 0.5 (TCP)",
             Kind::Bore => "bore 0.6",
@@ -112,15 +116,18 @@ pub fn up(
     let mut polls = None;
     let base = match kind {
         Kind::Direct => format!("http://{origin}"),
-        Kind::Expose | Kind::InProcess => {
+        Kind::Expose | Kind::ExposeHttp2Setup | Kind::InProcess => {
             let (process, addr) = relay(relay_bin, None);
             processes.push(process);
-            if kind == Kind::Expose {
-                let expose = Process::start(
-                    Command::new(relay_bin)
-                        .args(["expose", "--relay", &format!("http://{addr}")])
-                        .args(["--name", NAME, "--to", &format!("http://{origin}")]),
-                );
+            if kind != Kind::InProcess {
+                let mut command = Command::new(relay_bin);
+                command
+                    .args(["expose", "--relay", &format!("http://{addr}")])
+                    .args(["--name", NAME, "--to", &format!("http://{origin}")]);
+                if kind == Kind::ExposeHttp2Setup {
+                    command.arg("--http2-setup");
+                }
+                let expose = Process::start(&mut command);
                 expose.wait_for("public URL:");
                 processes.push(expose);
             } else {
