@@ -101,7 +101,7 @@ pub struct ExposeArgs {
     /// The name to claim.
     #[arg(long, value_name = "NAME")]
     pub name: String,
-    /// The name's token.
+    /// The name's token [default: a random one, made for this run].
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     /// The local HTTP server to forward requests to.

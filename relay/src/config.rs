@@ -13,9 +13,11 @@ use crate::longpoll::LongPoll;
 use crate::names::{Policy, valid_name};
 use crate::pool::{Liveness, Waits};
 use crate::relay::{Routing, Settings};
+use crate::token::Digest;
 
 /// The TOML file: the flags' names, with `[names]` as a table of
-/// `name = "token"`, and the bounds no flag sets. Times are in seconds
+/// `name = "token"` (or `name = "sha256:<hex>"`, the token's digest, so
+/// the file need not hold it in clear), and the bounds no flag sets. Times are in seconds
 /// and may have a fraction; every key may be left out.
 ///
 /// ```toml
@@ -24,6 +26,7 @@ use crate::relay::{Routing, Settings};
 /// domain = "relay.example"
 /// closed = true
 /// head-timeout = 60
+/// max-names = 100000
 /// [names]
 /// lamp = "s3cret"
 /// [claims]        # per client address
@@ -58,6 +61,7 @@ pub struct File {
     tls_key: Option<PathBuf>,
     metrics: Option<SocketAddr>,
     head_timeout: Option<Seconds>,
+    max_names: Option<usize>,
     #[serde(default)]
     claims: Claims,
     #[serde(default)]
@@ -144,8 +148,12 @@ impl Serve {
                 return Err(format!("{name:?} in [names] is not a valid name"));
             }
         }
-        let mut pinned = file.names;
-        pinned.extend(args.names);
+        let mut pinned = HashMap::new();
+        for (name, token) in file.names.into_iter().chain(args.names) {
+            let digest = Digest::from_config(&token)
+                .map_err(|error| format!("the token of {name:?}: {error}"))?;
+            pinned.insert(name, digest);
+        }
         let routing = match args.routing.or(file.routing).unwrap_or(RoutingMode::Path) {
             RoutingMode::Path => Routing::Path,
             RoutingMode::Host => Routing::Host {
@@ -215,6 +223,7 @@ impl Serve {
             head_timeout: or(file.head_timeout, defaults.head_timeout),
             tls: tls.is_some(),
             longpoll,
+            max_names: file.max_names.unwrap_or(defaults.max_names),
         };
         Ok(Serve {
             listen: args
@@ -240,7 +249,7 @@ mod tests {
 
     fn file(text: &str) -> PathBuf {
         let path =
-            std::env::temp_dir().join(format!("ptth-relay-{}.toml", crate::names::random_token()));
+            std::env::temp_dir().join(format!("ptth-relay-{}.toml", crate::token::random_token()));
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -266,8 +275,33 @@ mod tests {
             }
         );
         assert!(serve.settings.policy.closed);
-        assert_eq!(serve.settings.policy.pinned["lamp"], "flag");
-        assert_eq!(serve.settings.policy.pinned["fan"], "b");
+        assert_eq!(serve.settings.policy.pinned["lamp"], Digest::of("flag"));
+        assert_eq!(serve.settings.policy.pinned["fan"], Digest::of("b"));
+    }
+
+    #[test]
+    fn pinned_tokens_may_be_given_as_their_digest() {
+        let digest = Digest::of("s3cret").to_hex();
+        let path = file(&format!(
+            "[names]\nlamp = \"sha256:{digest}\"\nfan = \"sha256:beef\"\n"
+        ));
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let error = Serve::from_args(args).unwrap_err();
+        assert!(
+            error.contains("\"fan\"") && error.contains("64 hex"),
+            "{error}"
+        );
+        std::fs::write(&path, format!("[names]\nlamp = \"sha256:{digest}\"\n")).unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let serve = Serve::from_args(args).unwrap();
+        std::fs::remove_file(path).unwrap();
+        assert!(serve.settings.policy.pinned["lamp"].matches("s3cret"));
     }
 
     #[test]

@@ -55,12 +55,16 @@ pub async fn run(
     if origin.scheme() != Some(&Scheme::HTTP) || origin.authority().is_none() {
         return Err(format!("--to {:?} must be an http:// URL", args.to));
     }
-    let mut initiator = ptth::initiator::Builder::new();
-    if let Some(token) = &args.token {
-        let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| "--token holds characters a header cannot".to_owned())?;
-        initiator = initiator.header(AUTHORIZATION, bearer);
-    }
+    // Without --token, a token of this run's own: the relay refuses a
+    // claim without one on a held name, and this run's connections and
+    // reconnects must all hold the name it got.
+    let token = args
+        .token
+        .clone()
+        .unwrap_or_else(crate::token::random_token);
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| "--token holds characters a header cannot".to_owned())?;
+    let mut initiator = ptth::initiator::Builder::new().header(AUTHORIZATION, bearer);
     if args.h1 {
         initiator = initiator.alpn([Protocol::Http1]);
     }

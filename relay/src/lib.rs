@@ -33,5 +33,6 @@ mod public;
 pub mod relay;
 pub mod server;
 pub mod tls;
+pub mod token;
 
 pub use relay::{Relay, Routing, Settings};

@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::pool::Pool;
+use crate::token::Digest;
+pub use crate::token::random_token;
 
 /// How long a name stays reserved after its last connection left, at the
 /// least: long enough for a peer to reconnect and get it back.
@@ -19,9 +21,15 @@ pub enum ClaimError {
     /// Not a DNS label.
     #[error("invalid name {0:?}: a name is a lower-case DNS label")]
     InvalidName(String),
-    /// Held with another token, or not pinned on a closed relay.
+    /// Held with another token or none, or not pinned on a closed relay.
     #[error("the name {0:?} is taken or closed to this token")]
     Forbidden(String),
+    /// The client address claimed too often; it may try again after this.
+    #[error("too many claims from this address; retry later")]
+    RateLimited(Duration),
+    /// The relay holds as many names as it may.
+    #[error("this relay holds as many names as it may; retry later")]
+    Full,
 }
 
 /// A successful claim.
@@ -29,7 +37,8 @@ pub enum ClaimError {
 pub struct Claimed {
     /// The pool to join.
     pub pool: Arc<Pool>,
-    /// The name's token: the one given, or a new random one.
+    /// The token the caller presented, or the new random one it is given
+    /// for a free name: never another holder's.
     pub token: String,
     /// Whether the name was free before this claim.
     pub created: bool,
@@ -38,15 +47,15 @@ pub struct Claimed {
 /// Who may claim which names.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
-    /// Names pinned to tokens by the operator.
-    pub pinned: HashMap<String, String>,
+    /// Names pinned to tokens by the operator, by the tokens' digests.
+    pub pinned: HashMap<String, Digest>,
     /// Whether names that are not pinned are refused.
     pub closed: bool,
 }
 
 #[derive(Debug)]
 struct Entry {
-    token: String,
+    digest: Digest,
     pool: Arc<Pool>,
     lease: Duration,
 }
@@ -55,26 +64,32 @@ struct Entry {
 #[derive(Debug)]
 pub struct Names {
     policy: Policy,
+    max: usize,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl Names {
-    /// An empty table that grants claims by `policy`.
-    pub fn new(policy: Policy) -> Self {
+    /// An empty table that grants claims by `policy`, holding at most
+    /// `max` names.
+    pub fn new(policy: Policy, max: usize) -> Self {
         Names {
             policy,
+            max,
             entries: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Claims `name` with `token` (or none, for a random one) and a lease
-    /// of at least [`LEASE_FLOOR`]. The same token joins the live pool;
-    /// another token is refused, so a name is never taken over.
+    /// Claims `name` with `token` and a lease of at least [`LEASE_FLOOR`].
+    /// The holder's token joins the live pool; another token, or none, is
+    /// refused, so a name is never taken over. A free name is created
+    /// with `token`, or with a new random one when none is given, once
+    /// `admit` lets it: the claim limits are charged there.
     pub fn claim(
         &self,
         name: &str,
         token: Option<&str>,
         lease: Option<Duration>,
+        admit: impl FnOnce() -> Result<(), ClaimError>,
     ) -> Result<Claimed, ClaimError> {
         self.permits(name, token)?;
         let forbidden = || ClaimError::Forbidden(name.to_owned());
@@ -83,22 +98,28 @@ impl Names {
         if let Some(entry) = entries.get_mut(name)
             && entry.live()
         {
-            if token.is_some_and(|token| token != entry.token) {
-                return Err(forbidden());
-            }
+            let token = token.filter(|token| entry.digest.matches(token));
+            let token = token.ok_or_else(forbidden)?;
             entry.lease = entry.lease.max(lease);
             return Ok(Claimed {
                 pool: entry.pool.clone(),
-                token: entry.token.clone(),
+                token: token.to_owned(),
                 created: false,
             });
+        }
+        admit()?;
+        if entries.len() >= self.max {
+            entries.retain(|_, entry| entry.live());
+            if entries.len() >= self.max {
+                return Err(ClaimError::Full);
+            }
         }
         let token = token.map_or_else(random_token, str::to_owned);
         let pool = Arc::new(Pool::new(name));
         entries.insert(
             name.to_owned(),
             Entry {
-                token: token.clone(),
+                digest: Digest::of(&token),
                 pool: pool.clone(),
                 lease,
             },
@@ -119,7 +140,7 @@ impl Names {
         }
         let forbidden = || ClaimError::Forbidden(name.to_owned());
         match (self.policy.pinned.get(name), token) {
-            (Some(pinned), Some(token)) if pinned != token => Err(forbidden()),
+            (Some(pinned), Some(token)) if !pinned.matches(token) => Err(forbidden()),
             (Some(_), None) => Err(forbidden()),
             (None, _) if self.policy.closed => Err(forbidden()),
             _ => Ok(()),
@@ -139,13 +160,20 @@ impl Names {
         }
     }
 
-    /// The names with members now, and their tokens.
-    pub fn served(&self) -> Vec<(String, String)> {
+    /// Forgets the names whose lease ran out with no member, which no
+    /// lookup may ever come for.
+    pub fn sweep(&self) {
+        let mut entries = self.entries.lock().expect("the name table lock");
+        entries.retain(|_, entry| entry.live());
+    }
+
+    /// The names with members now, and their tokens' digests.
+    pub fn served(&self) -> Vec<(String, Digest)> {
         let entries = self.entries.lock().expect("the name table lock");
         entries
             .iter()
             .filter(|(_, entry)| !entry.pool.is_empty())
-            .map(|(name, entry)| (name.clone(), entry.token.clone()))
+            .map(|(name, entry)| (name.clone(), entry.digest))
             .collect()
     }
 
@@ -153,6 +181,11 @@ impl Names {
     pub fn len(&self) -> usize {
         let entries = self.entries.lock().expect("the name table lock");
         entries.values().filter(|entry| entry.live()).count()
+    }
+
+    /// How many names the table keeps in memory, held or not yet swept.
+    pub fn stored(&self) -> usize {
+        self.entries.lock().expect("the name table lock").len()
     }
 
     /// Names held, and their HTTP/1.1 and HTTP/2 connections.
@@ -198,20 +231,20 @@ pub fn valid_name(name: &str) -> bool {
     }
 }
 
-/// 128 random bits from the operating system, hex-encoded: tokens and
-/// capability ids must not be guessable.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system's random source");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn open() -> Names {
-        Names::new(Policy::default())
+        Names::new(Policy::default(), 1000)
+    }
+
+    fn admit() -> Result<(), ClaimError> {
+        Ok(())
+    }
+
+    fn claim(names: &Names, name: &str, token: Option<&str>) -> Result<Claimed, ClaimError> {
+        names.claim(name, token, None, admit)
     }
 
     #[test]
@@ -223,70 +256,113 @@ mod tests {
             assert!(!valid_name(bad), "{bad}");
         }
         assert_eq!(
-            open().claim("Lamp", Some("t"), None).unwrap_err(),
+            claim(&open(), "Lamp", Some("t")).unwrap_err(),
             ClaimError::InvalidName("Lamp".into())
         );
     }
 
     #[test]
-    fn the_same_token_joins_and_another_is_refused() {
+    fn the_same_token_joins_and_another_or_none_is_refused() {
         let names = open();
-        let first = names.claim("lamp", Some("t1"), None).unwrap();
+        let first = claim(&names, "lamp", Some("t1")).unwrap();
         assert!(first.created);
-        let again = names.claim("lamp", Some("t1"), None).unwrap();
+        let again = claim(&names, "lamp", Some("t1")).unwrap();
         assert!(!again.created);
+        assert_eq!(again.token, "t1");
         assert!(Arc::ptr_eq(&first.pool, &again.pool));
-        assert_eq!(
-            names.claim("lamp", Some("t2"), None).unwrap_err(),
-            ClaimError::Forbidden("lamp".into())
-        );
+        for other in [Some("t2"), None, Some("")] {
+            assert_eq!(
+                claim(&names, "lamp", other).unwrap_err(),
+                ClaimError::Forbidden("lamp".into()),
+                "{other:?}"
+            );
+        }
     }
 
     #[test]
     fn no_token_gets_a_random_one_that_then_holds_the_name() {
         let names = open();
-        let claimed = names.claim("lamp", None, None).unwrap();
+        let claimed = claim(&names, "lamp", None).unwrap();
         assert_eq!(claimed.token.len(), 32);
         assert_ne!(claimed.token, random_token());
-        assert!(names.claim("lamp", Some("guess"), None).is_err());
-        assert!(names.claim("lamp", Some(&claimed.token), None).is_ok());
+        assert!(claim(&names, "lamp", Some("guess")).is_err());
+        assert!(claim(&names, "lamp", None).is_err());
+        assert!(claim(&names, "lamp", Some(&claimed.token)).is_ok());
+    }
+
+    #[test]
+    fn only_a_claim_that_creates_a_name_is_admitted() {
+        let names = open();
+        let limited = || Err(ClaimError::RateLimited(Duration::from_secs(2)));
+        assert_eq!(
+            names.claim("lamp", Some("t"), None, limited).unwrap_err(),
+            ClaimError::RateLimited(Duration::from_secs(2))
+        );
+        assert_eq!(names.stored(), 0);
+        claim(&names, "lamp", Some("t")).unwrap();
+        // Joining a held name creates nothing, so nothing is charged.
+        assert!(names.claim("lamp", Some("t"), None, limited).is_ok());
+    }
+
+    #[test]
+    fn the_table_holds_at_most_its_bound() {
+        let names = Names::new(Policy::default(), 2);
+        claim(&names, "a", None).unwrap();
+        claim(&names, "b", None).unwrap();
+        assert_eq!(claim(&names, "c", None).unwrap_err(), ClaimError::Full);
+        assert!(claim(&names, "a", None).is_err(), "a is held");
     }
 
     #[test]
     fn pinned_names_need_their_token_and_closed_relays_refuse_others() {
         let mut policy = Policy::default();
-        policy.pinned.insert("lamp".into(), "secret".into());
+        policy.pinned.insert("lamp".into(), Digest::of("secret"));
         policy.closed = true;
-        let names = Names::new(policy);
-        assert!(names.claim("lamp", Some("secret"), None).is_ok());
-        assert!(names.claim("lamp", Some("wrong"), None).is_err());
-        assert!(names.claim("lamp", None, None).is_err());
-        assert!(names.claim("other", Some("any"), None).is_err());
+        let names = Names::new(policy, 1000);
+        assert!(claim(&names, "lamp", Some("secret")).is_ok());
+        assert!(claim(&names, "lamp", Some("wrong")).is_err());
+        assert!(claim(&names, "lamp", None).is_err());
+        assert!(claim(&names, "other", Some("any")).is_err());
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_empty_name_is_kept_for_its_lease_then_freed() {
         let names = open();
         names
-            .claim("lamp", Some("t1"), Some(Duration::from_secs(45)))
+            .claim("lamp", Some("t1"), Some(Duration::from_secs(45)), admit)
             .unwrap();
         assert!(names.lookup("lamp").is_some());
         tokio::time::sleep(Duration::from_secs(44)).await;
-        assert!(names.claim("lamp", Some("t2"), None).is_err());
+        assert!(claim(&names, "lamp", Some("t2")).is_err());
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(names.lookup("lamp").is_none());
-        assert!(names.claim("lamp", Some("t2"), None).unwrap().created);
+        assert!(claim(&names, "lamp", Some("t2")).unwrap().created);
     }
 
     #[tokio::test(start_paused = true)]
     async fn leases_never_go_below_the_floor() {
         let names = open();
         names
-            .claim("lamp", Some("t1"), Some(Duration::from_secs(1)))
+            .claim("lamp", Some("t1"), Some(Duration::from_secs(1)), admit)
             .unwrap();
         tokio::time::sleep(LEASE_FLOOR - Duration::from_millis(1)).await;
         assert!(names.lookup("lamp").is_some());
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert!(names.lookup("lamp").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_forgets_expired_names_and_keeps_held_ones() {
+        let names = open();
+        for i in 0..100 {
+            claim(&names, &format!("n{i}"), None).unwrap();
+        }
+        tokio::time::sleep(LEASE_FLOOR - Duration::from_secs(1)).await;
+        claim(&names, "late", None).unwrap();
+        names.sweep();
+        assert_eq!(names.stored(), 101);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        names.sweep();
+        assert_eq!(names.stored(), 1);
     }
 }

@@ -2,6 +2,7 @@
 //! token in `Authorization: Bearer` or `?token=`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use http::header::{AUTHORIZATION, HOST, HeaderValue, LINK, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
@@ -11,7 +12,7 @@ use tracing::{debug, info};
 
 use crate::names::ClaimError;
 use crate::pool::PeerBody;
-use crate::relay::{Relay, RelayBody, Routing, status};
+use crate::relay::{Charge, Relay, RelayBody, Routing, status};
 
 /// Whether a request under the access path asks to become a peer: an
 /// HTTP/1.1 `Upgrade`, or an HTTP/2 extended CONNECT.
@@ -32,9 +33,6 @@ pub(crate) async fn claim(
     if name.is_empty() || name.contains('/') {
         return status(StatusCode::NOT_FOUND, "claim a name at <access>/<name>");
     }
-    if let Some(refused) = rate_limited(relay, client) {
-        return refused;
-    }
     // Validated before the claim, so a request that cannot become a peer
     // never holds a name.
     let accepted = ptth::upgrade::accept::<_, Full<Bytes>, PeerBody>(&relay.acceptor, &mut request);
@@ -47,14 +45,12 @@ pub(crate) async fn claim(
         }
     };
     let token = token(&request);
-    let claimed = match relay.claim(name, token.as_deref(), None).await {
+    let claimed = relay
+        .claim(name, token.as_deref(), None, client.ip(), Charge::Every)
+        .await;
+    let claimed = match claimed {
         Ok(claimed) => claimed,
-        Err(error @ ClaimError::InvalidName(_)) => {
-            return status(StatusCode::BAD_REQUEST, &error.to_string());
-        }
-        Err(error @ ClaimError::Forbidden(_)) => {
-            return status(StatusCode::FORBIDDEN, &error.to_string());
-        }
+        Err(error) => return refused(&error),
     };
     let link = public_url(relay, &request, name);
     let pool = claimed.pool;
@@ -77,18 +73,26 @@ pub(crate) async fn claim(
     switching
 }
 
-/// `429` with `Retry-After` when `client` has claimed too often.
-pub(crate) fn rate_limited(relay: &Relay, client: SocketAddr) -> Option<Response<RelayBody>> {
-    let wait = relay.limiter.take(client.ip()).err()?;
-    let mut response = status(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too many claims from this address; retry later",
-    );
-    let seconds = wait.as_secs_f64().ceil().max(1.0).to_string();
-    if let Ok(value) = HeaderValue::from_str(&seconds) {
-        response.headers_mut().insert(RETRY_AFTER, value);
+/// The answer to a refused claim: `400`, `403`, `429` or `503`, the last
+/// two with `Retry-After`. It never names a token.
+pub(crate) fn refused(error: &ClaimError) -> Response<RelayBody> {
+    let (code, wait) = match error {
+        ClaimError::InvalidName(_) => (StatusCode::BAD_REQUEST, None),
+        ClaimError::Forbidden(_) => (StatusCode::FORBIDDEN, None),
+        ClaimError::RateLimited(wait) => (StatusCode::TOO_MANY_REQUESTS, Some(*wait)),
+        ClaimError::Full => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(Duration::from_secs(1)),
+        ),
+    };
+    let mut response = status(code, &error.to_string());
+    if let Some(wait) = wait {
+        let seconds = wait.as_secs_f64().ceil().max(1.0).to_string();
+        if let Ok(value) = HeaderValue::from_str(&seconds) {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
     }
-    Some(response)
+    response
 }
 
 /// The token from `Authorization: Bearer`, else from `?token=`.

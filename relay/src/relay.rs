@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -19,7 +19,7 @@ use crate::assets;
 use crate::limit::{ClaimRate, Limiter};
 use crate::longpoll::{self, LongPoll};
 use crate::metrics::Metrics;
-use crate::names::{Names, Policy};
+use crate::names::{ClaimError, Claimed, Names, Policy};
 use crate::pool::{BoxError, Liveness, Waits};
 use crate::{peers, public};
 
@@ -67,6 +67,9 @@ pub struct Settings {
     /// How long-poll clients are served. Default is
     /// [`LongPoll::default`].
     pub longpoll: LongPoll,
+    /// The most names held at once; a claim past it is `503`. Default is
+    /// 100,000.
+    pub max_names: usize,
 }
 
 impl Default for Settings {
@@ -82,6 +85,7 @@ impl Default for Settings {
             head_timeout: Duration::from_secs(60),
             tls: false,
             longpoll: LongPoll::default(),
+            max_names: 100_000,
         }
     }
 }
@@ -112,7 +116,7 @@ impl Relay {
             .keep_alive_timeout(settings.liveness.timeout)
             .keep_alive_while_idle(true);
         Arc::new(Relay {
-            names: Names::new(settings.policy.clone()),
+            names: Names::new(settings.policy.clone(), settings.max_names),
             limiter: Limiter::new(settings.claim_rate),
             settings,
             acceptor,
@@ -128,24 +132,62 @@ impl Relay {
         &self.names
     }
 
-    /// Claims `name` for a peer: in the cluster first, when this node is in
-    /// one (so every node agrees on the token), then in the local table.
+    /// Claims `name` for a client at `client`: in the cluster first, when
+    /// this node is in one (so every node agrees on the token), then in
+    /// the local table. `charge` says which claims the client's claim
+    /// limit counts.
     pub(crate) async fn claim(
         &self,
         name: &str,
         token: Option<&str>,
         lease: Option<Duration>,
-    ) -> Result<crate::names::Claimed, crate::names::ClaimError> {
+        client: IpAddr,
+        charge: Charge,
+    ) -> Result<Claimed, ClaimError> {
+        let take = || self.limiter.take(client).map_err(ClaimError::RateLimited);
+        if charge == Charge::Every {
+            take()?;
+        }
+        let admit = || match charge {
+            Charge::Every => Ok(()),
+            Charge::Creating => take(),
+        };
+        let claimed = self.claim_admitted(name, token, lease, admit).await;
+        // A refused token costs a claim too, so tokens cannot be guessed
+        // at the pace of polls.
+        if let (Err(ClaimError::Forbidden(_)), Charge::Creating) = (&claimed, charge) {
+            take()?;
+        }
+        claimed
+    }
+
+    async fn claim_admitted(
+        &self,
+        name: &str,
+        token: Option<&str>,
+        lease: Option<Duration>,
+        admit: impl FnOnce() -> Result<(), ClaimError>,
+    ) -> Result<Claimed, ClaimError> {
         #[cfg(feature = "cluster")]
         if let Some(cluster) = self.cluster.get() {
             self.names.permits(name, token)?;
-            if let Some(granted) = crate::cluster::claim(cluster, name, token).await? {
-                let mut claimed = self.names.claim(name, Some(&granted.token), lease)?;
-                claimed.created = granted.created;
-                return Ok(claimed);
+            if self.names.lookup(name).is_none() {
+                admit()?;
             }
+            // The token is settled here, so etcd and this node's table
+            // keep the digest of the same one.
+            let fresh = token.is_none();
+            let token = token.map_or_else(crate::token::random_token, str::to_owned);
+            let digest = crate::token::Digest::of(&token);
+            let granted = crate::cluster::claim(cluster, name, &digest, fresh).await?;
+            // Without etcd (`None`), this node settles the claim alone.
+            let mut claimed = self.names.claim(name, Some(&token), lease, || Ok(()))?;
+            if let Some(granted) = granted {
+                claimed.created = granted.created;
+            }
+            return Ok(claimed);
         }
-        self.names.claim(name, token, lease)
+        self.names.claim(name, token, lease, admit)
     }
 
     /// Joins this relay to `cluster`: claims go through etcd from now on,
@@ -155,6 +197,18 @@ impl Relay {
     pub fn attach_cluster(self: &Arc<Self>, cluster: crate::cluster::Cluster) {
         if self.cluster.set(cluster).is_ok() {
             tokio::spawn(crate::cluster::sweep(Arc::downgrade(self)));
+        }
+    }
+
+    /// Forgets names whose lease ran out, every `interval` while the relay
+    /// lives: a name nobody looks up again must not keep its memory.
+    pub(crate) async fn sweep_names(relay: std::sync::Weak<Relay>, interval: Duration) {
+        loop {
+            tokio::time::sleep(interval).await;
+            match relay.upgrade() {
+                Some(relay) => relay.names.sweep(),
+                None => return,
+            }
         }
     }
 
@@ -181,6 +235,16 @@ impl Relay {
         let rest = path.strip_prefix(self.settings.access.trim_end_matches('/'))?;
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
+}
+
+/// Which claims of a client its claim limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Charge {
+    /// Every claim: a PTTH setup or a registration, each a deliberate act.
+    Every,
+    /// Claims that create a name or present a wrong token: polls and JSON
+    /// posts, which a long-poll client repeats all day on its own name.
+    Creating,
 }
 
 /// The relay's hyper service for one connection.

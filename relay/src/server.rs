@@ -88,6 +88,10 @@ impl Server {
             .timer(TokioTimer::new())
             .enable_connect_protocol();
         let builder = Arc::new(builder);
+        let sweeper = tokio::spawn(Relay::sweep_names(
+            Arc::downgrade(&self.relay),
+            crate::names::LEASE_FLOOR / 3,
+        ));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -136,6 +140,7 @@ impl Server {
             });
         }
         drop(self.listener);
+        sweeper.abort();
         info!("draining connections");
         if tokio::time::timeout(self.grace, graceful.shutdown())
             .await

@@ -61,7 +61,9 @@ async fn tokens_come_in_a_query_too_and_invalid_names_are_400() {
 #[tokio::test]
 async fn pinned_names_and_a_closed_relay() {
     let mut policy = Policy::default();
-    policy.pinned.insert("lamp".into(), "s3cret".into());
+    policy
+        .pinned
+        .insert("lamp".into(), ptth_relay::token::Digest::of("s3cret"));
     policy.closed = true;
     let running = relay(Settings {
         policy,

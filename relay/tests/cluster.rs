@@ -12,6 +12,7 @@ use etcd::Etcd;
 use ptth_relay::Relay;
 use ptth_relay::cluster::{ClaimOutcome, Cluster, Settings};
 use ptth_relay::server::Server;
+use ptth_relay::token::Digest;
 
 async fn node(etcd: &Etcd, id: &str, ttl: Duration) -> Cluster {
     let mut settings = Settings::new(
@@ -22,6 +23,10 @@ async fn node(etcd: &Etcd, id: &str, ttl: Duration) -> Cluster {
     settings.node_ttl = ttl;
     settings.name_ttl = ttl;
     Cluster::join(settings).await.unwrap()
+}
+
+fn digest(token: &str) -> Digest {
+    Digest::of(token)
 }
 
 async fn within<F: std::future::Future>(fut: F) -> F::Output {
@@ -36,19 +41,22 @@ async fn one_token_per_name_across_nodes_and_co_owners() {
     within(async {
         let a = node(&etcd, "a", Duration::from_secs(10)).await;
         let b = node(&etcd, "b", Duration::from_secs(10)).await;
-        let claim = a.claim("lamp", Some("t")).await.unwrap();
+        let claim = a.claim("lamp", &digest("t"), false).await.unwrap();
         assert!(claim.created);
-        let refused = b.claim("lamp", Some("other")).await.unwrap_err();
+        let refused = b.claim("lamp", &digest("other"), false).await.unwrap_err();
         assert!(matches!(refused, ClaimOutcome::Refused(_)), "{refused}");
-        let joined = b.claim("lamp", Some("t")).await.unwrap();
+        // A fresh token (the caller gave none) never joins a held name.
+        let fresh = b.claim("lamp", &digest("t"), true).await.unwrap_err();
+        assert!(matches!(fresh, ClaimOutcome::Refused(_)), "{fresh}");
+        let joined = b.claim("lamp", &digest("t"), false).await.unwrap();
         assert!(!joined.created, "the same token makes a co-owner");
-        let random = a.claim("fan", None).await.unwrap();
-        assert!(random.created && random.token.len() >= 16, "{random:?}");
+        let random = a.claim("fan", &digest("r"), true).await.unwrap();
+        assert!(random.created, "{random:?}");
         a.wait_until(|table| table.get("lamp").is_some_and(|lamp| lamp.owners.len() == 2))
             .await;
         let table = b.table();
         let lamp = table.get("lamp").unwrap();
-        assert_eq!(lamp.token.as_deref(), Some("t"));
+        assert_eq!(lamp.digest, Some(digest("t").to_hex()));
         assert_eq!(lamp.owners["a"], "http://a.test");
     })
     .await;
@@ -60,7 +68,7 @@ async fn a_dead_node_s_entries_vanish_with_its_lease() {
     within(async {
         let a = node(&etcd, "a", Duration::from_secs(10)).await;
         let b = node(&etcd, "b", Duration::from_secs(2)).await;
-        b.claim("lamp", Some("t")).await.unwrap();
+        b.claim("lamp", &digest("t"), false).await.unwrap();
         a.wait_until(|table| {
             table
                 .get("lamp")
@@ -81,12 +89,12 @@ async fn a_released_name_stays_reserved_for_its_ttl_then_is_free() {
     within(async {
         let a = node(&etcd, "a", Duration::from_secs(2)).await;
         let b = node(&etcd, "b", Duration::from_secs(10)).await;
-        a.claim("fan", Some("t")).await.unwrap();
+        a.claim("fan", &digest("t"), false).await.unwrap();
         a.release("fan").await.unwrap();
-        let reserved = b.claim("fan", Some("other")).await.unwrap_err();
+        let reserved = b.claim("fan", &digest("other"), false).await.unwrap_err();
         assert!(matches!(reserved, ClaimOutcome::Refused(_)), "{reserved}");
         b.wait_until(|table| table.get("fan").is_none()).await;
-        let free = b.claim("fan", Some("other")).await.unwrap();
+        let free = b.claim("fan", &digest("other"), false).await.unwrap();
         assert!(free.created);
     })
     .await;
@@ -162,10 +170,14 @@ async fn a_claim_on_another_node_needs_the_same_token() {
     within(async {
         let (a, _) = relay_node(&etcd, "a").await;
         let (b, cluster_b) = relay_node(&etcd, "b").await;
-        let lamp = common::peer(a, "lamp", "t", ptth::initiator::Builder::new());
+        let lamp = common::peer(a, "lamp", "lamp-s3cret", ptth::initiator::Builder::new());
         common::connected(&lamp, 1).await;
         cluster_b
-            .wait_until(|table| table.get("lamp").is_some_and(|entry| entry.token.is_some()))
+            .wait_until(|table| {
+                table
+                    .get("lamp")
+                    .is_some_and(|entry| entry.digest.is_some())
+            })
             .await;
         let thief = common::peer(b, "lamp", "other", ptth::initiator::Builder::new());
         let mut status = thief.watch();
@@ -176,7 +188,30 @@ async fn a_claim_on_another_node_needs_the_same_token() {
             .clone();
         let error = failed.last_error.unwrap().to_string();
         assert!(error.contains("403"), "{error}");
-        let twin = common::peer(b, "lamp", "t", ptth::initiator::Builder::new());
+        // Without a token, too; and etcd holds the token's digest only.
+        let bare = ptth::tunnel::Builder::new(format!("http://{b}/reversehttp/lamp?token=t"))
+            .serve(hyper::service::service_fn(common::describe));
+        let refused = bare.await.unwrap_err();
+        assert_eq!(refused.declined().unwrap().status, 403, "{refused}");
+        let mut etcd_client = etcd_client::Client::connect([&etcd.endpoint], None)
+            .await
+            .unwrap();
+        let options = etcd_client::GetOptions::new().with_prefix();
+        let stored = etcd_client.get("/ptth/", Some(options)).await.unwrap();
+        let values: Vec<_> = stored
+            .kvs()
+            .iter()
+            .map(|kv| kv.value_str().unwrap())
+            .collect();
+        assert!(
+            values.contains(&digest("lamp-s3cret").to_hex().as_str()),
+            "{values:?}"
+        );
+        assert!(
+            !values.iter().any(|value| value.contains("s3cret")),
+            "{values:?}"
+        );
+        let twin = common::peer(b, "lamp", "lamp-s3cret", ptth::initiator::Builder::new());
         common::connected(&twin, 1).await;
         cluster_b
             .wait_until(|table| {
@@ -269,7 +304,7 @@ async fn an_upgrade_crosses_to_the_owner_node() {
         let initiator = ptth::initiator::Builder::new()
             .alpn([ptth::Protocol::Http1])
             .header(http::header::AUTHORIZATION, bearer);
-        let tunnel = ptth::tunnel::Builder::new(format!("http://{a}/reversehttp/lamp"))
+        let tunnel = ptth::tunnel::Builder::new(format!("http://{a}/reversehttp/lamp?token=t"))
             .initiator(initiator)
             .serve(hyper::service::service_fn(echo));
         let device = tunnel.handle();
@@ -339,7 +374,7 @@ async fn a_stream_crosses_the_hop_one_event_at_a_time() {
         });
         let bearer = http::HeaderValue::from_static("Bearer t");
         let initiator = ptth::initiator::Builder::new().header(http::header::AUTHORIZATION, bearer);
-        let tunnel = ptth::tunnel::Builder::new(format!("http://{a}/reversehttp/lamp"))
+        let tunnel = ptth::tunnel::Builder::new(format!("http://{a}/reversehttp/lamp?token=t"))
             .initiator(initiator)
             .serve(service);
         let device = tunnel.handle();
@@ -383,7 +418,7 @@ async fn an_owner_that_is_gone_is_a_name_without_a_peer() {
         drop(closed);
         let settings = Settings::new(vec![etcd.endpoint.clone()], "ghost", &gone);
         let ghost = Cluster::join(settings).await.unwrap();
-        ghost.claim("lamp", Some("t")).await.unwrap();
+        ghost.claim("lamp", &digest("t"), false).await.unwrap();
         cluster_b
             .wait_until(|table| {
                 table

@@ -48,13 +48,14 @@ async fn a_killed_node_s_device_comes_back_on_another() {
 
         let bearer = http::HeaderValue::from_static("Bearer t");
         let initiator = ptth::initiator::Builder::new().header(http::header::AUTHORIZATION, bearer);
-        let tunnel = ptth::tunnel::Builder::new(format!("http://{addr_a}/reversehttp/lamp"))
-            .also(format!("http://{addr_b}/reversehttp/lamp"))
-            .also(format!("http://{addr_c}/reversehttp/lamp"))
-            .connections(1)
-            .initiator(initiator)
-            .backoff(Duration::from_millis(50), Duration::from_millis(500))
-            .serve(service_fn(common::describe));
+        let tunnel =
+            ptth::tunnel::Builder::new(format!("http://{addr_a}/reversehttp/lamp?token=t"))
+                .also(format!("http://{addr_b}/reversehttp/lamp?token=t"))
+                .also(format!("http://{addr_c}/reversehttp/lamp?token=t"))
+                .connections(1)
+                .initiator(initiator)
+                .backoff(Duration::from_millis(50), Duration::from_millis(500))
+                .serve(service_fn(common::describe));
         let device = tunnel.handle();
         tokio::spawn(tunnel);
         common::connected(&device, 1).await;

@@ -64,7 +64,7 @@ async fn the_hop_between_tls_nodes_is_tls() {
             .with_no_client_auth();
         device_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let tunnel = ptth::tunnel::Builder::new(format!(
-            "https://localhost:{}/reversehttp/lamp",
+            "https://localhost:{}/reversehttp/lamp?token=t",
             nodes[0].0
         ))
         .initiator(ptth::initiator::Builder::new().tls_config(Arc::new(device_tls)))

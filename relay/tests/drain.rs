@@ -27,8 +27,9 @@ async fn a_shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"finished"))))
         }
     });
-    let tunnel = ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp", running.addr))
-        .serve(service);
+    let tunnel =
+        ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp?token=t", running.addr))
+            .serve(service);
     let handle = tunnel.handle();
     tokio::spawn(tunnel);
     connected(&handle, 1).await;

@@ -20,6 +20,9 @@ async fn a_frozen_peer_is_evicted_on_http2_and_http1() {
         ptth::initiator::Builder::new(),
         ptth::initiator::Builder::new().alpn([ptth::Protocol::Http1]),
     ] {
+        // The device's token gets its name back after the eviction.
+        let bearer = http::HeaderValue::from_static("Bearer t");
+        let initiator = initiator.header(http::header::AUTHORIZATION, bearer);
         let running = relay(Settings {
             liveness: Liveness {
                 interval: Duration::from_secs(1),

@@ -101,7 +101,7 @@ fn gated_peer(
     });
     let bearer = http::HeaderValue::from_static("Bearer t");
     let initiator = ptth::initiator::Builder::new().header(http::header::AUTHORIZATION, bearer);
-    let tunnel = ptth::tunnel::Builder::new(format!("http://{addr}/reversehttp/lamp"))
+    let tunnel = ptth::tunnel::Builder::new(format!("http://{addr}/reversehttp/lamp?token=t"))
         .initiator(initiator)
         .serve(service);
     let handle = tunnel.handle();
@@ -187,7 +187,15 @@ async fn parked_polls_are_bounded_per_name_and_per_relay() {
             parked: 1_000,
             ..hold(20_000)
         };
-        let running = relay(settings(longpoll)).await;
+        // Forty names from one address: past the default claim limit.
+        let running = relay(Settings {
+            claim_rate: ptth_relay::limit::ClaimRate {
+                burst: 100,
+                per_second: 1,
+            },
+            ..settings(longpoll)
+        })
+        .await;
         let addr = running.addr;
         let mut parked = Vec::new();
         for name in 0..40 {

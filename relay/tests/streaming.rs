@@ -51,7 +51,7 @@ async fn server_sent_events_arrive_one_at_a_time() {
             async move { Ok::<_, Infallible>(response) }
         });
         let tunnel =
-            ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp", running.addr))
+            ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp?token=t", running.addr))
                 .initiator(initiator)
                 .serve(service);
         let handle = tunnel.handle();

@@ -52,9 +52,10 @@ async fn peers_and_the_public_come_in_over_tls() {
         Arc::new(config)
     };
 
-    let tunnel = ptth::tunnel::Builder::new(format!("https://localhost:{port}/reversehttp/lamp"))
-        .initiator(ptth::initiator::Builder::new().tls_config(client(&[b"http/1.1"])))
-        .serve(service_fn(common::describe));
+    let tunnel =
+        ptth::tunnel::Builder::new(format!("https://localhost:{port}/reversehttp/lamp?token=t"))
+            .initiator(ptth::initiator::Builder::new().tls_config(client(&[b"http/1.1"])))
+            .serve(service_fn(common::describe));
     let handle = tunnel.handle();
     tokio::spawn(tunnel);
     let status = connected(&handle, 1).await;
@@ -89,10 +90,11 @@ async fn peers_and_the_public_come_in_over_tls() {
 
     // A peer setting its channels up over HTTP/2, h2 chosen at the TLS
     // layer, answers on the same public connection.
-    let tunnel = ptth::tunnel::Builder::new(format!("https://localhost:{port}/reversehttp/fan"))
-        .initiator(ptth::initiator::Builder::new().tls_config(client(&[])))
-        .setup(ptth::Setup::Http2)
-        .serve(service_fn(common::describe));
+    let tunnel =
+        ptth::tunnel::Builder::new(format!("https://localhost:{port}/reversehttp/fan?token=t"))
+            .initiator(ptth::initiator::Builder::new().tls_config(client(&[])))
+            .setup(ptth::Setup::Http2)
+            .serve(service_fn(common::describe));
     let handle = tunnel.handle();
     tokio::spawn(tunnel);
     connected(&handle, 1).await;

@@ -2,7 +2,8 @@
 //!
 //! The keys, under `/ptth/`:
 //! - `nodes/<node>` = the node's advertised URL, under the node's lease;
-//! - `names/<name>/token` = the name's token, under the name's lease;
+//! - `names/<name>/digest` = the SHA-256 digest of the name's token in
+//!   hex (never the token: [`crate::token`]), under the name's lease;
 //! - `names/<name>/owners/<node>` = the owner's URL, under the owner's
 //!   node lease.
 //!
@@ -28,8 +29,9 @@ use tracing::{debug, warn};
 
 pub use table::{Entry, Table};
 
-use crate::names::{ClaimError, random_token};
+use crate::names::ClaimError;
 use crate::relay::Relay;
+use crate::token::Digest;
 
 const ROOT: &str = "/ptth/";
 
@@ -101,8 +103,6 @@ impl std::fmt::Debug for Inner {
 /// A granted claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    /// The name's token.
-    pub token: String,
     /// Whether the name was free in the whole cluster.
     pub created: bool,
 }
@@ -139,19 +139,25 @@ impl Cluster {
         &self.inner.settings.node
     }
 
-    /// Records this node as an owner of `name` with `token` (or, with
-    /// none, a new random one for a free name). A name held with another
-    /// token is refused on every node.
-    pub async fn claim(&self, name: &str, token: Option<&str>) -> Result<Claim, ClaimOutcome> {
+    /// Records this node as an owner of `name` with the token whose
+    /// digest is `digest`. A `fresh` token (one the relay just made for a
+    /// caller who gave none) only creates a free name. A name held with
+    /// another token is refused on every node.
+    pub async fn claim(
+        &self,
+        name: &str,
+        digest: &Digest,
+        fresh: bool,
+    ) -> Result<Claim, ClaimOutcome> {
         let mut client = self.inner.client.clone();
-        let token_key = format!("{ROOT}names/{name}/token");
+        let token_key = format!("{ROOT}names/{name}/digest");
         let owner_key = format!("{ROOT}names/{name}/owners/{}", self.node());
         let owner = TxnOp::put(
             owner_key.clone(),
             self.inner.settings.advertise.clone(),
             Some(PutOptions::new().with_lease(self.inner.node_lease)),
         );
-        let new_token = token.map_or_else(random_token, str::to_owned);
+        let digest = digest.to_hex();
         let ttl = ttl_seconds(self.inner.settings.name_ttl);
         let name_lease = client
             .lease_grant(ttl, None)
@@ -167,7 +173,7 @@ impl Cluster {
             .and_then([
                 TxnOp::put(
                     token_key.clone(),
-                    new_token.clone(),
+                    digest.clone(),
                     Some(PutOptions::new().with_lease(name_lease)),
                 ),
                 owner.clone(),
@@ -176,15 +182,17 @@ impl Cluster {
         let created = client.txn(create).await.map_err(Error::from)?;
         if created.succeeded() {
             self.own(name, name_lease);
-            return Ok(Claim {
-                token: new_token,
-                created: true,
-            });
+            return Ok(Claim { created: true });
         }
         client.lease_revoke(name_lease).await.map_err(Error::from)?;
         let (held, lease) = held_token(&created).ok_or(ClaimOutcome::Raced)?;
-        // As on one node: no token joins the name's pool with its token.
-        if token.is_some_and(|token| token != held) {
+        // As on one node: a held name takes its own token, not a fresh
+        // one. Hex digests of equal length compare in constant time.
+        let same = bool::from(subtle::ConstantTimeEq::ct_eq(
+            held.as_bytes(),
+            digest.as_bytes(),
+        ));
+        if fresh || !same {
             return Err(ClaimOutcome::Refused(ClaimError::Forbidden(
                 name.to_owned(),
             )));
@@ -196,10 +204,7 @@ impl Cluster {
             return Err(ClaimOutcome::Raced);
         }
         self.own(name, lease);
-        Ok(Claim {
-            token: held,
-            created: false,
-        })
+        Ok(Claim { created: false })
     }
 
     /// Stops owning `name` here: its last local peer left. The name stays
@@ -263,18 +268,18 @@ impl Cluster {
         })
     }
 
-    /// The claim this node already holds for `name` with `token`, which
-    /// needs no round trip to etcd (long-poll clients claim on every poll).
-    fn held(&self, name: &str, token: Option<&str>) -> Option<Claim> {
+    /// The claim this node already holds for `name` with the token of
+    /// `digest`, which needs no round trip to etcd (long-poll clients
+    /// claim on every poll).
+    fn held(&self, name: &str, digest: &Digest) -> Option<Claim> {
         if !self.owned().contains_key(name) {
             return None;
         }
         let table = self.inner.table.lock().expect("the cluster table");
-        let held = table.get(name)?.token.clone()?;
-        token.is_none_or(|token| token == held).then_some(Claim {
-            token: held,
-            created: false,
-        })
+        let held = table.get(name)?.digest.as_deref()?;
+        let digest = digest.to_hex();
+        let same = subtle::ConstantTimeEq::ct_eq(held.as_bytes(), digest.as_bytes());
+        bool::from(same).then_some(Claim { created: false })
     }
 
     fn own(&self, name: &str, lease: i64) {
@@ -307,15 +312,16 @@ pub enum ClaimOutcome {
 pub(crate) async fn claim(
     cluster: &Cluster,
     name: &str,
-    token: Option<&str>,
+    digest: &Digest,
+    fresh: bool,
 ) -> Result<Option<Claim>, ClaimError> {
-    if let Some(held) = cluster.held(name, token) {
+    if let Some(held) = cluster.held(name, digest).filter(|_| !fresh) {
         return Ok(Some(held));
     }
     // A race (the name changed hands between the claim's two steps) is
     // settled by one more try.
     for _ in 0..2 {
-        match cluster.claim(name, token).await {
+        match cluster.claim(name, digest, fresh).await {
             Ok(claim) => return Ok(Some(claim)),
             Err(ClaimOutcome::Refused(error)) => return Err(error),
             Err(ClaimOutcome::Raced) => continue,
@@ -348,9 +354,9 @@ pub(crate) async fn sweep(relay: std::sync::Weak<Relay>) {
             }
             // Names claimed here while etcd could not be reached.
             let owned = cluster.owned_names();
-            for (name, token) in relay.names.served() {
+            for (name, digest) in relay.names.served() {
                 if !owned.contains(&name) {
-                    match cluster.claim(&name, Some(&token)).await {
+                    match cluster.claim(&name, &digest, false).await {
                         Ok(_) => debug!(%name, "a local name joined the cluster"),
                         Err(error) => {
                             debug!(%error, %name, "a local name is not in the cluster yet")

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 /// A name in the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entry {
-    /// The name's token, while the name is reserved.
-    pub token: Option<String>,
+    /// The SHA-256 digest of the name's token in hex, while the name is
+    /// reserved: etcd never holds a token in clear.
+    pub digest: Option<String>,
     /// The nodes that have a peer for the name, with their URLs.
     pub owners: BTreeMap<String, String>,
 }
@@ -27,7 +28,7 @@ impl Table {
     pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {
         let value = String::from_utf8_lossy(value).into_owned();
         match parse(key) {
-            Some((name, Field::Token)) => self.entry(name).token = Some(value),
+            Some((name, Field::Digest)) => self.entry(name).digest = Some(value),
             Some((name, Field::Owner(node))) => {
                 self.entry(name).owners.insert(node.to_owned(), value);
             }
@@ -44,12 +45,12 @@ impl Table {
             return;
         };
         match field {
-            Field::Token => entry.token = None,
+            Field::Digest => entry.digest = None,
             Field::Owner(node) => {
                 entry.owners.remove(node);
             }
         }
-        if entry.token.is_none() && entry.owners.is_empty() {
+        if entry.digest.is_none() && entry.owners.is_empty() {
             self.names.remove(name);
         }
     }
@@ -60,7 +61,7 @@ impl Table {
 }
 
 enum Field<'a> {
-    Token,
+    Digest,
     Owner(&'a str),
 }
 
@@ -69,7 +70,7 @@ fn parse(key: &[u8]) -> Option<(&str, Field<'_>)> {
     let rest = key.strip_prefix(super::ROOT)?.strip_prefix("names/")?;
     let (name, field) = rest.split_once('/')?;
     match field.split_once('/') {
-        None if field == "token" => Some((name, Field::Token)),
+        None if field == "digest" => Some((name, Field::Digest)),
         Some(("owners", node)) if !node.is_empty() => Some((name, Field::Owner(node))),
         _ => None,
     }
@@ -82,17 +83,17 @@ mod tests {
     #[test]
     fn puts_and_deletes_build_the_table() {
         let mut table = Table::default();
-        table.put(b"/ptth/names/lamp/token", b"t");
+        table.put(b"/ptth/names/lamp/digest", b"t");
         table.put(b"/ptth/names/lamp/owners/a", b"http://a");
         table.put(b"/ptth/names/lamp/owners/b", b"http://b");
         table.put(b"/ptth/names/lamp/elsewhere", b"?");
-        table.put(b"/other/names/fan/token", b"?");
+        table.put(b"/other/names/fan/digest", b"?");
         let lamp = table.get("lamp").unwrap();
-        assert_eq!(lamp.token.as_deref(), Some("t"));
+        assert_eq!(lamp.digest.as_deref(), Some("t"));
         assert_eq!(lamp.owners.len(), 2);
         assert!(table.get("fan").is_none());
         table.delete(b"/ptth/names/lamp/owners/a");
-        table.delete(b"/ptth/names/lamp/token");
+        table.delete(b"/ptth/names/lamp/digest");
         assert_eq!(table.get("lamp").unwrap().owners.len(), 1);
         table.delete(b"/ptth/names/lamp/owners/b");
         assert!(table.get("lamp").is_none(), "gone with its last key");

@@ -25,8 +25,9 @@ pub use poller::Poller;
 pub(crate) use wire::forward;
 
 use crate::names::{ClaimError, Claimed};
+use crate::peers::refused;
 use crate::pool::Pool;
-use crate::relay::{Relay, RelayBody, status};
+use crate::relay::{Charge, Relay, RelayBody, status};
 
 /// How long-poll clients are served.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +92,7 @@ async fn route(
         (&Method::POST, [], _) => register(relay, request, client).await,
         (&Method::POST, [name], true) => {
             let token = crate::peers::token(&request);
-            wire::json(relay, request, name, token).await
+            wire::json(relay, request, name, token, client).await
         }
         (_, [_], _) => status(
             StatusCode::UPGRADE_REQUIRED,
@@ -99,14 +100,18 @@ async fn route(
         ),
         (&Method::POST, [name, token] | [name, token, _], true) => {
             let token = Some(token.clone());
-            wire::json(relay, request, name, token).await
+            wire::json(relay, request, name, token, client).await
         }
-        (&Method::GET, [name, token], _) => match pool(relay, name, Some(token)).await {
+        (&Method::GET, [name, token], _) => match pool(relay, name, Some(token), client).await {
             Ok(_) => polled(relay, &request, name, token, StatusCode::NO_CONTENT, None),
             Err(error) => refused(&error),
         },
-        (&Method::GET, [name, token, id], _) => poll(relay, request, name, token, id).await,
-        (&Method::POST, [name, token, id], false) => reply(relay, request, name, token, id).await,
+        (&Method::GET, [name, token, id], _) => {
+            poll(relay, request, (name, token, id), client).await
+        }
+        (&Method::POST, [name, token, id], false) => {
+            reply(relay, request, (name, token, id), client).await
+        }
         _ => status(StatusCode::NOT_FOUND, "no such long-poll URL"),
     }
 }
@@ -133,9 +138,6 @@ async fn register(
     request: Request<Incoming>,
     client: SocketAddr,
 ) -> Response<RelayBody> {
-    if let Some(refused) = crate::peers::rate_limited(relay, client) {
-        return refused;
-    }
     let query = request.uri().query().map(str::to_owned);
     let (parts, body) = request.into_parts();
     let request = Request::from_parts(parts, ());
@@ -152,7 +154,9 @@ async fn register(
         Some(Ok(seconds)) => Some(Duration::from_secs(seconds)),
         Some(Err(_)) => return status(StatusCode::BAD_REQUEST, "the lease is whole seconds"),
     };
-    let claimed = match relay.claim(name, params.get("token"), lease).await {
+    let token = params.get("token");
+    let claimed = relay.claim(name, token, lease, client.ip(), Charge::Every);
+    let claimed = match claimed.await {
         Ok(claimed) => claimed,
         Err(error) => return refused(&error),
     };
@@ -172,11 +176,10 @@ async fn register(
 async fn poll(
     relay: &Arc<Relay>,
     request: Request<Incoming>,
-    name: &str,
-    token: &str,
-    id: &str,
+    (name, token, id): (&str, &str, &str),
+    client: SocketAddr,
 ) -> Response<RelayBody> {
-    let pool = match pool(relay, name, Some(token)).await {
+    let pool = match pool(relay, name, Some(token), client).await {
         Ok(claimed) => claimed.pool,
         Err(error) => return refused(&error),
     };
@@ -203,11 +206,10 @@ async fn poll(
 async fn reply(
     relay: &Arc<Relay>,
     request: Request<Incoming>,
-    name: &str,
-    token: &str,
-    id: &str,
+    (name, token, id): (&str, &str, &str),
+    client: SocketAddr,
 ) -> Response<RelayBody> {
-    let pool = match pool(relay, name, Some(token)).await {
+    let pool = match pool(relay, name, Some(token), client).await {
         Ok(claimed) => claimed.pool,
         Err(error) => return refused(&error),
     };
@@ -226,17 +228,17 @@ async fn reply(
 }
 
 /// The name's pool for `token`, re-creating a name the relay forgot (a
-/// restart, or a lease that ran out): RELAY.md's rule for polls.
-async fn pool(relay: &Relay, name: &str, token: Option<&str>) -> Result<Claimed, ClaimError> {
-    relay.claim(name, token, None).await
-}
-
-fn refused(error: &ClaimError) -> Response<RelayBody> {
-    let code = match error {
-        ClaimError::InvalidName(_) => StatusCode::BAD_REQUEST,
-        ClaimError::Forbidden(_) => StatusCode::FORBIDDEN,
-    };
-    status(code, &error.to_string())
+/// restart, or a lease that ran out): RELAY.md's rule for polls. Only a
+/// re-creation or a wrong token counts against the client's claim limit.
+async fn pool(
+    relay: &Relay,
+    name: &str,
+    token: Option<&str>,
+    client: SocketAddr,
+) -> Result<Claimed, ClaimError> {
+    relay
+        .claim(name, token, None, client.ip(), Charge::Creating)
+        .await
 }
 
 fn poller_of(relay: &Relay, pool: &Arc<Pool>) -> Arc<Poller> {

@@ -90,8 +90,9 @@ pub async fn json(
     request: Request<Incoming>,
     name: &str,
     token: Option<String>,
+    client: SocketAddr,
 ) -> Response<RelayBody> {
-    let claimed = match pool(relay, name, token.as_deref()).await {
+    let claimed = match pool(relay, name, token.as_deref(), client).await {
         Ok(claimed) => claimed,
         Err(error) => return super::refused(&error),
     };
