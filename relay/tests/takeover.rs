@@ -193,3 +193,55 @@ async fn polls_and_json_posts_that_create_names_pass_the_claim_limit() {
         assert_eq!(again.status, 204, "{again:?}");
     }
 }
+
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_log_line_holds_a_token_at_any_level() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // tokio's test runtime runs every task of this test on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let running = relay(settings()).await;
+    let addr = running.addr;
+    let owner = peer(addr, "lamp", SECRET, ptth::initiator::Builder::new());
+    connected(&owner, 1).await;
+    let thief = claim_status(addr, ptth::initiator::Builder::new(), ptth::Setup::Http1).await;
+    assert_eq!(thief, StatusCode::FORBIDDEN);
+    let registered = exchange(
+        addr,
+        "POST /reversehttp HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+        format!("name=lamp&token={SECRET}").as_bytes(),
+    )
+    .await;
+    assert_eq!(registered.status, 204, "{registered:?}");
+    let poll = exchange(
+        addr,
+        &format!("GET /reversehttp/lamp/{SECRET}/0123456789abcdef HTTP/1.1"),
+        b"",
+    )
+    .await;
+    assert_eq!(poll.status, 204, "{poll:?}");
+    let (status, _, _) = get(&format!("http://{addr}/lamp/")).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(text.contains("peer joined"), "nothing was captured: {text}");
+    assert!(!text.contains(SECRET), "a token was logged: {text}");
+}
