@@ -22,6 +22,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod expose;
+mod head;
 pub mod headers;
 pub mod limit;
 pub mod longpoll;

@@ -82,6 +82,9 @@ pub enum Unavailable {
 struct Conn {
     link: Link,
     in_flight: AtomicUsize,
+    /// The task driving a PTTH connection: aborting it closes the
+    /// connection, for a peer that misbehaves.
+    driver: Option<AbortHandle>,
 }
 
 #[derive(Debug)]
@@ -120,10 +123,11 @@ struct State {
 }
 
 impl State {
-    fn join(&mut self, link: Link) -> Arc<Conn> {
+    fn join(&mut self, link: Link, driver: Option<AbortHandle>) -> Arc<Conn> {
         let conn = Arc::new(Conn {
             link,
             in_flight: AtomicUsize::new(0),
+            driver,
         });
         self.conns.push(conn.clone());
         self.empty_since = None;
@@ -168,7 +172,7 @@ impl Pool {
     ) {
         let closed = sender.closed();
         let protocol = sender.protocol();
-        let conn = self.join(Link::Ptth(sender.clone()));
+        let conn = self.join(Link::Ptth(sender.clone()), Some(driver.clone()));
         let pool = Arc::downgrade(self);
         tokio::spawn(async move {
             if protocol == Protocol::Http2 {
@@ -204,7 +208,7 @@ impl Pool {
             // Found and joined under one lock, so two first polls make one
             // member.
             let poller = Arc::new(make());
-            (poller.clone(), state.join(Link::Polls(poller)))
+            (poller.clone(), state.join(Link::Polls(poller), None))
         };
         self.changed.notify_waiters();
         let pool = Arc::downgrade(self);
@@ -219,8 +223,8 @@ impl Pool {
         poller
     }
 
-    fn join(&self, link: Link) -> Arc<Conn> {
-        let conn = self.state().join(link);
+    fn join(&self, link: Link, driver: Option<AbortHandle>) -> Arc<Conn> {
+        let conn = self.state().join(link, driver);
         self.changed.notify_waiters();
         conn
     }
@@ -321,6 +325,10 @@ impl Pool {
     }
 }
 
+/// The most of an answer to `OPTIONS *` the relay reads: a check needs the
+/// head, and a peer that streams a body to it is failing the check.
+const PROBE_BODY_MAX: usize = 4 * 1024;
+
 /// Checks an HTTP/1.1 connection every `interval` while it is idle, with
 /// `OPTIONS *`; returns when one check fails.
 async fn probe(
@@ -345,7 +353,8 @@ async fn probe(
         let mut sender = sender.clone();
         let answered = tokio::time::timeout(liveness.timeout, async {
             let response = sender.send_request(request).await.ok()?;
-            response.into_body().collect().await.ok()
+            let body = http_body_util::Limited::new(response.into_body(), PROBE_BODY_MAX);
+            body.collect().await.ok()
         })
         .await;
         conn.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -372,6 +381,14 @@ impl Picked {
         match &self.conn.link {
             Link::Ptth(sender) => Some(sender.clone()),
             Link::Polls(_) => None,
+        }
+    }
+
+    /// Closes the picked PTTH connection, whose peer broke the protocol;
+    /// it then leaves the pool.
+    pub fn evict(&self) {
+        if let Some(driver) = &self.conn.driver {
+            driver.abort();
         }
     }
 

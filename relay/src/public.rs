@@ -17,6 +17,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use ptth::Protocol;
 use tracing::{Instrument, debug, debug_span};
 
+use crate::head::HeadError;
 use crate::headers::{add_forwarded, remove_hop_by_hop};
 use crate::pool::{BoxError, PeerBody, Picked, Pool, Unavailable, Waits};
 use crate::relay::{Relay, RelayBody, Routing, status};
@@ -101,24 +102,39 @@ pub(crate) async fn forward(
                 crate::bridge::restore(request.headers_mut(), upgrade.clone());
             }
         }
-        let head = tokio::time::timeout(relay.settings.head_timeout, sender.send_request(request));
+        let head = crate::head::send(
+            &mut sender,
+            request,
+            relay.settings.head_timeout,
+            upgrade.is_some(),
+        );
         let (mut response, picked) = match head.await {
-            Err(_) => {
+            Ok(response) => (response, picked),
+            Err(HeadError::Timeout) => {
                 return status(
                     StatusCode::GATEWAY_TIMEOUT,
                     &format!("the peer of {name} sent no response in time"),
                 );
             }
-            Ok(Ok(response)) => (response, picked),
-            Ok(Err(error)) => {
+            Err(breach @ (HeadError::Informational | HeadError::Switched)) => {
+                debug!(?breach, "the peer broke HTTP; closing its connection");
+                picked.evict();
+                return status(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the peer of {name} sent no valid response"),
+                );
+            }
+            Err(HeadError::Failed(error)) => {
                 drop(picked);
                 match retry(relay, &pool, replay, &error).await {
                     Some(retried) => retried,
                     None => {
+                        // The error's chain is for the operator's log, not
+                        // for the public.
                         debug!(%error, "peer failed before the response head");
                         return status(
                             StatusCode::BAD_GATEWAY,
-                            &format!("the peer of {name} failed: {error}"),
+                            &format!("the peer of {name} failed before its response"),
                         );
                     }
                 }
@@ -205,9 +221,15 @@ async fn retry(
     *request.uri_mut() = replay.uri;
     *request.headers_mut() = replay.headers;
     *request.version_mut() = version_for(sender.protocol());
-    let head = tokio::time::timeout(relay.settings.head_timeout, sender.send_request(request));
-    let response = head.await.ok()?.ok()?;
-    Some((response, again))
+    let head = crate::head::send(&mut sender, request, relay.settings.head_timeout, false);
+    match head.await {
+        Ok(response) => Some((response, again)),
+        Err(HeadError::Informational | HeadError::Switched) => {
+            again.evict();
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 fn unavailable_response(name: &str, unavailable: Unavailable) -> Response<RelayBody> {
