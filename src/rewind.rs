@@ -20,7 +20,10 @@ pub struct Rewind<T> {
 }
 
 impl<T> Rewind<T> {
-    pub(crate) fn new(inner: T, mut prefix: Bytes) -> Self {
+    /// `inner`, whose reads first yield `prefix`: bytes already read from
+    /// it, as a server that looked at a connection's first bytes before
+    /// handing it on has them.
+    pub fn new(inner: T, mut prefix: Bytes) -> Self {
         // An empty prefix may still hold the handshake's whole read buffer.
         advance_releasing(&mut prefix, 0);
         Rewind { prefix, inner }

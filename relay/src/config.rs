@@ -13,6 +13,7 @@ use crate::longpoll::LongPoll;
 use crate::names::{Policy, valid_name};
 use crate::pool::{Liveness, Waits};
 use crate::relay::{Routing, Settings};
+use crate::slots::Bounds;
 use crate::token::Digest;
 
 /// The TOML file: the flags' names, with `[names]` as a table of
@@ -27,6 +28,7 @@ use crate::token::Digest;
 /// closed = true
 /// head-timeout = 60
 /// max-names = 100000
+/// body-timeout = 30  # a request body's longest pause
 /// [names]
 /// lamp = "s3cret"
 /// [claims]        # per client address
@@ -44,6 +46,10 @@ use crate::token::Digest;
 /// requests = 64   # queued or awaiting replies, per name
 /// polls = 32      # parked per name
 /// parked = 10000  # parked on the relay
+/// parked-per-client = 1250  # default: 1/8 of parked
+/// [connections]   # held at once; past it, closed at once
+/// per-client = 256  # per address, an IPv6 one by its /64
+/// total = 57344     # default: 7/8 of the open-file limit
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -62,6 +68,7 @@ pub struct File {
     metrics: Option<SocketAddr>,
     head_timeout: Option<Seconds>,
     max_names: Option<usize>,
+    body_timeout: Option<Seconds>,
     #[serde(default)]
     claims: Claims,
     #[serde(default)]
@@ -70,6 +77,15 @@ pub struct File {
     liveness: LivenessFile,
     #[serde(default)]
     longpoll: LongPollFile,
+    #[serde(default)]
+    connections: ConnectionsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ConnectionsFile {
+    per_client: Option<usize>,
+    total: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +96,7 @@ struct LongPollFile {
     requests: Option<usize>,
     polls: Option<usize>,
     parked: Option<usize>,
+    parked_per_client: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +151,8 @@ pub struct Serve {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Where to serve metrics.
     pub metrics: Option<SocketAddr>,
+    /// How many connections are held per client and in all.
+    pub connections: Bounds,
 }
 
 impl Serve {
@@ -205,7 +224,16 @@ impl Serve {
             requests: file_polls.requests.unwrap_or(defaults.longpoll.requests),
             polls: file_polls.polls.unwrap_or(defaults.longpoll.polls),
             parked: file_polls.parked.unwrap_or(defaults.longpoll.parked),
+            parked_per_client: file_polls.parked_per_client,
         };
+        let default_connections = Bounds::connections();
+        let connections = Bounds {
+            per_client: (file.connections.per_client).unwrap_or(default_connections.per_client),
+            total: file.connections.total.unwrap_or(default_connections.total),
+        };
+        if connections.per_client == 0 || connections.total == 0 {
+            return Err("[connections] per-client and total must be at least 1".to_owned());
+        }
         let settings = Settings {
             routing,
             access,
@@ -224,6 +252,7 @@ impl Serve {
             tls: tls.is_some(),
             longpoll,
             max_names: file.max_names.unwrap_or(defaults.max_names),
+            body_timeout: or(file.body_timeout, defaults.body_timeout),
         };
         Ok(Serve {
             listen: args
@@ -233,6 +262,7 @@ impl Serve {
             settings,
             tls,
             metrics: args.metrics.or(file.metrics),
+            connections,
         })
     }
 }

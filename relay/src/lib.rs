@@ -33,6 +33,8 @@ pub mod pool;
 mod public;
 pub mod relay;
 pub mod server;
+pub mod slots;
+mod stall;
 pub mod tls;
 pub mod token;
 

@@ -32,6 +32,11 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    // Each connection is a descriptor: take all the system allows, so the
+    // connection bounds are what turns clients away, not EMFILE.
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(%error, "the open-file limit could not be raised");
+    }
     #[cfg(feature = "cluster")]
     let cluster = (
         args.cluster_etcd.clone(),
@@ -43,7 +48,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let relay = Relay::new(config.settings);
     let mut server = Server::bind(config.listen, relay.clone())
         .await
-        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
+        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?
+        .connection_limits(config.connections);
     let scheme = match &config.tls {
         Some((cert, key)) => {
             server = server.tls(ptth_relay::tls::acceptor(cert, key)?);

@@ -21,6 +21,7 @@ use crate::head::HeadError;
 use crate::headers::{add_forwarded, remove_hop_by_hop};
 use crate::pool::{BoxError, PeerBody, Picked, Pool, Unavailable, Waits};
 use crate::relay::{Relay, RelayBody, Routing, status};
+use crate::stall::Stalling;
 
 /// Forwards a public request to a peer of its name.
 pub(crate) async fn forward(
@@ -86,13 +87,14 @@ pub(crate) async fn forward(
                 }
             });
         let counting = relay.clone();
+        let body = Stalling::new(body, relay.settings.body_timeout);
         let body = body.map_frame(move |frame| {
             if let Some(data) = frame.data_ref() {
                 counting.metrics.to_peer(data.len());
             }
             frame
         });
-        let mut request = Request::from_parts(parts, body.map_err(BoxError::from).boxed());
+        let mut request = Request::from_parts(parts, body.boxed());
         // An upgrade crosses an HTTP/2 peer as an extended CONNECT.
         let h2 = sender.protocol() == Protocol::Http2;
         if let Some(upgrade) = &upgrade {

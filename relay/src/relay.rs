@@ -6,7 +6,6 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,6 +20,7 @@ use crate::longpoll::{self, LongPoll};
 use crate::metrics::Metrics;
 use crate::names::{ClaimError, Claimed, Names, Policy};
 use crate::pool::{BoxError, Liveness, Waits};
+use crate::slots::Slots;
 use crate::{peers, public};
 
 /// The body of every response the relay gives.
@@ -70,6 +70,9 @@ pub struct Settings {
     /// The most names held at once; a claim past it is `503`. Default is
     /// 100,000.
     pub max_names: usize,
+    /// How long a request body may pause before it is cut. Default is
+    /// 30 s.
+    pub body_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -86,6 +89,7 @@ impl Default for Settings {
             tls: false,
             longpoll: LongPoll::default(),
             max_names: 100_000,
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -99,8 +103,8 @@ pub struct Relay {
     pub(crate) acceptor: ptth::acceptor::Builder,
     pub(crate) metrics: Metrics,
     pub(crate) limiter: Limiter,
-    /// Polls parked on the whole relay.
-    pub(crate) parked: AtomicUsize,
+    /// Polls parked on the whole relay, by client.
+    pub(crate) parked: Arc<Slots>,
     /// The cluster this node belongs to, once it joined one.
     #[cfg(feature = "cluster")]
     pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
@@ -115,13 +119,14 @@ impl Relay {
             .keep_alive_interval(settings.liveness.interval)
             .keep_alive_timeout(settings.liveness.timeout)
             .keep_alive_while_idle(true);
+        let parked = Slots::new(settings.longpoll.parked_bounds());
         Arc::new(Relay {
             names: Names::new(settings.policy.clone(), settings.max_names),
             limiter: Limiter::new(settings.claim_rate),
             settings,
             acceptor,
             metrics: Metrics::new(),
-            parked: AtomicUsize::new(0),
+            parked,
             #[cfg(feature = "cluster")]
             cluster: std::sync::OnceLock::new(),
         })
@@ -214,7 +219,7 @@ impl Relay {
 
     /// Long polls parked now, on every name.
     pub fn parked_polls(&self) -> usize {
-        self.parked.load(std::sync::atomic::Ordering::Acquire)
+        self.parked.held()
     }
 
     /// What the relay has counted.
@@ -252,6 +257,13 @@ pub(crate) enum Charge {
 pub struct Service {
     relay: Arc<Relay>,
     client: SocketAddr,
+}
+
+impl Service {
+    /// The client this connection came from.
+    pub fn client(&self) -> SocketAddr {
+        self.client
+    }
 }
 
 impl hyper::service::Service<Request<Incoming>> for Service {

@@ -8,14 +8,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::relay::Relay;
+use crate::relay::{Relay, Service};
+use crate::slots::{Bounds, Slots};
+
+/// What every connection is served with.
+struct Serving {
+    builder: auto::Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+    head_timeout: Duration,
+}
 
 /// A bound relay, ready to [`run`](Server::run).
 pub struct Server {
@@ -24,6 +34,7 @@ pub struct Server {
     tls: Option<TlsAcceptor>,
     grace: Duration,
     head_timeout: Duration,
+    limits: Bounds,
 }
 
 impl std::fmt::Debug for Server {
@@ -33,6 +44,7 @@ impl std::fmt::Debug for Server {
             .field("tls", &self.tls.is_some())
             .field("grace", &self.grace)
             .field("head_timeout", &self.head_timeout)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -46,7 +58,16 @@ impl Server {
             tls: None,
             grace: Duration::from_secs(30),
             head_timeout: Duration::from_secs(30),
+            limits: Bounds::connections(),
         })
+    }
+
+    /// How many connections the relay holds per client address and in
+    /// all; past either, a new connection is closed at once. Default is
+    /// [`Bounds::connections`].
+    pub fn connection_limits(mut self, limits: Bounds) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Serves over TLS with `acceptor`. Default is plain TCP.
@@ -62,8 +83,8 @@ impl Server {
     }
 
     /// How long a client may take to send a request head (or finish a TLS
-    /// handshake): slow clients cannot hold a connection for free. Default
-    /// is 30 s.
+    /// handshake), counted from when it connects: slow or silent clients
+    /// cannot hold a connection for free. Default is 30 s.
     pub fn head_timeout(mut self, timeout: Duration) -> Self {
         self.head_timeout = timeout;
         self
@@ -87,7 +108,12 @@ impl Server {
             .http2()
             .timer(TokioTimer::new())
             .enable_connect_protocol();
-        let builder = Arc::new(builder);
+        let serving = Arc::new(Serving {
+            builder,
+            tls: self.tls.clone(),
+            head_timeout: self.head_timeout,
+        });
+        let conns = Slots::new(self.limits);
         let sweeper = tokio::spawn(Relay::sweep_names(
             Arc::downgrade(&self.relay),
             crate::names::LEASE_FLOOR / 3,
@@ -107,36 +133,17 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
+            let Some(admitted) = conns.take(client.ip()) else {
+                debug!(%client, "connection refused: too many from this client or in all");
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let service = self.relay.service(client);
-            let builder = builder.clone();
+            let serving = serving.clone();
             let watcher = graceful.watcher();
-            let tls = self.tls.clone();
-            let head_timeout = self.head_timeout;
             tokio::spawn(async move {
-                let served = match tls {
-                    None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                        watcher.watch(conn.into_owned()).await
-                    }
-                    Some(acceptor) => {
-                        let stream =
-                            match tokio::time::timeout(head_timeout, acceptor.accept(tcp)).await {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    return debug!(%client, %error, "TLS handshake failed");
-                                }
-                                Err(_) => return debug!(%client, "TLS handshake timed out"),
-                            };
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        watcher.watch(conn.into_owned()).await
-                    }
-                };
-                if let Err(error) = served {
-                    debug!(%client, %error, "connection ended with an error");
-                }
+                serve(&serving, tcp, service, watcher).await;
+                drop(admitted);
             });
         }
         drop(self.listener);
@@ -149,4 +156,65 @@ impl Server {
             warn!(grace = ?self.grace, "connections still open after the grace period");
         }
     }
+}
+
+/// Serves one connection: its TLS handshake, then hyper, once its first
+/// bytes came within the head timeout.
+async fn serve(serving: &Serving, tcp: TcpStream, service: Service, watcher: Watcher) {
+    let client = service.client();
+    let served = match &serving.tls {
+        None => serve_io(serving, tcp, service, watcher).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(serving.head_timeout, acceptor.accept(tcp));
+            match handshake.await {
+                Ok(Ok(stream)) => serve_io(serving, stream, service, watcher).await,
+                Ok(Err(error)) => return debug!(%client, %error, "TLS handshake failed"),
+                Err(_) => return debug!(%client, "TLS handshake timed out"),
+            }
+        }
+    };
+    if let Err(error) = served {
+        debug!(%client, %error, "connection ended with an error");
+    }
+}
+
+async fn serve_io<I>(
+    serving: &Serving,
+    mut io: I,
+    service: Service,
+    watcher: Watcher,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // hyper-util reads the first bytes to tell HTTP/2 from HTTP/1.1 with
+    // no time bound, and hyper's head timeout starts only after: a client
+    // that connects and sends nothing would hold the connection for ever.
+    let first = tokio::time::timeout(serving.head_timeout, first_bytes(&mut io));
+    let first = match first.await {
+        Ok(first) => first?,
+        Err(_) => return Err("no request in time".into()),
+    };
+    let io = TokioIo::new(ptth::Rewind::new(io, first));
+    let conn = serving.builder.serve_connection_with_upgrades(io, service);
+    watcher.watch(conn.into_owned()).await
+}
+
+/// The HTTP/2 connection preface (RFC 9113, section 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads a connection's first bytes: the preface's length, or up to the
+/// first byte that departs from it, which is enough to tell the versions
+/// apart.
+async fn first_bytes(io: &mut (impl AsyncRead + Unpin)) -> io::Result<Bytes> {
+    let mut read = [0u8; PREFACE.len()];
+    let mut len = 0;
+    while len < read.len() && PREFACE.starts_with(&read[..len]) {
+        let n = io.read(&mut read[len..]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        len += n;
+    }
+    Ok(Bytes::copy_from_slice(&read[..len]))
 }

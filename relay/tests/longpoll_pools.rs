@@ -179,6 +179,59 @@ async fn bodies_over_the_limit_are_413_and_a_silent_client_is_504() {
     .await;
 }
 
+/// A connection from `local`, another loopback address than the test's.
+async fn connect_from(local: &str, addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_address_parks_at_most_its_share_and_others_still_poll() {
+    within(async {
+        let longpoll = LongPoll {
+            parked: 80,
+            ..hold(20_000)
+        };
+        let running = relay(settings(longpoll)).await;
+        let addr = running.addr;
+        let mut parked = Vec::new();
+        for id in 0..10 {
+            let mut tcp = connect_from("127.0.0.5", addr).await;
+            let head = format!("GET /reversehttp/greedy/t/{id} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            tokio::io::AsyncWriteExt::write_all(&mut tcp, head.as_bytes())
+                .await
+                .unwrap();
+            parked.push(tcp);
+        }
+        while running.relay.parked_polls() < 10 {
+            tokio::task::yield_now().await;
+        }
+        let mut eleventh = connect_from("127.0.0.5", addr).await;
+        let head = format!(
+            "GET /reversehttp/greedy/t/x HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut eleventh, head.as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut eleventh, &mut answer)
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("from this address"), "{answer}");
+        // Another address parks on its own name.
+        let other = tokio::spawn(async move {
+            exchange(addr, "GET /reversehttp/modest/t/1 HTTP/1.1", b"").await
+        });
+        while running.relay.parked_polls() < 11 {
+            tokio::task::yield_now().await;
+        }
+        drop(other);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn parked_polls_are_bounded_per_name_and_per_relay() {
     within(async {
@@ -200,7 +253,8 @@ async fn parked_polls_are_bounded_per_name_and_per_relay() {
         let mut parked = Vec::new();
         for name in 0..40 {
             for id in 0..25 {
-                let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                // Eight addresses: one address may park only 1/8 of all.
+                let mut tcp = connect_from(&format!("127.0.0.{}", 10 + name % 8), addr).await;
                 let head =
                     format!("GET /reversehttp/n{name}/t/{id} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
                 tokio::io::AsyncWriteExt::write_all(&mut tcp, head.as_bytes())

@@ -140,7 +140,8 @@ pub(crate) async fn forward(
         .map_or("/", |target| target.as_str())
         .to_owned();
     let bodiless = body.is_end_stream();
-    let mut body = Some(body.map_err(BoxError::from).boxed());
+    let body = crate::stall::Stalling::new(body, relay.settings.body_timeout);
+    let mut body = Some(body.boxed());
     let mut last = String::new();
     let tries = owners.len().min(2);
     for (tried, owner) in owners.iter().take(tries).enumerate() {

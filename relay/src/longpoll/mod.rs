@@ -8,13 +8,12 @@ mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, HeaderValue,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, HeaderValue, RETRY_AFTER,
 };
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -28,6 +27,7 @@ use crate::names::{ClaimError, Claimed};
 use crate::peers::refused;
 use crate::pool::Pool;
 use crate::relay::{Charge, Relay, RelayBody, status};
+use crate::slots::Slot;
 
 /// How long-poll clients are served.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +43,20 @@ pub struct LongPoll {
     pub polls: usize,
     /// Polls parked on the whole relay. Default is 10,000.
     pub parked: usize,
+    /// Polls parked by one client address (an IPv6 one by its /64), so
+    /// one client cannot take every place. Default is none: 1/8 of
+    /// `parked`.
+    pub parked_per_client: Option<usize>,
+}
+
+impl LongPoll {
+    /// The bounds on parked polls, per client and in all.
+    pub fn parked_bounds(&self) -> crate::slots::Bounds {
+        crate::slots::Bounds {
+            per_client: self.parked_per_client.unwrap_or(self.parked / 8).max(1),
+            total: self.parked,
+        }
+    }
 }
 
 impl Default for LongPoll {
@@ -53,6 +67,7 @@ impl Default for LongPoll {
             requests: 64,
             polls: 32,
             parked: 10_000,
+            parked_per_client: None,
         }
     }
 }
@@ -141,7 +156,7 @@ async fn register(
     let query = request.uri().query().map(str::to_owned);
     let (parts, body) = request.into_parts();
     let request = Request::from_parts(parts, ());
-    let body = match wire::collect(body, 8 * 1024).await {
+    let body = match wire::collect(relay, body, 8 * 1024).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
@@ -184,11 +199,9 @@ async fn poll(
         Err(error) => return refused(&error),
     };
     let poller = poller_of(relay, &pool);
-    let Some(_parked) = Parked::take(relay) else {
-        return status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many polls parked on this relay",
-        );
+    let _parked = match park(relay, client) {
+        Ok(parked) => parked,
+        Err(refused) => return refused,
     };
     match poller.poll(id, relay.settings.longpoll.hold).await {
         Ok(Some(delivered)) => {
@@ -213,7 +226,9 @@ async fn reply(
         Ok(claimed) => claimed.pool,
         Err(error) => return refused(&error),
     };
-    let body = match wire::collect(request.into_body(), relay.settings.longpoll.max_body).await {
+    let body = match wire::collect(relay, request.into_body(), relay.settings.longpoll.max_body)
+        .await
+    {
         Ok(body) if body.is_empty() => return status(StatusCode::BAD_REQUEST, "an empty reply"),
         Ok(body) => body,
         Err(refused) => return refused,
@@ -296,19 +311,16 @@ fn polled(
     response
 }
 
-/// A slot in the relay-wide bound on parked polls.
-struct Parked<'a>(&'a Relay);
-
-impl<'a> Parked<'a> {
-    fn take(relay: &'a Relay) -> Option<Self> {
-        let before = relay.parked.fetch_add(1, Ordering::AcqRel);
-        let slot = Parked(relay);
-        (before < relay.settings.longpoll.parked).then_some(slot)
-    }
-}
-
-impl Drop for Parked<'_> {
-    fn drop(&mut self) {
-        self.0.parked.fetch_sub(1, Ordering::AcqRel);
-    }
+/// A place for a poll in the relay-wide bound, or `503` when the relay,
+/// or this client's share of it, is full.
+fn park(relay: &Relay, client: SocketAddr) -> Result<Slot, Response<RelayBody>> {
+    relay.parked.take(client.ip()).ok_or_else(|| {
+        let mut response = status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many polls parked on this relay, or from this address",
+        );
+        let headers = response.headers_mut();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    })
 }

@@ -9,13 +9,15 @@ use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::request::Parts;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::{Body, Incoming};
+use hyper::body::Incoming;
 use ptth::longpoll::{Error, json, random_id};
+use tracing::debug;
 
-use super::{Parked, polled, poller_of, pool};
+use super::{park, polled, poller_of, pool};
 use crate::headers::remove_hop_by_hop;
 use crate::longpoll::Poller;
 use crate::relay::{Relay, RelayBody, full, status};
+use crate::stall::{Stalled, Stalling};
 
 /// The public client a delivered request came from, for the poll's
 /// `Requesting-Client`.
@@ -32,22 +34,28 @@ pub fn is_json(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The body, whole, if it is at most `max` bytes.
-pub async fn collect<B>(body: B, max: usize) -> Result<Bytes, Response<RelayBody>>
-where
-    B: Body,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
+/// The body, whole, if it is at most `max` bytes and never stalls for
+/// the relay's body timeout.
+pub async fn collect(
+    relay: &Relay,
+    body: Incoming,
+    max: usize,
+) -> Result<Bytes, Response<RelayBody>> {
+    let body = Stalling::new(body, relay.settings.body_timeout);
     match Limited::new(body, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(status(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("a long-poll body is at most {max} bytes"),
         )),
-        Err(error) => Err(status(
-            StatusCode::BAD_REQUEST,
-            &format!("the body broke off: {error}"),
+        Err(error) if error.is::<Stalled>() => Err(status(
+            StatusCode::REQUEST_TIMEOUT,
+            "the body stalled; send it without pauses",
         )),
+        Err(error) => {
+            debug!(%error, "a long-poll body broke off");
+            Err(status(StatusCode::BAD_REQUEST, "the body broke off"))
+        }
     }
 }
 
@@ -99,7 +107,7 @@ pub async fn json(
     let poller = poller_of(relay, &claimed.pool);
     let (parts, body) = request.into_parts();
     let request = Request::from_parts(parts, ());
-    let body = match collect(body, relay.settings.longpoll.max_body).await {
+    let body = match collect(relay, body, relay.settings.longpoll.max_body).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
@@ -112,11 +120,9 @@ pub async fn json(
             Err(error) => return status(StatusCode::BAD_REQUEST, &error.to_string()),
         }
     }
-    let Some(_parked) = Parked::take(relay) else {
-        return status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many polls parked on this relay",
-        );
+    let _parked = match park(relay, client) {
+        Ok(parked) => parked,
+        Err(refused) => return refused,
     };
     let id = random_id();
     let (body, delivered) = match poller.poll(&id, relay.settings.longpoll.hold).await {
@@ -152,7 +158,7 @@ pub async fn forward(
     body: Incoming,
     client: SocketAddr,
 ) -> Response<RelayBody> {
-    let body = match collect(body, relay.settings.longpoll.max_body).await {
+    let body = match collect(relay, body, relay.settings.longpoll.max_body).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };

@@ -1,0 +1,137 @@
+//! Places bounded per client address and in total: connections, so that
+//! one client cannot hold every descriptor the relay has, and parked long
+//! polls, so that one client cannot take every place for polls.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use crate::limit::client_key;
+
+/// How many places are held at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Per client address (an IPv6 client by its /64).
+    pub per_client: usize,
+    /// In all.
+    pub total: usize,
+}
+
+impl Bounds {
+    /// The connections' default: 256 per client, and in all 7/8 of the
+    /// open-file limit, leaving the rest for what the relay dials itself
+    /// (cluster nodes, etcd) and for files.
+    pub fn connections() -> Self {
+        Bounds {
+            per_client: 256,
+            total: default_total(),
+        }
+    }
+}
+
+/// 7/8 of the soft open-file limit, at least 64.
+fn default_total() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    (soft - soft / 8).max(64)
+}
+
+/// The places held now, by client.
+#[derive(Debug)]
+pub struct Slots {
+    bounds: Bounds,
+    held: Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    total: usize,
+    // Bounded by `total`: a client is here only while it holds one.
+    by_client: HashMap<IpAddr, usize>,
+}
+
+impl Slots {
+    /// No place held yet, bounded by `bounds`.
+    pub fn new(bounds: Bounds) -> Arc<Self> {
+        Arc::new(Slots {
+            bounds,
+            held: Mutex::new(Held::default()),
+        })
+    }
+
+    /// Takes one more place for `ip`, held until the guard drops, or
+    /// `None` when the client or everyone together holds as many as may be.
+    pub fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let key = client_key(ip);
+        let mut held = self.held.lock().expect("the slot counts");
+        let mine = held.by_client.get(&key).copied().unwrap_or(0);
+        if held.total >= self.bounds.total || mine >= self.bounds.per_client {
+            return None;
+        }
+        held.total += 1;
+        held.by_client.insert(key, mine + 1);
+        Some(Slot {
+            slots: self.clone(),
+            key,
+        })
+    }
+
+    /// Places held now.
+    pub fn held(&self) -> usize {
+        self.held.lock().expect("the slot counts").total
+    }
+}
+
+/// One place held; dropping it frees the place.
+#[derive(Debug)]
+pub struct Slot {
+    slots: Arc<Slots>,
+    key: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().expect("the slot counts");
+        held.total -= 1;
+        if let Some(mine) = held.by_client.get_mut(&self.key) {
+            *mine -= 1;
+            if *mine == 0 {
+                held.by_client.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_are_bounded_per_client_and_in_all() {
+        let conns = Slots::new(Bounds {
+            per_client: 2,
+            total: 3,
+        });
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let a1 = conns.take(ip("192.0.2.1")).unwrap();
+        let _a2 = conns.take(ip("192.0.2.1")).unwrap();
+        assert!(conns.take(ip("192.0.2.1")).is_none(), "per client");
+        let _v6 = conns.take(ip("2001:db8::1")).unwrap();
+        assert!(conns.take(ip("192.0.2.2")).is_none(), "in all");
+        drop(a1);
+        let _b = conns.take(ip("192.0.2.2")).unwrap();
+        assert_eq!(conns.held(), 3);
+        assert_eq!(conns.held.lock().unwrap().by_client.len(), 3);
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_client() {
+        let conns = Slots::new(Bounds {
+            per_client: 1,
+            total: 10,
+        });
+        let _one = conns.take("2001:db8::1".parse().unwrap()).unwrap();
+        assert!(conns.take("2001:db8::2".parse().unwrap()).is_none());
+        assert!(conns.take("2001:db8:0:1::2".parse().unwrap()).is_some());
+    }
+}
