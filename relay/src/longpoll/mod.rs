@@ -27,7 +27,6 @@ use crate::names::{ClaimError, Claimed};
 use crate::peers::refused;
 use crate::pool::Pool;
 use crate::relay::{Charge, Relay, RelayBody, status};
-use crate::slots::Slot;
 
 /// How long-poll clients are served.
 #[derive(Debug, Clone, Copy)]
@@ -199,9 +198,8 @@ async fn poll(
         Err(error) => return refused(&error),
     };
     let poller = poller_of(relay, &pool);
-    let _parked = match park(relay, client) {
-        Ok(parked) => parked,
-        Err(refused) => return refused,
+    let Some(_parked) = relay.parked.take(client.ip()) else {
+        return parked_full();
     };
     match poller.poll(id, relay.settings.longpoll.hold).await {
         Ok(Some(delivered)) => {
@@ -311,16 +309,14 @@ fn polled(
     response
 }
 
-/// A place for a poll in the relay-wide bound, or `503` when the relay,
-/// or this client's share of it, is full.
-fn park(relay: &Relay, client: SocketAddr) -> Result<Slot, Response<RelayBody>> {
-    relay.parked.take(client.ip()).ok_or_else(|| {
-        let mut response = status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many polls parked on this relay, or from this address",
-        );
-        let headers = response.headers_mut();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        response
-    })
+/// `503` for a poll that found the relay, or this client's share of it,
+/// full of parked polls.
+fn parked_full() -> Response<RelayBody> {
+    let mut response = status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many polls parked on this relay, or from this address",
+    );
+    let headers = response.headers_mut();
+    headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }

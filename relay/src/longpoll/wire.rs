@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use ptth::longpoll::{Error, json, random_id};
 use tracing::debug;
 
-use super::{park, polled, poller_of, pool};
+use super::{polled, poller_of, pool};
 use crate::headers::remove_hop_by_hop;
 use crate::longpoll::Poller;
 use crate::relay::{Relay, RelayBody, full, status};
@@ -120,9 +120,8 @@ pub async fn json(
             Err(error) => return status(StatusCode::BAD_REQUEST, &error.to_string()),
         }
     }
-    let _parked = match park(relay, client) {
-        Ok(parked) => parked,
-        Err(refused) => return refused,
+    let Some(_parked) = relay.parked.take(client.ip()) else {
+        return super::parked_full();
     };
     let id = random_id();
     let (body, delivered) = match poller.poll(&id, relay.settings.longpoll.hold).await {
