@@ -240,3 +240,23 @@ async fn a_poll_whose_client_left_is_unparked_at_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_name_whose_client_stopped_polling_answers_503_within_the_peer_wait() {
+    within(async {
+        let running = relay(settings(100)).await;
+        let addr = running.addr;
+        let created = register(addr, "name=lamp&token=s3cret").await;
+        assert_eq!(created.status, 201, "{created:?}");
+        // One poll, held and answered 204; then the client is gone.
+        let polled = poll(addr, &created.link("first")).await;
+        assert_eq!(polled.status, 204, "{polled:?}");
+        let started = tokio::time::Instant::now();
+        let (status, headers, body) = common::get(&format!("http://{addr}/lamp/")).await;
+        let took = started.elapsed();
+        assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(headers["retry-after"], "1");
+        assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    })
+    .await;
+}

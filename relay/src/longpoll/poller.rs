@@ -52,9 +52,28 @@ impl Poller {
         self.exchange.reply(key, response)
     }
 
-    /// Sends a public request to the next poll and waits for the reply.
-    pub async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Error> {
-        self.exchange.send(request).await
+    /// Sends a public request to the next poll and waits for the reply;
+    /// `None` when no poll came for it within `pickup`: the clients are
+    /// gone (RELAY.md: no poller took the request within the peer wait).
+    pub async fn send(
+        &self,
+        request: Request<Bytes>,
+        pickup: Duration,
+    ) -> Option<Result<Response<Bytes>, Error>> {
+        let queued = Instant::now();
+        let sent = self.exchange.send(request);
+        tokio::pin!(sent);
+        tokio::select! {
+            result = &mut sent => return Some(result),
+            () = tokio::time::sleep(pickup) => {}
+        }
+        // A poll parked now, or one seen since, has taken the request (a
+        // parked poll takes what is queued at once): its reply may still
+        // come. Otherwise dropping the send abandons the queued request.
+        if self.exchange.parked() == 0 && *self.seen() < queued {
+            return None;
+        }
+        Some(sent.await)
     }
 
     /// Returns once no poll has been parked or seen for `idle_after`: the

@@ -164,7 +164,16 @@ pub async fn forward(
     relay.metrics.to_peer(body.len());
     let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(Requester(client));
-    match poller.send(request).await {
+    let Some(sent) = poller.send(request, relay.settings.waits.peer).await else {
+        let mut response = status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no long-poll client took the request; it may be reconnecting",
+        );
+        let headers = response.headers_mut();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    match sent {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             relay.metrics.from_peer(body.len());
@@ -173,7 +182,7 @@ pub async fn forward(
         }
         Err(error) if error.is_timeout() => status(
             StatusCode::GATEWAY_TIMEOUT,
-            &format!("the long-poll client sent no reply in time: {error}"),
+            "the long-poll client sent no reply in time",
         ),
         Err(error) if error.is_busy() => {
             let mut response = status(StatusCode::SERVICE_UNAVAILABLE, &error.to_string());
@@ -182,9 +191,19 @@ pub async fn forward(
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             response
         }
-        Err(error) => status(
-            StatusCode::BAD_GATEWAY,
-            &format!("the long-poll client failed: {error}"),
-        ),
+        Err(error) if error.is_malformed() => {
+            debug!(%error, "the long-poll client's reply is no HTTP response");
+            status(
+                StatusCode::BAD_GATEWAY,
+                "the long-poll client's reply was malformed: not an HTTP response",
+            )
+        }
+        Err(error) => {
+            debug!(%error, "the long-poll client failed");
+            status(
+                StatusCode::BAD_GATEWAY,
+                "the long-poll client failed before its reply",
+            )
+        }
     }
 }
