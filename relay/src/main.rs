@@ -61,7 +61,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let listener = ptth_relay::metrics::bind(metrics)
             .await
             .map_err(|error| format!("cannot listen on {metrics}: {error}"))?;
-        tokio::spawn(ptth_relay::metrics::serve(listener, relay.clone()));
+        let head_timeout = std::time::Duration::from_secs(10);
+        tokio::spawn(ptth_relay::metrics::serve(
+            listener,
+            relay.clone(),
+            head_timeout,
+        ));
     }
     let addr = server.local_addr().map_err(|error| error.to_string())?;
     #[cfg(feature = "cluster")]

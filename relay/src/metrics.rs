@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tracing::debug;
 
 use crate::relay::Relay;
+use crate::slots::{Bounds, Slots};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -123,28 +124,59 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` (any path, in fact) on `listener` for `relay`.
-pub async fn serve(listener: TcpListener, relay: Arc<Relay>) {
-    while let Ok((tcp, _)) = listener.accept().await {
+/// At most this many scrapers' connections at once, and per address: a
+/// Prometheus server needs one, and the port may be reachable by others.
+const SCRAPERS: Bounds = Bounds {
+    per_client: 8,
+    total: 64,
+};
+
+/// Serves `GET /metrics` on `listener` for `relay`; any other request is
+/// `404`. A connection has `head_timeout` to send each request head.
+pub async fn serve(listener: TcpListener, relay: Arc<Relay>, head_timeout: Duration) {
+    let slots = Slots::new(SCRAPERS);
+    while let Ok((tcp, client)) = listener.accept().await {
+        let Some(slot) = slots.take(client.ip()) else {
+            continue;
+        };
         let relay = relay.clone();
-        let service = service_fn(move |_: Request<Incoming>| {
-            let text = relay.metrics.render(&relay);
-            let mut response = Response::new(Full::new(Bytes::from(text)));
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
+        let service = service_fn(move |request: Request<Incoming>| {
+            let response = answer(&relay, &request);
             async move { Ok::<_, Infallible>(response) }
         });
         tokio::spawn(async move {
             let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(head_timeout)
                 .serve_connection(TokioIo::new(tcp), service)
                 .await;
             if let Err(error) = served {
                 debug!(%error, "metrics connection failed");
             }
+            drop(slot);
         });
     }
+}
+
+fn answer(relay: &Relay, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let wanted = request.method() == Method::GET && request.uri().path() == "/metrics";
+    let mut response = if wanted {
+        let mut response = Response::new(Full::new(Bytes::from(relay.metrics.render(relay))));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
+    } else {
+        let mut response = Response::new(Full::new(Bytes::from_static(b"GET /metrics\n")));
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        response
+    };
+    response.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Binds the metrics address.

@@ -167,6 +167,12 @@ impl Names {
         entries.retain(|_, entry| entry.live());
     }
 
+    /// The pools of every name in the table.
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        let entries = self.entries.lock().expect("the name table lock");
+        entries.values().map(|entry| entry.pool.clone()).collect()
+    }
+
     /// The names with members now, and their tokens' digests.
     pub fn served(&self) -> Vec<(String, Digest)> {
         let entries = self.entries.lock().expect("the name table lock");

@@ -1,7 +1,7 @@
 //! The connections that serve one name: pick the least loaded, queue for a
 //! busy HTTP/1.1 pool, and drop connections that died.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -108,6 +108,12 @@ impl Conn {
         }
     }
 
+    fn close(&self) {
+        if let Some(driver) = &self.driver {
+            driver.abort();
+        }
+    }
+
     fn protocol(&self) -> Option<Protocol> {
         match &self.link {
             Link::Ptth(sender) => Some(sender.protocol()),
@@ -141,6 +147,8 @@ pub struct Pool {
     name: String,
     state: Mutex<State>,
     changed: Notify,
+    /// Set when the relay shuts down: connections close once idle.
+    draining: AtomicBool,
 }
 
 impl Pool {
@@ -153,6 +161,23 @@ impl Pool {
                 empty_since: Some(Instant::now()),
             }),
             changed: Notify::new(),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Closes the members with no request in flight, and each other one
+    /// as its last request ends, so a shutdown waits for requests and not
+    /// for idle peers (an idle channel set up over HTTP/2 would hold its
+    /// connection open) or parked polls.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        let conns = self.state().conns.clone();
+        for conn in conns {
+            match &conn.link {
+                Link::Polls(poller) => poller.close(),
+                Link::Ptth(_) if conn.in_flight.load(Ordering::Acquire) == 0 => conn.close(),
+                Link::Ptth(_) => {}
+            }
         }
     }
 
@@ -387,9 +412,7 @@ impl Picked {
     /// Closes the picked PTTH connection, whose peer broke the protocol;
     /// it then leaves the pool.
     pub fn evict(&self) {
-        if let Some(driver) = &self.conn.driver {
-            driver.abort();
-        }
+        self.conn.close();
     }
 
     /// The long-poll clients, when they were picked.
@@ -403,7 +426,10 @@ impl Picked {
 
 impl Drop for Picked {
     fn drop(&mut self) {
-        self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let before = self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if before == 1 && self.pool.draining.load(Ordering::Acquire) {
+            self.conn.close();
+        }
         self.pool.changed.notify_waiters();
     }
 }

@@ -217,6 +217,14 @@ impl Relay {
         }
     }
 
+    /// Closes every peer once it has no request in flight, and ends every
+    /// parked poll: what a shutdown does before it waits for requests.
+    pub fn drain(&self) {
+        for pool in self.names.pools() {
+            pool.drain();
+        }
+    }
+
     /// Long polls parked now, on every name.
     pub fn parked_polls(&self) -> usize {
         self.parked.held()

@@ -149,6 +149,7 @@ impl Server {
         drop(self.listener);
         sweeper.abort();
         info!("draining connections");
+        self.relay.drain();
         if tokio::time::timeout(self.grace, graceful.shutdown())
             .await
             .is_err()

@@ -58,3 +58,27 @@ async fn a_shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
     assert_eq!((status, body.as_str()), (StatusCode::OK, "finished"));
     within(&mut running.served).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_shutdown_waits_for_no_idle_channel_and_no_parked_poll() {
+    let mut running = relay(Settings::default()).await;
+    let tunnel =
+        ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp?token=t", running.addr))
+            .setup(ptth::Setup::Http2)
+            .serve(service_fn(common::describe));
+    let handle = tunnel.handle();
+    tokio::spawn(tunnel);
+    connected(&handle, 1).await;
+    let addr = running.addr;
+    let parked = tokio::spawn(async move {
+        common::raw::exchange(addr, "GET /reversehttp/fan/t/1 HTTP/1.1", b"").await
+    });
+    while running.relay.parked_polls() < 1 {
+        tokio::task::yield_now().await;
+    }
+    running.stop.take().unwrap().send(()).unwrap();
+    // Well within the 30 s grace: nothing was in flight.
+    within(&mut running.served).await.unwrap();
+    let answer = within(parked).await.unwrap();
+    assert_eq!(answer.status, 503, "{answer:?}");
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{connected, get, peer, relay, send};
+use common::{connected, get, peer, relay, send, within};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use ptth_relay::Settings;
@@ -32,7 +32,12 @@ async fn the_endpoint_counts_what_crossed_the_relay() {
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(ptth_relay::metrics::serve(listener, running.relay.clone()));
+    let head_timeout = std::time::Duration::from_secs(1);
+    tokio::spawn(ptth_relay::metrics::serve(
+        listener,
+        running.relay.clone(),
+        head_timeout,
+    ));
     let (status, headers, text) = get(&format!("http://{addr}/metrics")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -58,4 +63,49 @@ async fn the_endpoint_counts_what_crossed_the_relay() {
         .unwrap();
     let bodies = answer.len() as u64;
     assert!(from_peers.parse::<u64>().unwrap() > bodies, "{from_peers}");
+}
+
+#[tokio::test]
+async fn the_metrics_port_answers_get_metrics_only_and_bounds_its_connections() {
+    let running = relay(Settings::default()).await;
+    let listener = ptth_relay::metrics::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let head_timeout = std::time::Duration::from_secs(1);
+    tokio::spawn(ptth_relay::metrics::serve(
+        listener,
+        running.relay.clone(),
+        head_timeout,
+    ));
+    for (method, path) in [("GET", "/"), ("GET", "/metrics/x"), ("POST", "/metrics")] {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"))
+            .body(Full::default())
+            .unwrap();
+        let (status, headers, _) = send(request).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+    }
+    // A silent connection is closed at the head timeout; past eight from
+    // one address, a connection is closed at once.
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut ninth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut read = Vec::new();
+    within(tokio::io::AsyncReadExt::read_to_end(&mut ninth, &mut read))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    within(tokio::io::AsyncReadExt::read_to_end(
+        &mut silent[0],
+        &mut read,
+    ))
+    .await
+    .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(read.is_empty() || read.starts_with(b"HTTP/1.1 408"));
 }
