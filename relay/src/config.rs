@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::cidr::Cidr;
 use crate::cli::{RoutingMode, ServeArgs};
 use crate::limit::ClaimRate;
 use crate::longpoll::LongPoll;
@@ -29,6 +30,7 @@ use crate::token::Digest;
 /// head-timeout = 60
 /// max-names = 100000
 /// body-timeout = 30  # a request body's longest pause
+/// trusted-proxies = ["10.0.0.0/8"]  # whose X-Forwarded-For is kept
 /// [names]
 /// lamp = "s3cret"
 /// [claims]        # per client address
@@ -69,6 +71,8 @@ pub struct File {
     head_timeout: Option<Seconds>,
     max_names: Option<usize>,
     body_timeout: Option<Seconds>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
     #[serde(default)]
     claims: Claims,
     #[serde(default)]
@@ -226,6 +230,10 @@ impl Serve {
             parked: file_polls.parked.unwrap_or(defaults.longpoll.parked),
             parked_per_client: file_polls.parked_per_client,
         };
+        let trusted_proxies = (file.trusted_proxies.iter())
+            .map(|range| range.parse::<Cidr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| format!("trusted-proxies: {error}"))?;
         let default_connections = Bounds::connections();
         let connections = Bounds {
             per_client: (file.connections.per_client).unwrap_or(default_connections.per_client),
@@ -253,6 +261,7 @@ impl Serve {
             longpoll,
             max_names: file.max_names.unwrap_or(defaults.max_names),
             body_timeout: or(file.body_timeout, defaults.body_timeout),
+            trusted_proxies,
         };
         Ok(Serve {
             listen: args

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use http::HeaderMap;
 use http::header::{
-    CONNECTION, HOST, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
-    TRAILER, TRANSFER_ENCODING, UPGRADE,
+    CONNECTION, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
 };
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -15,8 +15,10 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `X-Forwarded-Proto`: `http` or `https`, as the public client spoke.
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-/// `X-Forwarded-Host`: the `Host` the public client asked for.
+/// `X-Forwarded-Host`: the host the public request was routed by.
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `Forwarded` (RFC 7239).
+pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Removes the hop-by-hop fields (RFC 9110, section 7.6.1): the fixed list
 /// and every field `Connection` names.
@@ -46,22 +48,85 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Adds `X-Forwarded-For` (appended to any list already there),
-/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr, tls: bool) {
-    let ip = client.ip().to_string();
-    let chain = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {ip}"),
-        None => ip,
-    };
-    if let Ok(chain) = HeaderValue::from_str(&chain) {
-        headers.insert(X_FORWARDED_FOR, chain);
+/// Fields only the relay may set toward a peer: a client's own would
+/// pass for the relay's word (who asked, from where, which node).
+const CLIENT_MAY_NOT_SET: [HeaderName; 3] = [
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("requesting-client"),
+    HeaderName::from_static("ptth-relay-hop"),
+];
+
+/// Who sent a request to the relay, as the peer is told.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    /// The address the request came from.
+    pub client: SocketAddr,
+    /// Whether it came over TLS.
+    pub tls: bool,
+    /// The host it was routed by (`Host`, or the target's authority).
+    pub host: Option<&'a str>,
+    /// Whether `client` is a proxy the operator trusts (or a cluster
+    /// node), whose forwarding fields are kept and appended to.
+    pub trusted: bool,
+}
+
+/// Sets `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
+/// `Forwarded` (RFC 7239) for `from`, replacing what an untrusted client
+/// wrote, and removes the fields only the relay may set.
+pub fn set_forwarded(headers: &mut HeaderMap, from: Forwarding<'_>) {
+    for name in CLIENT_MAY_NOT_SET {
+        headers.remove(name);
     }
-    let proto = if tls { "https" } else { "http" };
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    if let Some(host) = headers.get(HOST).cloned() {
+    let ip = from.client.ip().to_string();
+    let proto = if from.tls { "https" } else { "http" };
+    let node = match from.client.ip() {
+        std::net::IpAddr::V6(_) => format!("\"[{ip}]\""),
+        std::net::IpAddr::V4(_) => ip.clone(),
+    };
+    let mut element = format!("for={node};proto={proto}");
+    if let Some(host) = from.host.filter(|host| host.bytes().all(is_token_char)) {
+        element.push_str(&format!(";host={host}"));
+    }
+    let earlier = |headers: &HeaderMap, name: &HeaderName| {
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        (from.trusted && !values.is_empty()).then(|| values.join(", "))
+    };
+    let chain = earlier(headers, &X_FORWARDED_FOR).map_or(ip.clone(), |e| format!("{e}, {ip}"));
+    let forwarded =
+        earlier(headers, &FORWARDED).map_or(element.clone(), |e| format!("{e}, {element}"));
+    let kept = |headers: &HeaderMap, name: &HeaderName| {
+        from.trusted.then(|| headers.get(name).cloned()).flatten()
+    };
+    let proto = kept(headers, &X_FORWARDED_PROTO).unwrap_or(HeaderValue::from_static(proto));
+    let host = kept(headers, &X_FORWARDED_HOST)
+        .or_else(|| from.host.and_then(|host| HeaderValue::from_str(host).ok()));
+    for name in [
+        X_FORWARDED_FOR,
+        X_FORWARDED_PROTO,
+        X_FORWARDED_HOST,
+        FORWARDED,
+    ] {
+        headers.remove(name);
+    }
+    for (name, value) in [(X_FORWARDED_FOR, chain), (FORWARDED, forwarded)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert(X_FORWARDED_PROTO, proto);
+    if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);
     }
+}
+
+/// RFC 9110's `tchar`, which a `Forwarded` value may hold unquoted; a
+/// host with anything else is left out rather than quoted.
+fn is_token_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:[]".contains(&byte)
 }
 
 #[cfg(test)]
@@ -92,14 +157,84 @@ mod tests {
         assert_eq!(left, ["accept", "authorization"]);
     }
 
-    #[test]
-    fn forwarded_fields_name_client_scheme_and_host() {
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(HOST, HeaderValue::from_static("lamp.relay.example"));
-        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        add_forwarded(&mut headers, "[::1]:4567".parse().unwrap(), true);
-        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, ::1");
-        assert_eq!(headers[X_FORWARDED_PROTO], "https");
-        assert_eq!(headers[X_FORWARDED_HOST], "lamp.relay.example");
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn forwarding_fields_are_the_relay_s_unless_the_client_is_trusted() {
+        let spoofed: &[(&str, &str)] = &[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "bank.example"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("requesting-client", "6.6.6.6:1"),
+            ("ptth-relay-hop", "a"),
+            ("accept", "*/*"),
+        ];
+        for (client, trusted, host, wanted) in [
+            (
+                "192.0.2.1:5",
+                false,
+                Some("lamp.relay.example"),
+                [
+                    "192.0.2.1",
+                    "http",
+                    "lamp.relay.example",
+                    "for=192.0.2.1;proto=http;host=lamp.relay.example",
+                ],
+            ),
+            (
+                "[2001:db8::1]:5",
+                false,
+                None,
+                [
+                    "2001:db8::1",
+                    "http",
+                    "",
+                    "for=\"[2001:db8::1]\";proto=http",
+                ],
+            ),
+            (
+                "10.0.0.2:5",
+                true,
+                Some("lamp.relay.example"),
+                [
+                    "6.6.6.6, 10.0.0.2",
+                    "https",
+                    "bank.example",
+                    "for=6.6.6.6, for=10.0.0.2;proto=http;host=lamp.relay.example",
+                ],
+            ),
+        ] {
+            let mut map = headers(spoofed);
+            let from = Forwarding {
+                client: client.parse().unwrap(),
+                tls: false,
+                host,
+                trusted,
+            };
+            set_forwarded(&mut map, from);
+            let got = [
+                X_FORWARDED_FOR,
+                X_FORWARDED_PROTO,
+                X_FORWARDED_HOST,
+                FORWARDED,
+            ]
+            .map(|name| map.get(name).map_or("", |v| v.to_str().unwrap()).to_owned());
+            assert_eq!(got, wanted, "{client} trusted={trusted}");
+            for gone in ["x-real-ip", "requesting-client", "ptth-relay-hop"] {
+                assert!(!map.contains_key(gone), "{gone} kept for {client}");
+            }
+            assert_eq!(map["accept"], "*/*");
+        }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod assets;
 pub mod bridge;
+pub mod cidr;
 pub mod cli;
 #[cfg(feature = "cluster")]
 pub mod cluster;
@@ -32,6 +33,7 @@ mod peers;
 pub mod pool;
 mod public;
 pub mod relay;
+mod route;
 pub mod server;
 pub mod slots;
 mod stall;

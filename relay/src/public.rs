@@ -9,8 +9,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HOST, HeaderValue, RETRY_AFTER};
-use http::uri::PathAndQuery;
+use http::header::{HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -18,9 +17,10 @@ use ptth::Protocol;
 use tracing::{Instrument, debug, debug_span};
 
 use crate::head::HeadError;
-use crate::headers::{add_forwarded, remove_hop_by_hop};
+use crate::headers::{Forwarding, remove_hop_by_hop, set_forwarded};
 use crate::pool::{BoxError, PeerBody, Picked, Pool, Unavailable, Waits};
-use crate::relay::{Relay, RelayBody, Routing, status};
+use crate::relay::{Relay, RelayBody, status};
+use crate::route::{Routed, route};
 use crate::stall::Stalling;
 
 /// Forwards a public request to a peer of its name.
@@ -29,15 +29,28 @@ pub(crate) async fn forward(
     request: Request<Incoming>,
     client: SocketAddr,
 ) -> Response<RelayBody> {
-    let (name, target) = match route(relay, &request) {
+    let settings = &relay.settings;
+    let routed = match route(&settings.routing, settings.strip_prefix, &request) {
         Ok(routed) => routed,
         Err(unrouted) => return unrouted.response(),
     };
+    let Routed { name, target, host } = routed;
+    let from_node = relay.from_node(&request);
+    let forwarding = Forwarding {
+        client,
+        tls: settings.tls,
+        host: host.as_deref(),
+        trusted: from_node
+            || settings
+                .trusted_proxies
+                .iter()
+                .any(|c| c.contains(client.ip())),
+    };
     #[cfg(feature = "cluster")]
-    {
-        let owners = crate::cluster::forward::owners(relay, &name, &request);
+    if !from_node {
+        let owners = crate::cluster::forward::owners(relay, &name);
         if !owners.is_empty() {
-            return crate::cluster::forward::forward(relay, request, owners, client).await;
+            return crate::cluster::forward::forward(relay, request, owners, forwarding).await;
         }
     }
     let mut request = request;
@@ -68,14 +81,14 @@ pub(crate) async fn forward(
                 );
             }
             remove_hop_by_hop(&mut parts.headers);
-            add_forwarded(&mut parts.headers, client, relay.settings.tls);
+            set_forwarded(&mut parts.headers, forwarding);
             parts.uri = target;
             return crate::longpoll::forward(relay, &poller, parts, body, client).await;
         };
         tracing::Span::current().record("connection", tracing::field::debug(sender.id()));
         let key = parts.headers.get(crate::bridge::SEC_WEBSOCKET_KEY).cloned();
         remove_hop_by_hop(&mut parts.headers);
-        add_forwarded(&mut parts.headers, client, relay.settings.tls);
+        set_forwarded(&mut parts.headers, forwarding);
         parts.uri = target;
         parts.version = version_for(sender.protocol());
         let replay =
@@ -244,74 +257,6 @@ fn unavailable_response(name: &str, unavailable: Unavailable) -> Response<RelayB
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     response
-}
-
-/// Why a public request names no peer.
-#[derive(Debug)]
-enum Unrouted {
-    BadTarget,
-    NoName,
-    NoHost,
-    Elsewhere(String),
-}
-
-impl Unrouted {
-    fn response(&self) -> Response<RelayBody> {
-        match self {
-            Unrouted::BadTarget => status(StatusCode::BAD_REQUEST, "invalid request target"),
-            Unrouted::NoName => status(StatusCode::NOT_FOUND, "no name in the path"),
-            Unrouted::NoHost => status(StatusCode::BAD_REQUEST, "no Host in host routing"),
-            Unrouted::Elsewhere(host) => {
-                status(StatusCode::NOT_FOUND, &format!("{host} is no name here"))
-            }
-        }
-    }
-}
-
-/// The name a public request is for, and the target to send the peer.
-fn route(relay: &Relay, request: &Request<Incoming>) -> Result<(String, Uri), Unrouted> {
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or("/", PathAndQuery::as_str);
-    let target = |text: &str| text.parse::<Uri>().map_err(|_| Unrouted::BadTarget);
-    match &relay.settings.routing {
-        Routing::Path => {
-            let rest = path_and_query.trim_start_matches('/');
-            let end = rest.find(['/', '?']).unwrap_or(rest.len());
-            let name = &rest[..end];
-            if name.is_empty() {
-                return Err(Unrouted::NoName);
-            }
-            let target = if relay.settings.strip_prefix {
-                let stripped = &rest[end..];
-                match stripped.strip_prefix('?') {
-                    Some(query) => target(&format!("/?{query}"))?,
-                    None if stripped.is_empty() => target("/")?,
-                    None => target(stripped)?,
-                }
-            } else {
-                target(path_and_query)?
-            };
-            Ok((name.to_owned(), target))
-        }
-        Routing::Host { domain } => {
-            let host = request
-                .headers()
-                .get(HOST)
-                .and_then(|host| host.to_str().ok())
-                .or_else(|| request.uri().host())
-                .ok_or(Unrouted::NoHost)?;
-            let host = host.rsplit_once(':').map_or(host, |(host, _port)| host);
-            let name = host
-                .to_ascii_lowercase()
-                .strip_suffix(domain.as_str())
-                .and_then(|name| name.strip_suffix('.'))
-                .map(str::to_owned)
-                .ok_or_else(|| Unrouted::Elsewhere(host.to_owned()))?;
-            Ok((name, target(path_and_query)?))
-        }
-    }
 }
 
 /// A peer's response body, holding its connection as in flight until the

@@ -73,6 +73,10 @@ pub struct Settings {
     /// How long a request body may pause before it is cut. Default is
     /// 30 s.
     pub body_timeout: Duration,
+    /// Proxies in front of the relay (a load balancer) whose forwarding
+    /// fields are kept and appended to; anyone else's are replaced.
+    /// Default is none.
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
 }
 
 impl Default for Settings {
@@ -90,6 +94,7 @@ impl Default for Settings {
             longpoll: LongPoll::default(),
             max_names: 100_000,
             body_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -225,6 +230,18 @@ impl Relay {
         }
     }
 
+    /// Whether `request` came from another node of this relay's cluster,
+    /// proven by its hop mark: it is then served here, never forwarded
+    /// again, and its forwarding fields are the node's.
+    pub(crate) fn from_node<B>(&self, request: &Request<B>) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = self.cluster.get() {
+            return crate::cluster::forward::from_node(cluster, request);
+        }
+        let _ = request;
+        false
+    }
+
     /// Long polls parked now, on every name.
     pub fn parked_polls(&self) -> usize {
         self.parked.held()
@@ -307,13 +324,20 @@ impl hyper::service::Service<Request<Incoming>> for Service {
     }
 }
 
-/// A short plain-text answer.
+/// A short plain-text answer of the relay's own.
 pub(crate) fn status(code: StatusCode, text: &str) -> Response<RelayBody> {
     let mut response = Response::new(full(format!("{text}\n")));
     *response.status_mut() = code;
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    // The text may hold what a client sent (a host); a browser must not
+    // read it as anything but text.
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
     );
     response
 }

@@ -149,7 +149,10 @@ async fn every_node_reaches_every_name() {
                 );
                 assert!(body.starts_with(&format!("GET /{name}/hi\n")), "{body}");
                 let owner = if name == "lamp" { "a" } else { "b" };
-                let hopped = body.contains(&format!("ptth-relay-hop: {}", cluster.node()));
+                // The owner keeps the forwarding node's chain and adds the
+                // node; the mark itself never reaches the device.
+                assert!(!body.contains("ptth-relay-hop"), "{body}");
+                let hopped = body.contains("x-forwarded-for: 127.0.0.1, 127.0.0.1\n");
                 assert_eq!(
                     hopped,
                     cluster.node() != owner,
@@ -198,10 +201,11 @@ async fn a_claim_on_another_node_needs_the_same_token() {
             .unwrap();
         let options = etcd_client::GetOptions::new().with_prefix();
         let stored = etcd_client.get("/ptth/", Some(options)).await.unwrap();
+        // The hop secret is binary; the names' values are text.
         let values: Vec<_> = stored
             .kvs()
             .iter()
-            .map(|kv| kv.value_str().unwrap())
+            .filter_map(|kv| kv.value_str().ok())
             .collect();
         assert!(
             values.contains(&digest("lamp-s3cret").to_hex().as_str()),
@@ -429,6 +433,36 @@ async fn an_owner_that_is_gone_is_a_name_without_a_peer() {
         let (status, headers, body) = common::get(&format!("http://{b}/lamp/")).await;
         assert_eq!(status, 503, "{body}");
         assert_eq!(headers["retry-after"], "1");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_public_client_cannot_pass_as_a_node() {
+    let etcd = Etcd::start();
+    within(async {
+        let (a, _) = relay_node(&etcd, "a").await;
+        let (b, cluster_b) = relay_node(&etcd, "b").await;
+        let lamp = common::peer(a, "lamp", "t", ptth::initiator::Builder::new());
+        common::connected(&lamp, 1).await;
+        cluster_b
+            .wait_until(|table| table.get("lamp").is_some_and(|e| !e.owners.is_empty()))
+            .await;
+        // A forged mark neither stops the hop nor makes the client's
+        // forwarding fields a node's.
+        for mark in ["a", "1.00.a", &format!("9999999999.{}.a", "0".repeat(64))] {
+            let request = http::Request::get(format!("http://{b}/lamp/"))
+                .header("ptth-relay-hop", mark)
+                .header("x-forwarded-for", "6.6.6.6")
+                .body(http_body_util::Full::default())
+                .unwrap();
+            let (status, _, body) = common::send(request).await;
+            assert_eq!(status, 200, "{mark}: {body}");
+            assert!(
+                body.contains("x-forwarded-for: 127.0.0.1, 127.0.0.1\n"),
+                "{mark}: {body}"
+            );
+        }
     })
     .await;
 }

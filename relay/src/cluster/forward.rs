@@ -3,7 +3,6 @@
 //! they had arrived there.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use http::header::HeaderName;
@@ -15,24 +14,34 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tracing::debug;
 
-use crate::headers::{add_forwarded, remove_hop_by_hop};
+use crate::headers::{Forwarding, remove_hop_by_hop, set_forwarded};
 use crate::pool::{BoxError, PeerBody};
 use crate::relay::{Relay, RelayBody, status};
 
-/// Marks a request forwarded by a node, naming it; a request that carries
-/// it is served where it lands and never forwarded again (one hop at most).
+/// Marks a request forwarded by a node ([`super::mark`]); a request that
+/// carries a valid mark is served where it lands and never forwarded
+/// again (one hop at most). A public client's is removed.
 pub const HOP: HeaderName = HeaderName::from_static("ptth-relay-hop");
 
+/// Whether `request` carries a valid hop mark of this cluster.
+pub(crate) fn from_node<B>(cluster: &super::Cluster, request: &Request<B>) -> bool {
+    let Some(mark) = request.headers().get(HOP) else {
+        return false;
+    };
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    super::mark::verify(&cluster.inner.secret, mark, request.method(), target)
+}
+
 /// The owners of `name` on other nodes, when this node should forward:
-/// no local peer, a cluster that knows others, and a request that has not
-/// hopped yet.
-pub(crate) fn owners(relay: &Relay, name: &str, request: &Request<Incoming>) -> Vec<String> {
+/// no local peer, and a cluster that knows others. The caller checks that
+/// the request has not hopped yet.
+pub(crate) fn owners(relay: &Relay, name: &str) -> Vec<String> {
     let Some(cluster) = relay.cluster.get() else {
         return Vec::new();
     };
-    if request.headers().contains_key(HOP) {
-        return Vec::new();
-    }
     if relay
         .names
         .lookup(name)
@@ -67,10 +76,13 @@ impl Hop {
         }
     }
 
-    /// Sends `request` (with an absolute URI) on the owner's connection,
-    /// opening it first if there is none or it closed.
-    async fn send(&self, request: Request<PeerBody>) -> Result<Response<Incoming>, String> {
-        let uri = request.uri().clone();
+    /// Sends `request` on the connection to the node at `uri`, opening it
+    /// first if there is none or it closed.
+    async fn send(
+        &self,
+        uri: &Uri,
+        request: Request<PeerBody>,
+    ) -> Result<Response<Incoming>, String> {
         let key = format!(
             "{}://{}",
             uri.scheme_str().unwrap_or("http"),
@@ -86,7 +98,7 @@ impl Hop {
         let mut sender = match cached {
             Some(sender) => sender,
             None => {
-                let io = connect(self, &uri, b"h2").await?;
+                let io = connect(self, uri, b"h2").await?;
                 let mut builder = http2::Builder::new(TokioExecutor::new());
                 builder.timer(TokioTimer::new());
                 let (sender, connection) = builder
@@ -116,7 +128,7 @@ pub(crate) async fn forward(
     relay: &Arc<Relay>,
     request: Request<Incoming>,
     owners: Vec<String>,
-    client_addr: SocketAddr,
+    forwarding: Forwarding<'_>,
 ) -> Response<RelayBody> {
     let Some(cluster) = relay.cluster.get() else {
         return status(StatusCode::BAD_GATEWAY, "this relay is in no cluster");
@@ -126,26 +138,35 @@ pub(crate) async fn forward(
     let public_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     remove_hop_by_hop(&mut parts.headers);
-    add_forwarded(&mut parts.headers, client_addr, relay.settings.tls);
-    if let Ok(node) = HeaderValue::from_str(cluster.node()) {
-        parts.headers.insert(HOP, node);
-    }
-    if let (Some(upgrade), Some(public)) = (upgrade, public_upgrade) {
-        crate::bridge::restore(&mut parts.headers, upgrade);
-        return forward_upgrade(cluster.hop(), parts, public, &owners).await;
-    }
+    set_forwarded(&mut parts.headers, forwarding);
     let target = parts
         .uri
         .path_and_query()
         .map_or("/", |target| target.as_str())
         .to_owned();
+    let secret = &cluster.inner.secret;
+    if let Some(mark) = super::mark::sign(secret, cluster.node(), &parts.method, &target) {
+        parts.headers.insert(HOP, mark);
+    }
+    if let (Some(upgrade), Some(public)) = (upgrade, public_upgrade) {
+        crate::bridge::restore(&mut parts.headers, upgrade);
+        return forward_upgrade(cluster.hop(), parts, public, &owners).await;
+    }
+    // The owner routes by :authority, so it is the host the public named;
+    // the connection goes to the owner all the same.
+    let authority = forwarding.host.unwrap_or("localhost").to_owned();
+    parts.headers.remove(http::header::HOST);
     let bodiless = body.is_end_stream();
     let body = crate::stall::Stalling::new(body, relay.settings.body_timeout);
     let mut body = Some(body.boxed());
     let mut last = String::new();
     let tries = owners.len().min(2);
     for (tried, owner) in owners.iter().take(tries).enumerate() {
-        let Ok(uri) = format!("{}{target}", owner.trim_end_matches('/')).parse::<Uri>() else {
+        let Ok(node) = owner.parse::<Uri>() else {
+            continue;
+        };
+        let scheme = node.scheme_str().unwrap_or("http");
+        let Ok(uri) = format!("{scheme}://{authority}{target}").parse::<Uri>() else {
             continue;
         };
         let body = match body.take() {
@@ -163,7 +184,7 @@ pub(crate) async fn forward(
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        match cluster.hop().send(request).await {
+        match cluster.hop().send(&node, request).await {
             Ok(response) => {
                 let (mut head, body) = response.into_parts();
                 remove_hop_by_hop(&mut head.headers);
@@ -177,9 +198,10 @@ pub(crate) async fn forward(
     }
     // The owners the table named are gone: for the public that is a name
     // with no peer (RELAY.md), which a reconnecting device will fix.
+    debug!(error = %last, "no owner node answered");
     let mut response = status(
         StatusCode::SERVICE_UNAVAILABLE,
-        &format!("no node that owns this name answered: {last}"),
+        "no node that owns this name answered",
     );
     response
         .headers_mut()
@@ -242,9 +264,10 @@ async fn forward_upgrade(
         *switching.headers_mut() = response.headers().clone();
         return switching;
     }
+    debug!(error = %last, "no owner node took the upgrade");
     status(
         StatusCode::BAD_GATEWAY,
-        &format!("no node that owns this name took the upgrade: {last}"),
+        "no node that owns this name took the upgrade",
     )
 }
 

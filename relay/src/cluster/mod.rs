@@ -15,6 +15,7 @@
 //! disagree about a name's token.
 
 pub mod forward;
+mod mark;
 mod table;
 
 use std::collections::HashMap;
@@ -83,6 +84,8 @@ pub struct Cluster {
 struct Inner {
     client: Client,
     hop: forward::Hop,
+    /// The key of the hop marks, shared by every node through etcd.
+    secret: mark::Secret,
     settings: Settings,
     node_lease: i64,
     table: Mutex<Table>,
@@ -119,8 +122,10 @@ impl Cluster {
         client
             .put(node_key, settings.advertise.clone(), Some(with_lease))
             .await?;
+        let secret = mark::shared_secret(&mut client).await?;
         let inner = Arc::new(Inner {
             client,
+            secret,
             hop: forward::Hop::new(settings.tls.clone()),
             settings,
             node_lease,

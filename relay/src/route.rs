@@ -1,0 +1,223 @@
+//! Which name a public request is for, the target its peer gets, and the
+//! host it was routed by (RELAY.md, "Routing public requests").
+
+use http::header::HOST;
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+
+use crate::relay::{RelayBody, Routing, status};
+
+/// A routed request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Routed {
+    /// The name it is for.
+    pub name: String,
+    /// The target its peer gets.
+    pub target: Uri,
+    /// The host it named, as written (with any port).
+    pub host: Option<String>,
+}
+
+/// Why a public request names no peer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unrouted {
+    BadTarget,
+    NoName,
+    NoHost,
+    /// An HTTP/2 request whose `host` is not its `:authority`.
+    HostMismatch,
+    Elsewhere(String),
+}
+
+impl Unrouted {
+    pub(crate) fn response(&self) -> Response<RelayBody> {
+        match self {
+            Unrouted::BadTarget => status(StatusCode::BAD_REQUEST, "invalid request target"),
+            Unrouted::NoName => status(StatusCode::NOT_FOUND, "no name in the path"),
+            Unrouted::NoHost => status(StatusCode::BAD_REQUEST, "no Host in host routing"),
+            Unrouted::HostMismatch => status(
+                StatusCode::BAD_REQUEST,
+                "the host field and :authority disagree",
+            ),
+            Unrouted::Elsewhere(host) => {
+                status(StatusCode::NOT_FOUND, &format!("{host} is no name here"))
+            }
+        }
+    }
+}
+
+/// Routes `request` by `routing`; `strip_prefix` removes `/<name>` from
+/// the target in path routing.
+pub(crate) fn route<B>(
+    routing: &Routing,
+    strip_prefix: bool,
+    request: &Request<B>,
+) -> Result<Routed, Unrouted> {
+    let host = host(request.version(), request.uri(), request.headers())?;
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/", PathAndQuery::as_str);
+    let target = |text: &str| text.parse::<Uri>().map_err(|_| Unrouted::BadTarget);
+    let (name, target) = match routing {
+        Routing::Path => {
+            let rest = path_and_query.trim_start_matches('/');
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let name = &rest[..end];
+            if name.is_empty() {
+                return Err(Unrouted::NoName);
+            }
+            let target = if strip_prefix {
+                let stripped = &rest[end..];
+                match stripped.strip_prefix('?') {
+                    Some(query) => target(&format!("/?{query}"))?,
+                    None if stripped.is_empty() => target("/")?,
+                    None => target(stripped)?,
+                }
+            } else {
+                target(path_and_query)?
+            };
+            (name.to_owned(), target)
+        }
+        Routing::Host { domain } => {
+            let authority = host.ok_or(Unrouted::NoHost)?;
+            let authority = authority
+                .parse::<Authority>()
+                .map_err(|_| Unrouted::BadTarget)?;
+            let host = authority.host().to_ascii_lowercase();
+            let name = host
+                .strip_suffix(domain.as_str())
+                .and_then(|name| name.strip_suffix('.'))
+                .ok_or_else(|| Unrouted::Elsewhere(host.clone()))?;
+            (name.to_owned(), target(path_and_query)?)
+        }
+    };
+    Ok(Routed {
+        name,
+        target,
+        host: host.map(str::to_owned),
+    })
+}
+
+/// The host a request names (RFC 9112, section 3.2.2): an absolute-form
+/// target's authority, else `Host`. On HTTP/2 the authority is
+/// `:authority`, and a `host` field that disagrees with it is refused
+/// (RFC 9113, section 8.3.1).
+pub(crate) fn host<'a>(
+    version: Version,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+) -> Result<Option<&'a str>, Unrouted> {
+    let field = match headers.get(HOST) {
+        Some(value) => Some(value.to_str().map_err(|_| Unrouted::BadTarget)?),
+        None => None,
+    };
+    match (uri.authority(), field) {
+        (Some(authority), Some(field))
+            if version == Version::HTTP_2 && !authority.as_str().eq_ignore_ascii_case(field) =>
+        {
+            Err(Unrouted::HostMismatch)
+        }
+        (Some(authority), _) => Ok(Some(authority.as_str())),
+        (None, field) => Ok(field),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: Version, target: &str, host: Option<&str>) -> Request<()> {
+        let mut builder = Request::get(target).version(version);
+        if let Some(host) = host {
+            builder = builder.header(HOST, host);
+        }
+        builder.body(()).unwrap()
+    }
+
+    fn domain() -> Routing {
+        Routing::Host {
+            domain: "relay.example".into(),
+        }
+    }
+
+    #[test]
+    fn host_routing_follows_the_authority_the_rfcs_name() {
+        use Version as V;
+        for (version, target, host, routed) in [
+            (V::HTTP_11, "/a", Some("lamp.relay.example"), Ok("lamp")),
+            (
+                V::HTTP_11,
+                "/a",
+                Some("LAMP.Relay.Example:8080"),
+                Ok("lamp"),
+            ),
+            // An absolute-form target's authority decides, not Host.
+            (
+                V::HTTP_11,
+                "http://fan.relay.example/a",
+                Some("lamp.relay.example"),
+                Ok("fan"),
+            ),
+            (
+                V::HTTP_11,
+                "http://bank.example/a",
+                Some("lamp.relay.example"),
+                Err(Unrouted::Elsewhere("bank.example".into())),
+            ),
+            (V::HTTP_2, "http://lamp.relay.example/a", None, Ok("lamp")),
+            (
+                V::HTTP_2,
+                "http://lamp.relay.example/a",
+                Some("lamp.relay.example"),
+                Ok("lamp"),
+            ),
+            (
+                V::HTTP_2,
+                "http://lamp.relay.example/a",
+                Some("fan.relay.example"),
+                Err(Unrouted::HostMismatch),
+            ),
+            (V::HTTP_11, "/a", None, Err(Unrouted::NoHost)),
+            (
+                V::HTTP_11,
+                "/a",
+                Some("relay.example"),
+                Err(Unrouted::Elsewhere("relay.example".into())),
+            ),
+            (V::HTTP_11, "/a", Some("a b"), Err(Unrouted::BadTarget)),
+            (
+                V::HTTP_11,
+                "/a",
+                Some("[::1]:80"),
+                Err(Unrouted::Elsewhere("[::1]".into())),
+            ),
+        ] {
+            let got = route(&domain(), false, &request(version, target, host));
+            let got = got.map(|routed| routed.name);
+            let wanted = routed.map(str::to_owned);
+            assert_eq!(got, wanted, "{version:?} {target} {host:?}");
+        }
+    }
+
+    #[test]
+    fn path_routing_forwards_the_target_unaltered_or_stripped() {
+        for (target, strip, routed) in [
+            ("/lamp/a?b=1", false, Ok(("lamp", "/lamp/a?b=1"))),
+            ("/lamp/a?b=1", true, Ok(("lamp", "/a?b=1"))),
+            ("/lamp", true, Ok(("lamp", "/"))),
+            ("/lamp?x", true, Ok(("lamp", "/?x"))),
+            ("/", false, Err(Unrouted::NoName)),
+            ("/?x", false, Err(Unrouted::NoName)),
+        ] {
+            let request = request(Version::HTTP_11, target, Some("relay.example:8080"));
+            let got = route(&Routing::Path, strip, &request);
+            let got = got.map(|routed| {
+                assert_eq!(routed.host.as_deref(), Some("relay.example:8080"));
+                (routed.name, routed.target.to_string())
+            });
+            let wanted = routed.map(|(name, target)| (name.to_owned(), target.to_owned()));
+            assert_eq!(got, wanted, "{target} strip={strip}");
+        }
+    }
+}
