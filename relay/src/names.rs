@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::pool::Pool;
 use crate::token::Digest;
-pub use crate::token::random_token;
+use crate::token::random_token;
 
 /// How long a name stays reserved after its last connection left, at the
 /// least: long enough for a peer to reconnect and get it back.

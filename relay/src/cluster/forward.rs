@@ -18,9 +18,10 @@ use crate::headers::{Forwarding, remove_hop_by_hop, set_forwarded};
 use crate::pool::{BoxError, PeerBody};
 use crate::relay::{Relay, RelayBody, status};
 
-/// Marks a request forwarded by a node ([`super::mark`]); a request that
-/// carries a valid mark is served where it lands and never forwarded
-/// again (one hop at most). A public client's is removed.
+/// Marks a request forwarded by a node, with an HMAC under the cluster's
+/// secret; a request that carries a valid mark is served where it lands
+/// and never forwarded again (one hop at most). A public client's is
+/// removed.
 pub const HOP: HeaderName = HeaderName::from_static("ptth-relay-hop");
 
 /// Whether `request` carries a valid hop mark of this cluster.
