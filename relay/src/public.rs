@@ -35,7 +35,7 @@ pub(crate) async fn forward(
         Err(unrouted) => return unrouted.response(),
     };
     let Routed { name, target, host } = routed;
-    let from_node = relay.from_node(&request);
+    let from_node = relay.came_from_node(&request);
     let forwarding = Forwarding {
         client,
         tls: settings.tls,

@@ -233,7 +233,7 @@ impl Relay {
     /// Whether `request` came from another node of this relay's cluster,
     /// proven by its hop mark: it is then served here, never forwarded
     /// again, and its forwarding fields are the node's.
-    pub(crate) fn from_node<B>(&self, request: &Request<B>) -> bool {
+    pub(crate) fn came_from_node<B>(&self, request: &Request<B>) -> bool {
         #[cfg(feature = "cluster")]
         if let Some(cluster) = self.cluster.get() {
             return crate::cluster::forward::from_node(cluster, request);
