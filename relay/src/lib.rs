@@ -22,6 +22,8 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod expose;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 pub mod limit;
 pub mod longpoll;
