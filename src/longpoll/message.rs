@@ -166,7 +166,8 @@ fn dechunk(mut rest: &[u8]) -> Result<Bytes, Error> {
         if size == 0 {
             return Ok(body.freeze());
         }
-        if rest.len() < size + 2 || &rest[size..size + 2] != b"\r\n" {
+        // Sizes run to 16 hex digits, so `size + 2` could overflow.
+        if !rest.get(size..).is_some_and(|end| end.starts_with(b"\r\n")) {
             return Err(Error::malformed("a chunk shorter than its size"));
         }
         body.extend_from_slice(&rest[..size]);
@@ -244,6 +245,10 @@ mod tests {
             ),
             (
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+                "chunk",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffe\r\nab",
                 "chunk",
             ),
             (b"HTTP/1.1 99 Odd\r\n\r\n", "status"),
