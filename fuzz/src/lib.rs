@@ -8,8 +8,15 @@
 //!
 //! Each target checks its result against [`model`], which decides from the
 //! protocol's rules alone what must come of the bytes.
+//!
+//! The long-poll targets, for the formats clients that cannot upgrade
+//! speak to the relay, are in [`longpoll`]; they parse whole messages, so
+//! they need no IO.
 
+pub mod longpoll;
 pub mod model;
+
+pub use longpoll::{longpoll_form, message_http, sl_json};
 
 use std::io;
 use std::pin::Pin;
@@ -216,6 +223,9 @@ mod seeds {
         for (target, run) in [
             ("answer", super::answer as fn(&[u8])),
             ("request", super::request),
+            ("longpoll_form", super::longpoll_form),
+            ("message_http", super::message_http),
+            ("sl_json", super::sl_json),
         ] {
             let mut count = 0;
             for entry in std::fs::read_dir(seeds.join(target)).unwrap() {

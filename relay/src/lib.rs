@@ -23,6 +23,8 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod expose;
+#[doc(hidden)]
+pub mod fuzzing;
 mod head;
 pub mod headers;
 pub mod limit;

@@ -25,10 +25,7 @@ const VERSION: &str = "PTTH/1.0";
 
 /// The request as JSON, under `id`.
 pub fn encode_request(id: &str, request: &Request<Bytes>) -> Vec<u8> {
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |target| target.as_str());
+    let target = super::message::target(request.uri());
     let mut object = json!({
         "message-id": id,
         "method": request.method().as_str(),

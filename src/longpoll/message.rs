@@ -6,8 +6,11 @@
 //! the end of the envelope (the Python client's replies), and only the
 //! first message of an envelope that holds several (the Java client's).
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 
 use super::Error;
@@ -19,10 +22,7 @@ const MAX_HEADERS: usize = 100;
 /// sent (origin form), the headers, and the body with a `Content-Length`
 /// in place of any transfer coding, since the whole body is here.
 pub fn encode_request(request: &Request<Bytes>) -> Vec<u8> {
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |target| target.as_str());
+    let target = target(request.uri());
     let mut out = Vec::with_capacity(256 + request.body().len());
     out.extend_from_slice(request.method().as_str().as_bytes());
     out.push(b' ');
@@ -36,6 +36,17 @@ pub fn encode_request(request: &Request<Bytes>) -> Vec<u8> {
     }
     fields(&mut out, request.headers(), request.body());
     out
+}
+
+/// The request's target in origin form. An absolute URI with a query and
+/// no path (`http://host?x`) keeps its path empty, and `?x` alone is no
+/// target a client can read.
+pub(super) fn target(uri: &Uri) -> Cow<'_, str> {
+    match uri.path_and_query().map(PathAndQuery::as_str) {
+        None => Cow::Borrowed("/"),
+        Some(target) if target.starts_with('?') => Cow::Owned(format!("/{target}")),
+        Some(target) => Cow::Borrowed(target),
+    }
 }
 
 /// The response as `message/http`, in the same shape.
@@ -166,7 +177,8 @@ fn dechunk(mut rest: &[u8]) -> Result<Bytes, Error> {
         if size == 0 {
             return Ok(body.freeze());
         }
-        if rest.len() < size + 2 || &rest[size..size + 2] != b"\r\n" {
+        // Sizes run to 16 hex digits, so `size + 2` could overflow.
+        if !rest.get(size..).is_some_and(|end| end.starts_with(b"\r\n")) {
             return Err(Error::malformed("a chunk shorter than its size"));
         }
         body.extend_from_slice(&rest[..size]);
@@ -207,6 +219,11 @@ mod tests {
             .unwrap();
         let bytes = encode_request(&request);
         assert!(bytes.starts_with(b"GET /x HTTP/1.1\r\nhost: relay.example\r\n"));
+        let request = Request::get("https://relay.example?x")
+            .body(Bytes::new())
+            .unwrap();
+        let bytes = encode_request(&request);
+        assert!(bytes.starts_with(b"GET /?x HTTP/1.1\r\nhost: relay.example\r\n"));
     }
 
     #[test]
@@ -244,6 +261,10 @@ mod tests {
             ),
             (
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+                "chunk",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffe\r\nab",
                 "chunk",
             ),
             (b"HTTP/1.1 99 Odd\r\n\r\n", "status"),

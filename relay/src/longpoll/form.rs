@@ -42,9 +42,11 @@ pub fn decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // Two hex digits, checked first: `from_str_radix` also takes a
+        // leading `+`, which would read `%+A` as a newline.
         let hex = bytes
             .get(i + 1..i + 3)
-            .filter(|_| bytes[i] == b'%')
+            .filter(|hex| bytes[i] == b'%' && hex.iter().all(u8::is_ascii_hexdigit))
             .and_then(|hex| std::str::from_utf8(hex).ok())
             .and_then(|hex| u8::from_str_radix(hex, 16).ok());
         match hex {
@@ -97,5 +99,6 @@ mod tests {
         assert_eq!(encode("a b/-"), "a%20b%2F-");
         assert_eq!(decode("100%"), "100%");
         assert_eq!(decode("%zz"), "%zz");
+        assert_eq!(decode("%+A"), "%+A");
     }
 }
