@@ -11,8 +11,6 @@ use hyper::body::Incoming;
 use ptth::acceptor::SendRequest;
 use tokio::sync::Notify;
 
-use crate::pool::PeerBody;
-
 /// How many 1xx responses a peer may send before its final one. A real
 /// origin sends one `100 Continue`, maybe an `103 Early Hints`; more is a
 /// peer keeping the relay parsing for nothing.
@@ -35,12 +33,17 @@ pub(crate) enum HeadError {
 /// Sends `request` on `sender` and waits for its final response head, up
 /// to `timeout`. `upgrade` says whether the request asked to switch
 /// protocols, so that a `101` is an answer and not a breach.
-pub(crate) async fn send(
-    sender: &mut SendRequest<PeerBody>,
-    mut request: Request<PeerBody>,
+pub(crate) async fn send<B>(
+    sender: &mut SendRequest<B>,
+    mut request: Request<B>,
     timeout: Duration,
     upgrade: bool,
-) -> Result<Response<Incoming>, HeadError> {
+) -> Result<Response<Incoming>, HeadError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let informational = Arc::new(Counted::default());
     let counting = informational.clone();
     hyper::ext::on_informational(&mut request, move |_| counting.seen());

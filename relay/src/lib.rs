@@ -35,11 +35,12 @@ mod peers;
 pub mod pool;
 mod public;
 pub mod relay;
-mod route;
+pub mod route;
 pub mod server;
 pub mod slots;
 mod stall;
 pub mod tls;
 pub mod token;
 
-pub use relay::{Relay, Routing, Settings};
+pub use relay::{Relay, Settings};
+pub use route::Routing;

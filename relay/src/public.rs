@@ -20,7 +20,7 @@ use crate::head::HeadError;
 use crate::headers::{Forwarding, remove_hop_by_hop, set_forwarded};
 use crate::pool::{BoxError, PeerBody, Picked, Pool, Unavailable, Waits};
 use crate::relay::{Relay, RelayBody, status};
-use crate::route::{Routed, route};
+use crate::route::{Routed, Unrouted, route};
 use crate::stall::Stalling;
 
 /// Forwards a public request to a peer of its name.
@@ -32,7 +32,7 @@ pub(crate) async fn forward(
     let settings = &relay.settings;
     let routed = match route(&settings.routing, settings.strip_prefix, &request) {
         Ok(routed) => routed,
-        Err(unrouted) => return unrouted.response(),
+        Err(unrouted) => return unrouted_response(&unrouted),
     };
     let Routed { name, target, host } = routed;
     let from_node = relay.came_from_node(&request);
@@ -182,6 +182,21 @@ pub(crate) async fn forward(
     }
     .instrument(span)
     .await
+}
+
+fn unrouted_response(unrouted: &Unrouted) -> Response<RelayBody> {
+    match unrouted {
+        Unrouted::BadTarget => status(StatusCode::BAD_REQUEST, "invalid request target"),
+        Unrouted::NoName => status(StatusCode::NOT_FOUND, "no name in the path"),
+        Unrouted::NoHost => status(StatusCode::BAD_REQUEST, "no Host in host routing"),
+        Unrouted::HostMismatch => status(
+            StatusCode::BAD_REQUEST,
+            "the host field and :authority disagree",
+        ),
+        Unrouted::Elsewhere(host) => {
+            status(StatusCode::NOT_FOUND, &format!("{host} is no name here"))
+        }
+    }
 }
 
 fn version_for(protocol: Protocol) -> Version {

@@ -20,23 +20,12 @@ use crate::longpoll::{self, LongPoll};
 use crate::metrics::Metrics;
 use crate::names::{ClaimError, Claimed, Names, Policy};
 use crate::pool::{BoxError, Liveness, Waits};
+pub use crate::route::Routing;
 use crate::slots::Slots;
 use crate::{peers, public};
 
 /// The body of every response the relay gives.
 pub type RelayBody = BoxBody<Bytes, BoxError>;
-
-/// How public requests find their name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Routing {
-    /// `/<name>/...` on the relay's own host.
-    Path,
-    /// `<name>.<domain>`, on any path.
-    Host {
-        /// The domain names live under.
-        domain: String,
-    },
-}
 
 /// What a relay is configured with.
 #[derive(Debug, Clone)]

@@ -3,9 +3,19 @@
 
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery};
-use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Request, Uri, Version};
 
-use crate::relay::{RelayBody, Routing, status};
+/// How public requests find their name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    /// `/<name>/...` on the relay's own host.
+    Path,
+    /// `<name>.<domain>`, on any path.
+    Host {
+        /// The domain names live under.
+        domain: String,
+    },
+}
 
 /// A routed request.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,23 +37,6 @@ pub(crate) enum Unrouted {
     /// An HTTP/2 request whose `host` is not its `:authority`.
     HostMismatch,
     Elsewhere(String),
-}
-
-impl Unrouted {
-    pub(crate) fn response(&self) -> Response<RelayBody> {
-        match self {
-            Unrouted::BadTarget => status(StatusCode::BAD_REQUEST, "invalid request target"),
-            Unrouted::NoName => status(StatusCode::NOT_FOUND, "no name in the path"),
-            Unrouted::NoHost => status(StatusCode::BAD_REQUEST, "no Host in host routing"),
-            Unrouted::HostMismatch => status(
-                StatusCode::BAD_REQUEST,
-                "the host field and :authority disagree",
-            ),
-            Unrouted::Elsewhere(host) => {
-                status(StatusCode::NOT_FOUND, &format!("{host} is no name here"))
-            }
-        }
-    }
 }
 
 /// Routes `request` by `routing`; `strip_prefix` removes `/<name>` from

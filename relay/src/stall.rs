@@ -10,7 +10,8 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use crate::pool::BoxError;
+/// What a body's error becomes: any error, as hyper takes it.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// `B`, failing with [`Stalled`] when no frame comes for `bound`.
 #[derive(Debug)]
