@@ -79,10 +79,14 @@ impl Flood {
     }
 
     /// What the places the attacker holds are, for the floods that hold
-    /// some.
+    /// some. A connection counts from 100 ms after its connect, when the
+    /// relay has not closed it: held, or still waiting in the relay's
+    /// listen backlog, which the attacker cannot tell apart.
     fn held_label(self) -> Option<&'static str> {
         match self {
-            Flood::Idle | Flood::StalledAtPeer | Flood::StalledAtRelay => Some("connections held"),
+            Flood::Idle | Flood::StalledAtPeer | Flood::StalledAtRelay => {
+                Some("connections still open")
+            }
             Flood::Parked => Some("polls parked"),
             Flood::EndlessCheck | Flood::EndlessContinue => Some("peers connected"),
             Flood::None | Flood::Names | Flood::Takeover => None,
