@@ -30,6 +30,7 @@ use crate::token::Digest;
 /// head-timeout = 60
 /// max-names = 100000
 /// body-timeout = 30  # a request body's longest pause
+/// in-flight-per-client = 64  # public requests awaiting a head, per address
 /// trusted-proxies = ["10.0.0.0/8"]  # whose X-Forwarded-For is kept
 /// [names]
 /// lamp = "s3cret"
@@ -71,6 +72,7 @@ pub struct File {
     head_timeout: Option<Seconds>,
     max_names: Option<usize>,
     body_timeout: Option<Seconds>,
+    in_flight_per_client: Option<usize>,
     #[serde(default)]
     trusted_proxies: Vec<String>,
     #[serde(default)]
@@ -261,6 +263,8 @@ impl Serve {
             longpoll,
             max_names: file.max_names.unwrap_or(defaults.max_names),
             body_timeout: or(file.body_timeout, defaults.body_timeout),
+            in_flight_per_client: (file.in_flight_per_client)
+                .unwrap_or(defaults.in_flight_per_client),
             trusted_proxies,
         };
         Ok(Serve {

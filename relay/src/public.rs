@@ -21,6 +21,7 @@ use crate::headers::{Forwarding, remove_hop_by_hop, set_forwarded};
 use crate::pool::{BoxError, PeerBody, Picked, Pool, Unavailable, Waits};
 use crate::relay::{Relay, RelayBody, status};
 use crate::route::{Routed, Unrouted, route};
+use crate::slots::Slot;
 use crate::stall::Stalling;
 
 /// Forwards a public request to a peer of its name.
@@ -45,6 +46,14 @@ pub(crate) async fn forward(
                 .trusted_proxies
                 .iter()
                 .any(|c| c.contains(client.ip())),
+    };
+    // A node's requests were counted where they entered.
+    let in_flight = match from_node {
+        true => None,
+        false => match relay.in_flight.take(client.ip()) {
+            Some(slot) => Some(slot),
+            None => return too_many_in_flight(),
+        },
     };
     #[cfg(feature = "cluster")]
     if !from_node {
@@ -176,12 +185,24 @@ pub(crate) async fn forward(
         let body = Held {
             body,
             _picked: picked,
+            _in_flight: in_flight,
             relay: relay.clone(),
         };
         Response::from_parts(parts, body.boxed())
     }
     .instrument(span)
     .await
+}
+
+fn too_many_in_flight() -> Response<RelayBody> {
+    let mut response = status(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many requests in flight from this address",
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 fn unrouted_response(unrouted: &Unrouted) -> Response<RelayBody> {
@@ -279,6 +300,7 @@ fn unavailable_response(name: &str, unavailable: Unavailable) -> Response<RelayB
 struct Held {
     body: Incoming,
     _picked: Picked,
+    _in_flight: Option<Slot>,
     relay: Arc<Relay>,
 }
 

@@ -62,6 +62,12 @@ pub struct Settings {
     /// How long a request body may pause before it is cut. Default is
     /// 30 s.
     pub body_timeout: Duration,
+    /// Public requests one client address (an IPv6 one by its /64) may
+    /// have waiting for their response head at once: a peer takes a
+    /// bounded number of requests (an HTTP/2 peer, 200 streams by hyper's
+    /// default), and one client stalling its uploads must not take them
+    /// all. Past it, `429`. Default is 64.
+    pub in_flight_per_client: usize,
     /// Proxies in front of the relay (a load balancer) whose forwarding
     /// fields are kept and appended to; anyone else's are replaced.
     /// Default is none.
@@ -83,6 +89,7 @@ impl Default for Settings {
             longpoll: LongPoll::default(),
             max_names: 100_000,
             body_timeout: Duration::from_secs(30),
+            in_flight_per_client: 64,
             trusted_proxies: Vec::new(),
         }
     }
@@ -99,6 +106,8 @@ pub struct Relay {
     pub(crate) limiter: Limiter,
     /// Polls parked on the whole relay, by client.
     pub(crate) parked: Arc<Slots>,
+    /// Public requests in flight, by client.
+    pub(crate) in_flight: Arc<Slots>,
     /// The cluster this node belongs to, once it joined one.
     #[cfg(feature = "cluster")]
     pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
@@ -114,6 +123,11 @@ impl Relay {
             .keep_alive_timeout(settings.liveness.timeout)
             .keep_alive_while_idle(true);
         let parked = Slots::new(settings.longpoll.parked_bounds());
+        let in_flight = Slots::new(crate::slots::Bounds {
+            per_client: settings.in_flight_per_client.max(1),
+            // Bounded in all by the connections that carry them.
+            total: usize::MAX,
+        });
         Arc::new(Relay {
             names: Names::new(settings.policy.clone(), settings.max_names),
             limiter: Limiter::new(settings.claim_rate),
@@ -121,6 +135,7 @@ impl Relay {
             acceptor,
             metrics: Metrics::new(),
             parked,
+            in_flight,
             #[cfg(feature = "cluster")]
             cluster: std::sync::OnceLock::new(),
         })

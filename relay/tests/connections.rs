@@ -99,6 +99,36 @@ async fn one_address_holds_a_bounded_number_of_connections_and_others_are_served
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
 }
 
+/// A peer for `lamp` that reads the whole body before it answers, as an
+/// upload handler does; it says on `entered` when each request came.
+fn reading_peer(
+    addr: SocketAddr,
+) -> (
+    ptth::tunnel::Handle,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    let (enters, entered) = tokio::sync::mpsc::unbounded_channel();
+    let service =
+        hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let _ = enters.send(());
+            async move {
+                let read = http_body_util::BodyExt::collect(request.into_body()).await;
+                let text = match read {
+                    Ok(body) => format!("got {} bytes", body.to_bytes().len()),
+                    Err(error) => format!("the body failed: {error}"),
+                };
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from(text),
+                )))
+            }
+        });
+    let tunnel = ptth::tunnel::Builder::new(format!("http://{addr}/reversehttp/lamp?token=t"))
+        .serve(service);
+    let handle = tunnel.handle();
+    tokio::spawn(tunnel);
+    (handle, entered)
+}
+
 #[tokio::test]
 async fn a_stalled_body_is_cut_at_the_body_timeout() {
     let settings = Settings {
@@ -107,24 +137,7 @@ async fn a_stalled_body_is_cut_at_the_body_timeout() {
         ..Settings::default()
     };
     let running = common::relay(settings).await;
-    // A peer that reads the whole body before it answers, as an upload
-    // handler does.
-    let service =
-        hyper::service::service_fn(|request: http::Request<hyper::body::Incoming>| async {
-            let read = http_body_util::BodyExt::collect(request.into_body()).await;
-            let text = match read {
-                Ok(body) => format!("got {} bytes", body.to_bytes().len()),
-                Err(error) => format!("the body failed: {error}"),
-            };
-            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-                bytes::Bytes::from(text),
-            )))
-        });
-    let tunnel =
-        ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp?token=t", running.addr))
-            .serve(service);
-    let handle = tunnel.handle();
-    tokio::spawn(tunnel);
+    let (handle, _entered) = reading_peer(running.addr);
     common::connected(&handle, 1).await;
     for target in ["/lamp/upload", "/reversehttp"] {
         let mut tcp = TcpStream::connect(running.addr).await.unwrap();
@@ -146,4 +159,38 @@ async fn a_stalled_body_is_cut_at_the_body_timeout() {
             "{target}: {answer}"
         );
     }
+}
+
+#[tokio::test]
+async fn one_address_s_stalled_uploads_take_a_bounded_share_of_a_name() {
+    let settings = Settings {
+        in_flight_per_client: 4,
+        ..Settings::default()
+    };
+    let running = common::relay(settings).await;
+    let (handle, mut entered) = reading_peer(running.addr);
+    common::connected(&handle, 1).await;
+    let upload = b"POST /lamp/up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nstart";
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut tcp = connect_from("127.0.0.8", running.addr).await;
+        tcp.write_all(upload).await.unwrap();
+        stalled.push(tcp);
+    }
+    for _ in 0..4 {
+        within(entered.recv()).await.unwrap();
+    }
+    // The fifth is refused at once, however long the others stall.
+    let mut fifth = connect_from("127.0.0.8", running.addr).await;
+    fifth.write_all(upload).await.unwrap();
+    let mut head = [0u8; 12];
+    within(fifth.read_exact(&mut head)).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 429");
+    let mut bystander = connect_from("127.0.0.9", running.addr).await;
+    bystander
+        .write_all(b"GET /lamp/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = within(until_closed(&mut bystander)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
