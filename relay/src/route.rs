@@ -102,16 +102,24 @@ pub(crate) fn route<B>(
 /// The host a request names (RFC 9112, section 3.2.2): an absolute-form
 /// target's authority, else `Host`. On HTTP/2 the authority is
 /// `:authority`, and a `host` field that disagrees with it is refused
-/// (RFC 9113, section 8.3.1).
+/// (RFC 9113, section 8.3.1). More than one Host line is refused (RFC 9112,
+/// section 3.2).
 pub(crate) fn host<'a>(
     version: Version,
     uri: &'a Uri,
     headers: &'a HeaderMap,
 ) -> Result<Option<&'a str>, Unrouted> {
-    let field = match headers.get(HOST) {
+    let mut fields = headers.get_all(HOST).iter();
+    let field = match fields.next() {
         Some(value) => Some(value.to_str().map_err(|_| Unrouted::BadTarget)?),
         None => None,
     };
+    // RFC 9112 section 3.2 answers more than one Host line with 400: which
+    // line names the host is a guess, and a proxy in front may have guessed
+    // the other one.
+    if fields.next().is_some() {
+        return Err(Unrouted::BadTarget);
+    }
     match (uri.authority(), field) {
         (Some(authority), Some(field))
             if version == Version::HTTP_2 && !authority.as_str().eq_ignore_ascii_case(field) =>
