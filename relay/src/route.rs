@@ -61,7 +61,11 @@ pub(crate) fn route<B>(
     let target = |text: &str| text.parse::<Uri>().map_err(|_| Unrouted::BadTarget);
     let (name, target) = match routing {
         Routing::Path => {
-            let rest = path_and_query.trim_start_matches('/');
+            // The name is the first segment (`/<name>/...`): `//lamp` has
+            // an empty one, and `*` none, so neither names a peer; taking
+            // `lamp` would route a path that readers in front see as not
+            // under `/lamp`.
+            let rest = path_and_query.strip_prefix('/').ok_or(Unrouted::NoName)?;
             let end = rest.find(['/', '?']).unwrap_or(rest.len());
             let name = &rest[..end];
             if name.is_empty() {
