@@ -92,6 +92,8 @@ pub(crate) fn route<B>(
             let name = host
                 .strip_suffix(domain.as_str())
                 .and_then(|name| name.strip_suffix('.'))
+                // `.relay.example` has an empty label where the name goes.
+                .filter(|name| !name.is_empty())
                 .ok_or_else(|| Unrouted::Elsewhere(host.clone()))?;
             (name.to_owned(), target(path_and_query)?)
         }
