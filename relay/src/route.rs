@@ -87,7 +87,9 @@ pub(crate) fn route<B>(
             let authority = host.ok_or(Unrouted::NoHost)?;
             let authority = authority
                 .parse::<Authority>()
-                .map_err(|_| Unrouted::BadTarget)?;
+                .ok()
+                .filter(plain)
+                .ok_or(Unrouted::BadTarget)?;
             let host = authority.host().to_ascii_lowercase();
             let name = host
                 .strip_suffix(domain.as_str())
@@ -103,6 +105,25 @@ pub(crate) fn route<B>(
         target,
         host: host.map(str::to_owned),
     })
+}
+
+/// Whether `authority` is only `host [":" port]` with a port of digits, as
+/// a Host field must be (RFC 9112, section 3.2; RFC 3986, section 3.2.3).
+/// `Authority` also takes userinfo, which RFC 9110 section 4.2.4 has a
+/// recipient treat as an error, and any text after the colon: routing by
+/// the host it finds among those would pick a name that other readers of
+/// the same request may not.
+fn plain(authority: &Authority) -> bool {
+    // With userinfo the text does not start with the host.
+    match authority.as_str().strip_prefix(authority.host()) {
+        Some(port) => {
+            port.is_empty()
+                || port
+                    .strip_prefix(':')
+                    .is_some_and(|digits| digits.bytes().all(|byte| byte.is_ascii_digit()))
+        }
+        None => false,
+    }
 }
 
 /// The host a request names (RFC 9112, section 3.2.2): an absolute-form
