@@ -1,6 +1,8 @@
 //! Which name a public request is for, the target its peer gets, and the
 //! host it was routed by (RELAY.md, "Routing public requests").
 
+use std::borrow::Cow;
+
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
@@ -54,10 +56,14 @@ pub(crate) fn route<B>(
     request: &Request<B>,
 ) -> Result<Routed, Unrouted> {
     let host = host(request.version(), request.uri(), request.headers())?;
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or("/", PathAndQuery::as_str);
+    let path_and_query = match request.uri().path_and_query().map(PathAndQuery::as_str) {
+        // `http::Uri` reads `http://a.b?x` as the path and query `?x`, which
+        // is no target; its path is `/` all the same (RFC 9110, section
+        // 4.2.3).
+        Some(query) if query.starts_with('?') => Cow::Owned(format!("/{query}")),
+        Some(path_and_query) => Cow::Borrowed(path_and_query),
+        None => Cow::Borrowed("/"),
+    };
     let target = |text: &str| text.parse::<Uri>().map_err(|_| Unrouted::BadTarget);
     let (name, target) = match routing {
         Routing::Path => {
@@ -79,7 +85,7 @@ pub(crate) fn route<B>(
                     None => target(stripped)?,
                 }
             } else {
-                target(path_and_query)?
+                target(&path_and_query)?
             };
             (name.to_owned(), target)
         }
@@ -97,7 +103,7 @@ pub(crate) fn route<B>(
                 // `.relay.example` has an empty label where the name goes.
                 .filter(|name| !name.is_empty())
                 .ok_or_else(|| Unrouted::Elsewhere(host.clone()))?;
-            (name.to_owned(), target(path_and_query)?)
+            (name.to_owned(), target(&path_and_query)?)
         }
     };
     Ok(Routed {
