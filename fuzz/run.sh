@@ -14,7 +14,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 status=0
-for target in answer request longpoll_form message_http sl_json; do
+for target in answer request longpoll_form message_http sl_json route; do
     mkdir -p "corpus/$target"
     echo "== fuzzing $target for ${seconds}s"
     if ! cargo fuzz run "$target" "corpus/$target" seeds/"$target" -- \

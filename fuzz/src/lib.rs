@@ -12,11 +12,16 @@
 //! The long-poll targets, for the formats clients that cannot upgrade
 //! speak to the relay, are in [`longpoll`]; they parse whole messages, so
 //! they need no IO.
+//!
+//! The relay's routing of public requests, a pure function of the request
+//! head, is driven by [`routing`].
 
 pub mod longpoll;
 pub mod model;
+pub mod routing;
 
 pub use longpoll::{longpoll_form, message_http, sl_json};
+pub use routing::route;
 
 use std::io;
 use std::pin::Pin;
@@ -226,6 +231,7 @@ mod seeds {
             ("longpoll_form", super::longpoll_form),
             ("message_http", super::message_http),
             ("sl_json", super::sl_json),
+            ("route", super::route),
         ] {
             let mut count = 0;
             for entry in std::fs::read_dir(seeds.join(target)).unwrap() {

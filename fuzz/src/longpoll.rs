@@ -219,7 +219,7 @@ fn framed(headers: &HeaderMap, len: usize) -> HeaderMap {
 
 /// The target a request is sent with: its path, `/` if it has none, and
 /// its query.
-fn origin_form(uri: &Uri) -> Uri {
+pub(crate) fn origin_form(uri: &Uri) -> Uri {
     let path = match uri.path() {
         "" => "/",
         path => path,

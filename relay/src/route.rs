@@ -1,6 +1,8 @@
 //! Which name a public request is for, the target its peer gets, and the
 //! host it was routed by (RELAY.md, "Routing public requests").
 
+use std::borrow::Cow;
+
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Request, Uri, Version};
@@ -47,14 +49,22 @@ pub(crate) fn route<B>(
     request: &Request<B>,
 ) -> Result<Routed, Unrouted> {
     let host = host(request.version(), request.uri(), request.headers())?;
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or("/", PathAndQuery::as_str);
+    let path_and_query = match request.uri().path_and_query().map(PathAndQuery::as_str) {
+        // `http::Uri` reads `http://a.b?x` as the path and query `?x`, which
+        // is no target; its path is `/` all the same (RFC 9110, section
+        // 4.2.3).
+        Some(query) if query.starts_with('?') => Cow::Owned(format!("/{query}")),
+        Some(path_and_query) => Cow::Borrowed(path_and_query),
+        None => Cow::Borrowed("/"),
+    };
     let target = |text: &str| text.parse::<Uri>().map_err(|_| Unrouted::BadTarget);
     let (name, target) = match routing {
         Routing::Path => {
-            let rest = path_and_query.trim_start_matches('/');
+            // The name is the first segment (`/<name>/...`): `//lamp` has
+            // an empty one, and `*` none, so neither names a peer; taking
+            // `lamp` would route a path that readers in front see as not
+            // under `/lamp`.
+            let rest = path_and_query.strip_prefix('/').ok_or(Unrouted::NoName)?;
             let end = rest.find(['/', '?']).unwrap_or(rest.len());
             let name = &rest[..end];
             if name.is_empty() {
@@ -68,7 +78,7 @@ pub(crate) fn route<B>(
                     None => target(stripped)?,
                 }
             } else {
-                target(path_and_query)?
+                target(&path_and_query)?
             };
             (name.to_owned(), target)
         }
@@ -76,13 +86,17 @@ pub(crate) fn route<B>(
             let authority = host.ok_or(Unrouted::NoHost)?;
             let authority = authority
                 .parse::<Authority>()
-                .map_err(|_| Unrouted::BadTarget)?;
+                .ok()
+                .filter(plain)
+                .ok_or(Unrouted::BadTarget)?;
             let host = authority.host().to_ascii_lowercase();
             let name = host
                 .strip_suffix(domain.as_str())
                 .and_then(|name| name.strip_suffix('.'))
+                // `.relay.example` has an empty label where the name goes.
+                .filter(|name| !name.is_empty())
                 .ok_or_else(|| Unrouted::Elsewhere(host.clone()))?;
-            (name.to_owned(), target(path_and_query)?)
+            (name.to_owned(), target(&path_and_query)?)
         }
     };
     Ok(Routed {
@@ -92,19 +106,46 @@ pub(crate) fn route<B>(
     })
 }
 
+/// Whether `authority` is only `host [":" port]` with a port of digits, as
+/// a Host field must be (RFC 9112, section 3.2; RFC 3986, section 3.2.3).
+/// `Authority` also takes userinfo, which RFC 9110 section 4.2.4 has a
+/// recipient treat as an error, and any text after the colon: routing by
+/// the host it finds among those would pick a name that other readers of
+/// the same request may not.
+fn plain(authority: &Authority) -> bool {
+    // With userinfo the text does not start with the host.
+    match authority.as_str().strip_prefix(authority.host()) {
+        Some(port) => {
+            port.is_empty()
+                || port
+                    .strip_prefix(':')
+                    .is_some_and(|digits| digits.bytes().all(|byte| byte.is_ascii_digit()))
+        }
+        None => false,
+    }
+}
+
 /// The host a request names (RFC 9112, section 3.2.2): an absolute-form
 /// target's authority, else `Host`. On HTTP/2 the authority is
 /// `:authority`, and a `host` field that disagrees with it is refused
-/// (RFC 9113, section 8.3.1).
+/// (RFC 9113, section 8.3.1). More than one Host line is refused (RFC 9112,
+/// section 3.2).
 pub(crate) fn host<'a>(
     version: Version,
     uri: &'a Uri,
     headers: &'a HeaderMap,
 ) -> Result<Option<&'a str>, Unrouted> {
-    let field = match headers.get(HOST) {
+    let mut fields = headers.get_all(HOST).iter();
+    let field = match fields.next() {
         Some(value) => Some(value.to_str().map_err(|_| Unrouted::BadTarget)?),
         None => None,
     };
+    // RFC 9112 section 3.2 answers more than one Host line with 400: which
+    // line names the host is a guess, and a proxy in front may have guessed
+    // the other one.
+    if fields.next().is_some() {
+        return Err(Unrouted::BadTarget);
+    }
     match (uri.authority(), field) {
         (Some(authority), Some(field))
             if version == Version::HTTP_2 && !authority.as_str().eq_ignore_ascii_case(field) =>
