@@ -325,6 +325,9 @@ mod tests {
         policy.pinned.insert("lamp".into(), Digest::of("secret"));
         policy.closed = true;
         let names = Names::new(policy, 1000);
+        // Before anyone holds it, as after: the pin alone refuses.
+        assert!(claim(&names, "lamp", Some("wrong")).is_err());
+        assert!(claim(&names, "lamp", None).is_err());
         assert!(claim(&names, "lamp", Some("secret")).is_ok());
         assert!(claim(&names, "lamp", Some("wrong")).is_err());
         assert!(claim(&names, "lamp", None).is_err());
