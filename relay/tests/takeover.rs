@@ -194,23 +194,9 @@ async fn polls_and_json_posts_that_create_names_pass_the_claim_limit() {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_log_line_holds_a_token_at_any_level() {
-    let captured = Captured::default();
+    let captured = common::Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -241,7 +227,7 @@ async fn no_log_line_holds_a_token_at_any_level() {
     assert_eq!(poll.status, 204, "{poll:?}");
     let (status, _, _) = get(&format!("http://{addr}/lamp/")).await;
     assert_eq!(status, StatusCode::OK);
-    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let text = captured.text();
     assert!(text.contains("peer joined"), "nothing was captured: {text}");
     assert!(!text.contains(SECRET), "a token was logged: {text}");
 }

@@ -3,26 +3,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use common::{connected, get, peer, relay};
+use common::{Captured, connected, get, peer, relay};
 use http::StatusCode;
 use ptth_relay::Settings;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn public_requests_are_traced_with_name_and_connection() {
@@ -42,7 +25,7 @@ async fn public_requests_are_traced_with_name_and_connection() {
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = get(&format!("http://{}/nobody/", running.addr)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let text = captured.text();
     assert!(text.contains("peer joined name=lamp protocol=h2"), "{text}");
     assert!(
         text.contains("public_request{name=lamp method=GET connection=ConnectionId("),
