@@ -142,6 +142,9 @@ mod tests {
         tokio::time::sleep(wait).await;
         limiter.take(IP).unwrap();
         assert!(limiter.take(IP).is_err());
+        // Half a claim refilled: the wait is for the other half only.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(limiter.take(IP).unwrap_err(), Duration::from_millis(250));
         let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
         limiter.take(other).unwrap();
     }
@@ -189,5 +192,32 @@ mod tests {
         limiter.take(nth(1 << 20)).unwrap();
         assert!(limiter.take(nth(1 << 21)).is_err());
         assert_eq!(limiter.buckets.lock().unwrap().map.len(), MAX_CLIENTS + 1);
+        // A second on, a known client still has a bucket of its own: it
+        // does not take the newcomers' claim.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        limiter.take(nth(0)).unwrap();
+        limiter.take(nth(1 << 22)).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_clients_are_forgotten_and_recent_ones_kept() {
+        let limiter = Limiter::new(ClaimRate {
+            burst: 1,
+            per_second: 1,
+        });
+        let nth = |n: u32| IpAddr::V4(std::net::Ipv4Addr::from_bits(0x0a00_0000 + n));
+        let known = |n: u32| limiter.buckets.lock().unwrap().map.contains_key(&nth(n));
+        for n in 0..1100 {
+            limiter.take(nth(n)).unwrap();
+        }
+        tokio::time::advance(FORGET_AFTER / 2).await;
+        for n in 1100..2200 {
+            limiter.take(nth(n)).unwrap();
+        }
+        tokio::time::advance(FORGET_AFTER / 2 + Duration::from_secs(1)).await;
+        limiter.take(nth(5000)).unwrap();
+        assert!(!known(0) && !known(1099), "idle clients are forgotten");
+        assert!(known(1100) && known(2199), "recent clients are kept");
+        assert_eq!(limiter.buckets.lock().unwrap().map.len(), 1101);
     }
 }
