@@ -9,12 +9,8 @@ use serde::Deserialize;
 
 use crate::cidr::Cidr;
 use crate::cli::{RoutingMode, ServeArgs};
-use crate::limit::ClaimRate;
-use crate::longpoll::LongPoll;
-use crate::names::{Policy, valid_name};
-use crate::pool::{Liveness, Waits};
-use crate::relay::{Routing, Settings};
-use crate::slots::Bounds;
+use crate::names::valid_name;
+use crate::settings::{Bounds, ClaimRate, Liveness, LongPoll, Policy, Routing, Settings, Waits};
 use crate::token::Digest;
 
 /// The TOML file: the flags' names, with `[names]` as a table of
@@ -27,7 +23,7 @@ use crate::token::Digest;
 /// routing = "host"
 /// domain = "relay.example"
 /// closed = true
-/// head-timeout = 60
+/// response-timeout = 60  # a peer's time for a response head
 /// max-names = 100000
 /// body-timeout = 30  # a request body's longest pause
 /// in-flight-per-client = 64  # public requests awaiting a head, per address
@@ -69,7 +65,9 @@ pub struct File {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     metrics: Option<SocketAddr>,
-    head_timeout: Option<Seconds>,
+    /// `head-timeout`, its old name, still reads.
+    #[serde(alias = "head-timeout")]
+    response_timeout: Option<Seconds>,
     max_names: Option<usize>,
     body_timeout: Option<Seconds>,
     in_flight_per_client: Option<usize>,
@@ -168,17 +166,16 @@ impl Serve {
             Some(path) => read(path)?,
             None => File::default(),
         };
-        for name in file.names.keys() {
-            if !valid_name(name) {
-                return Err(format!("{name:?} in [names] is not a valid name"));
-            }
-        }
-        let mut pinned = HashMap::new();
-        for (name, token) in file.names.into_iter().chain(args.names) {
-            let digest = Digest::from_config(&token)
-                .map_err(|error| format!("the token of {name:?}: {error}"))?;
-            pinned.insert(name, digest);
-        }
+        let defaults = Settings::default();
+        let trusted_proxies = (file.trusted_proxies.iter())
+            .map(|range| range.parse::<Cidr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| format!("trusted-proxies: {error}"))?;
+        let connections = file.connections()?;
+        let liveness = file.liveness(defaults.liveness)?;
+        let claim_rate = file.claim_rate(defaults.claim_rate)?;
+        let longpoll = file.longpoll(defaults.longpoll);
+        let pinned = pins(file.names, args.names)?;
         let routing = match args.routing.or(file.routing).unwrap_or(RoutingMode::Path) {
             RoutingMode::Path => Routing::Path,
             RoutingMode::Host => Routing::Host {
@@ -204,46 +201,6 @@ impl Serve {
             (None, None) => None,
             _ => return Err("TLS needs both a certificate and a key".to_owned()),
         };
-        let defaults = Settings::default();
-        let claim_rate = ClaimRate {
-            burst: file.claims.burst.unwrap_or(defaults.claim_rate.burst),
-            per_second: file
-                .claims
-                .per_second
-                .unwrap_or(defaults.claim_rate.per_second),
-        };
-        if claim_rate.burst == 0 || claim_rate.per_second == 0 {
-            return Err("[claims] burst and per-second must be at least 1".to_owned());
-        }
-        let liveness = Liveness {
-            interval: or(file.liveness.interval, defaults.liveness.interval),
-            timeout: or(file.liveness.timeout, defaults.liveness.timeout),
-        };
-        // A zero interval would turn the idle probe into a busy loop.
-        if liveness.interval.is_zero() || liveness.timeout.is_zero() {
-            return Err("[liveness] interval and timeout must be above 0".to_owned());
-        }
-        let file_polls = &file.longpoll;
-        let longpoll = LongPoll {
-            hold: or(file_polls.hold, defaults.longpoll.hold),
-            max_body: file_polls.max_body.unwrap_or(defaults.longpoll.max_body),
-            requests: file_polls.requests.unwrap_or(defaults.longpoll.requests),
-            polls: file_polls.polls.unwrap_or(defaults.longpoll.polls),
-            parked: file_polls.parked.unwrap_or(defaults.longpoll.parked),
-            parked_per_client: file_polls.parked_per_client,
-        };
-        let trusted_proxies = (file.trusted_proxies.iter())
-            .map(|range| range.parse::<Cidr>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| format!("trusted-proxies: {error}"))?;
-        let default_connections = Bounds::connections();
-        let connections = Bounds {
-            per_client: (file.connections.per_client).unwrap_or(default_connections.per_client),
-            total: file.connections.total.unwrap_or(default_connections.total),
-        };
-        if connections.per_client == 0 || connections.total == 0 {
-            return Err("[connections] per-client and total must be at least 1".to_owned());
-        }
         let settings = Settings {
             routing,
             access,
@@ -258,8 +215,7 @@ impl Serve {
             },
             liveness,
             claim_rate,
-            head_timeout: or(file.head_timeout, defaults.head_timeout),
-            tls: tls.is_some(),
+            response_timeout: or(file.response_timeout, defaults.response_timeout),
             longpoll,
             max_names: file.max_names.unwrap_or(defaults.max_names),
             body_timeout: or(file.body_timeout, defaults.body_timeout),
@@ -278,6 +234,73 @@ impl Serve {
             connections,
         })
     }
+}
+
+impl File {
+    fn claim_rate(&self, defaults: ClaimRate) -> Result<ClaimRate, String> {
+        let rate = ClaimRate {
+            burst: self.claims.burst.unwrap_or(defaults.burst),
+            per_second: self.claims.per_second.unwrap_or(defaults.per_second),
+        };
+        if rate.burst == 0 || rate.per_second == 0 {
+            return Err("[claims] burst and per-second must be at least 1".to_owned());
+        }
+        Ok(rate)
+    }
+
+    fn liveness(&self, defaults: Liveness) -> Result<Liveness, String> {
+        let liveness = Liveness {
+            interval: or(self.liveness.interval, defaults.interval),
+            timeout: or(self.liveness.timeout, defaults.timeout),
+        };
+        // A zero interval would turn the idle probe into a busy loop.
+        if liveness.interval.is_zero() || liveness.timeout.is_zero() {
+            return Err("[liveness] interval and timeout must be above 0".to_owned());
+        }
+        Ok(liveness)
+    }
+
+    fn longpoll(&self, defaults: LongPoll) -> LongPoll {
+        let polls = &self.longpoll;
+        LongPoll {
+            hold: or(polls.hold, defaults.hold),
+            max_body: polls.max_body.unwrap_or(defaults.max_body),
+            requests: polls.requests.unwrap_or(defaults.requests),
+            polls: polls.polls.unwrap_or(defaults.polls),
+            parked: polls.parked.unwrap_or(defaults.parked),
+            parked_per_client: polls.parked_per_client,
+        }
+    }
+
+    fn connections(&self) -> Result<Bounds, String> {
+        let defaults = Bounds::connections();
+        let bounds = Bounds {
+            per_client: self.connections.per_client.unwrap_or(defaults.per_client),
+            total: self.connections.total.unwrap_or(defaults.total),
+        };
+        if bounds.per_client == 0 || bounds.total == 0 {
+            return Err("[connections] per-client and total must be at least 1".to_owned());
+        }
+        Ok(bounds)
+    }
+}
+
+/// The names pinned in the file's `[names]` and by `--name`, the flags'
+/// winning, each with its token's digest.
+fn pins(
+    file: HashMap<String, String>,
+    flags: Vec<(String, String)>,
+) -> Result<HashMap<String, Digest>, String> {
+    if let Some(name) = file.keys().find(|name| !valid_name(name)) {
+        return Err(format!("{name:?} in [names] is not a valid name"));
+    }
+    let mut pinned = HashMap::new();
+    for (name, token) in file.into_iter().chain(flags) {
+        let digest = Digest::from_config(&token)
+            .map_err(|error| format!("the token of {name:?}: {error}"))?;
+        pinned.insert(name, digest);
+    }
+    Ok(pinned)
 }
 
 fn read(path: &Path) -> Result<File, String> {
@@ -350,7 +373,7 @@ mod tests {
     #[test]
     fn bounds_come_from_the_file() {
         let path = file(
-            "head-timeout = 2.5\n[claims]\nburst = 100000\n[waits]\nqueue = 0.25\n[liveness]\ninterval = 5\n[longpoll]\nhold = 1.5\npolls = 3\n",
+            "response-timeout = 2.5\n[claims]\nburst = 100000\n[waits]\nqueue = 0.25\n[liveness]\ninterval = 5\n[longpoll]\nhold = 1.5\npolls = 3\n",
         );
         let args = ServeArgs {
             config: Some(path.clone()),
@@ -360,7 +383,7 @@ mod tests {
         std::fs::remove_file(path).unwrap();
         let settings = serve.settings;
         let defaults = Settings::default();
-        assert_eq!(settings.head_timeout, Duration::from_millis(2500));
+        assert_eq!(settings.response_timeout, Duration::from_millis(2500));
         assert_eq!(settings.claim_rate.burst, 100_000);
         assert_eq!(
             settings.claim_rate.per_second,

@@ -17,9 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use ptth::{Dialect, Protocol};
 
 use crate::cli::ExposeArgs;
-use crate::headers::remove_hop_by_hop;
-use crate::pool::BoxError;
-use crate::relay::{RelayBody, status};
+use crate::http::headers::remove_hop_by_hop;
+use crate::http::{BoxError, RelayBody, text};
 
 /// The URL to upgrade on: the relay's access path and the name. A relay
 /// URL with no path gets the default access path.
@@ -114,50 +113,47 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
         // The relay's liveness check on HTTP/1.1: answered here, since it
         // is for the tunnel, not the origin.
         if request.method() == http::Method::OPTIONS && request.uri() == "*" {
-            let mut response = status(StatusCode::NO_CONTENT, "");
-            *response.body_mut() = crate::relay::full(Bytes::new());
+            let mut response = text(StatusCode::NO_CONTENT, "");
+            *response.body_mut() = crate::http::full(Bytes::new());
             return Box::pin(async move { Ok(response) });
         }
         let client = self.client.clone();
         let target = self.target(request.uri());
         Box::pin(async move {
             let Some(target) = target else {
-                return Ok(status(StatusCode::BAD_REQUEST, "invalid request target"));
+                return Ok(text(StatusCode::BAD_REQUEST, "invalid request target"));
             };
             let mut request = request;
             // From an HTTP/2 relay an upgrade comes as an extended CONNECT.
-            let connect = crate::bridge::from_extended_connect(&mut request);
+            let connect = crate::http::upgrade::from_extended_connect(&mut request);
             let upgrade = connect
                 .clone()
-                .or_else(|| crate::bridge::requested(request.headers()));
+                .or_else(|| crate::http::upgrade::requested(request.headers()));
             let relay_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
             let (mut parts, body) = request.into_parts();
             remove_hop_by_hop(&mut parts.headers);
             if let Some(upgrade) = upgrade {
-                crate::bridge::restore(&mut parts.headers, upgrade);
+                crate::http::upgrade::restore(&mut parts.headers, upgrade);
             }
             parts.uri = target;
             parts.version = http::Version::HTTP_11;
             let mut response = match client.request(Request::from_parts(parts, body)).await {
                 Ok(response) => response,
                 Err(error) => {
-                    let text = format!("the origin failed: {error}");
-                    return Ok(status(StatusCode::BAD_GATEWAY, &text));
+                    let reason = format!("the origin failed: {error}");
+                    return Ok(text(StatusCode::BAD_GATEWAY, &reason));
                 }
             };
             if response.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(relay_upgrade) = relay_upgrade
             {
-                crate::bridge::spawn(relay_upgrade, hyper::upgrade::on(&mut response));
+                crate::http::upgrade::spawn(relay_upgrade, hyper::upgrade::on(&mut response));
                 let (mut parts, _) = response.into_parts();
                 if connect.is_some() {
                     parts.status = StatusCode::OK;
-                    parts.headers = crate::bridge::accepted_from(&parts.headers);
+                    parts.headers = crate::http::upgrade::accepted_from(&parts.headers);
                 }
-                return Ok(Response::from_parts(
-                    parts,
-                    crate::relay::full(Bytes::new()),
-                ));
+                return Ok(Response::from_parts(parts, crate::http::full(Bytes::new())));
             }
             let (mut parts, body) = response.into_parts();
             remove_hop_by_hop(&mut parts.headers);

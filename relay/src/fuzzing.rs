@@ -7,7 +7,7 @@
 use http::{Request, Uri};
 
 use crate::Routing;
-pub use crate::longpoll::form::{Params, decode, encode};
+pub use crate::http::form::{Params, decode, encode};
 
 /// A routed public request, as owned data a fuzz target can check.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,17 +7,21 @@
 //! `Link: <URL>; rel="related"`. Public requests for `/NAME/...` (path
 //! routing) or `NAME.<domain>` (host routing) are then forwarded to the
 //! name's connections. Clients that cannot upgrade (a browser tab, a
-//! script with curl) register at `<access>` and long-poll instead
-//! ([`longpoll`]); the relay serves a browser client for that at
-//! `/_ptth/ptth.js`, and a demo page at `/_ptth/demo.html`.
-//! `../shared/RELAY.md` in the project has the rules.
+//! script with curl) register at `<access>` and long-poll instead; the
+//! relay serves a browser client for that at `/_ptth/ptth.js`, and a demo
+//! page at `/_ptth/demo.html`. `docs/relay.md` in the project has the
+//! rules.
+//!
+//! The modules, bottom to top (each names only those above it in this
+//! list): `settings`, `token`, `cidr`, `http`; `route`, `limit`,
+//! `slots`, `pool`, `names`, `metrics`, `cluster`; `state`; `routes`;
+//! `server`; and beside them `tls`, and the command line (`cli`,
+//! `config`, `expose`).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod assets;
-pub mod bridge;
-pub mod cidr;
+mod cidr;
 pub mod cli;
 #[cfg(feature = "cluster")]
 pub mod cluster;
@@ -25,22 +29,19 @@ pub mod config;
 pub mod expose;
 #[doc(hidden)]
 pub mod fuzzing;
-mod head;
-pub mod headers;
-pub mod limit;
-pub mod longpoll;
+mod http;
+mod limit;
 pub mod metrics;
 pub mod names;
-mod peers;
 pub mod pool;
-mod public;
-pub mod relay;
-pub mod route;
+mod route;
+mod routes;
 pub mod server;
-pub mod slots;
-mod stall;
+pub mod settings;
+mod slots;
+mod state;
 pub mod tls;
 pub mod token;
 
-pub use relay::{Relay, Settings};
-pub use route::Routing;
+pub use settings::{Bounds, ClaimRate, Liveness, LongPoll, Policy, Routing, Settings, Waits};
+pub use state::Relay;

@@ -9,26 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How many claims one address may make: a burst, refilled at a rate.
-#[derive(Debug, Clone, Copy)]
-pub struct ClaimRate {
-    /// Claims allowed at once.
-    pub burst: u32,
-    /// Claims allowed per second after the burst.
-    pub per_second: u32,
-}
-
-impl Default for ClaimRate {
-    /// 20 at once, 10 a second: a device with a large pool connects at
-    /// once, and a reconnect loop is slowed to a pace the relay does not
-    /// feel.
-    fn default() -> Self {
-        ClaimRate {
-            burst: 20,
-            per_second: 10,
-        }
-    }
-}
+use crate::settings::ClaimRate;
 
 /// Token buckets per client address.
 #[derive(Debug)]

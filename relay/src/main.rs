@@ -58,15 +58,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         None => "http",
     };
     if let Some(metrics) = config.metrics {
-        let listener = ptth_relay::metrics::bind(metrics)
+        let listener = tokio::net::TcpListener::bind(metrics)
             .await
             .map_err(|error| format!("cannot listen on {metrics}: {error}"))?;
         let head_timeout = std::time::Duration::from_secs(10);
-        tokio::spawn(ptth_relay::metrics::serve(
-            listener,
-            relay.clone(),
-            head_timeout,
-        ));
+        let relay = relay.clone();
+        let text = move || relay.metrics_text();
+        tokio::spawn(ptth_relay::metrics::serve(listener, text, head_timeout));
     }
     let addr = server.local_addr().map_err(|error| error.to_string())?;
     #[cfg(feature = "cluster")]

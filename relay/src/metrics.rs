@@ -1,7 +1,6 @@
 //! What the relay counts, and its Prometheus text endpoint.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +20,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::debug;
 
-use crate::relay::Relay;
-use crate::slots::{Bounds, Slots};
+use crate::settings::Bounds;
+use crate::slots::Slots;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -109,9 +108,9 @@ impl Metrics {
         self.bytes_from_peers.inc_by(bytes as u64);
     }
 
-    /// The Prometheus text for `relay` now.
-    pub fn render(&self, relay: &Relay) -> String {
-        let (names, h1, h2) = relay.names.census();
+    /// The Prometheus text, with the gauges set to `names` held and their
+    /// `h1` and `h2` connections now.
+    pub fn render(&self, names: usize, h1: usize, h2: usize) -> String {
         self.names.set(names as i64);
         for (protocol, count) in [("http/1.1", h1), ("h2", h2)] {
             let labels = vec![("protocol", protocol.to_owned())];
@@ -131,17 +130,22 @@ const SCRAPERS: Bounds = Bounds {
     total: 64,
 };
 
-/// Serves `GET /metrics` on `listener` for `relay`; any other request is
-/// `404`. A connection has `head_timeout` to send each request head.
-pub async fn serve(listener: TcpListener, relay: Arc<Relay>, head_timeout: Duration) {
+/// Serves `GET /metrics` on `listener`, answered with what `text` renders
+/// then (for a relay, [`crate::Relay::metrics_text`]); any other request
+/// is `404`. A connection has `head_timeout` to send each request head.
+pub async fn serve<F>(listener: TcpListener, text: F, head_timeout: Duration)
+where
+    F: Fn() -> String + Send + Sync + 'static,
+{
+    let text = Arc::new(text);
     let slots = Slots::new(SCRAPERS);
     while let Ok((tcp, client)) = listener.accept().await {
         let Some(slot) = slots.take(client.ip()) else {
             continue;
         };
-        let relay = relay.clone();
+        let text = text.clone();
         let service = service_fn(move |request: Request<Incoming>| {
-            let response = answer(&relay, &request);
+            let response = answer(&*text, &request);
             async move { Ok::<_, Infallible>(response) }
         });
         tokio::spawn(async move {
@@ -158,10 +162,10 @@ pub async fn serve(listener: TcpListener, relay: Arc<Relay>, head_timeout: Durat
     }
 }
 
-fn answer(relay: &Relay, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn answer(text: &dyn Fn() -> String, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let wanted = request.method() == Method::GET && request.uri().path() == "/metrics";
     let mut response = if wanted {
-        let mut response = Response::new(Full::new(Bytes::from(relay.metrics.render(relay))));
+        let mut response = Response::new(Full::new(Bytes::from(text())));
         response.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -177,9 +181,4 @@ fn answer(relay: &Relay, request: &Request<Incoming>) -> Response<Full<Bytes>> {
         HeaderValue::from_static("nosniff"),
     );
     response
-}
-
-/// Binds the metrics address.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }

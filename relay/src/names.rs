@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::pool::Pool;
-use crate::token::Digest;
-use crate::token::random_token;
+use crate::settings::Policy;
+use crate::token::{Digest, random_token};
 
 /// How long a name stays reserved after its last connection left, at the
 /// least: long enough for a peer to reconnect and get it back.
@@ -42,15 +42,6 @@ pub struct Claimed {
     pub token: String,
     /// Whether the name was free before this claim.
     pub created: bool,
-}
-
-/// Who may claim which names.
-#[derive(Debug, Clone, Default)]
-pub struct Policy {
-    /// Names pinned to tokens by the operator, by the tokens' digests.
-    pub pinned: HashMap<String, Digest>,
-    /// Whether names that are not pinned are refused.
-    pub closed: bool,
 }
 
 #[derive(Debug)]
@@ -373,5 +364,33 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         names.sweep();
         assert_eq!(names.stored(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_table_counts_held_names_and_serves_those_with_members() {
+        let names = open();
+        assert!(names.is_empty());
+        let lamp = claim(&names, "lamp", Some("t1")).unwrap();
+        claim(&names, "desk", Some("t2")).unwrap();
+        assert_eq!((names.len(), names.is_empty()), (2, false));
+        assert_eq!(names.census(), (2, 0, 0));
+        // A name is served once it has a member: here, its long-poll
+        // clients.
+        assert!(names.served().is_empty());
+        let limits = ptth::longpoll::Limits {
+            requests: 1,
+            polls: 1,
+            reply_wait: Duration::from_secs(1),
+        };
+        lamp.pool
+            .poller(|| crate::pool::Poller::new(limits, Duration::from_secs(600)));
+        let served = names.served();
+        assert_eq!(served.len(), 1);
+        assert_eq!(served[0].0, "lamp");
+        assert!(served[0].1.matches("t1"));
+        // Past its lease, a name with no member is no longer held.
+        tokio::time::advance(LEASE_FLOOR + Duration::from_secs(1)).await;
+        assert_eq!(names.len(), 1);
+        assert_eq!(names.census(), (1, 0, 0));
     }
 }

@@ -7,17 +7,7 @@ use http::header::HOST;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Request, Uri, Version};
 
-/// How public requests find their name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Routing {
-    /// `/<name>/...` on the relay's own host.
-    Path,
-    /// `<name>.<domain>`, on any path.
-    Host {
-        /// The domain names live under.
-        domain: String,
-    },
-}
+use crate::settings::Routing;
 
 /// A routed request.
 #[derive(Debug, PartialEq, Eq)]

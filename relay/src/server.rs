@@ -17,8 +17,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::relay::{Relay, Service};
-use crate::slots::{Bounds, Slots};
+use crate::routes::Service;
+use crate::settings::Bounds;
+use crate::slots::Slots;
+use crate::state::Relay;
 
 /// What every connection is served with.
 struct Serving {
@@ -138,11 +140,11 @@ impl Server {
                 continue;
             };
             let _ = tcp.set_nodelay(true);
-            let service = self.relay.service(client);
+            let service = Service::new(self.relay.clone(), client, self.tls.is_some());
             let serving = serving.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                serve(&serving, tcp, service, watcher).await;
+                serve(&serving, tcp, client, service, watcher).await;
                 drop(admitted);
             });
         }
@@ -161,8 +163,13 @@ impl Server {
 
 /// Serves one connection: its TLS handshake, then hyper, once its first
 /// bytes came within the head timeout.
-async fn serve(serving: &Serving, tcp: TcpStream, service: Service, watcher: Watcher) {
-    let client = service.client();
+async fn serve(
+    serving: &Serving,
+    tcp: TcpStream,
+    client: SocketAddr,
+    service: Service,
+    watcher: Watcher,
+) {
     let served = match &serving.tls {
         None => serve_io(serving, tcp, service, watcher).await,
         Some(acceptor) => {

@@ -7,34 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use crate::limit::client_key;
-
-/// How many places are held at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
-    /// Per client address (an IPv6 client by its /64).
-    pub per_client: usize,
-    /// In all.
-    pub total: usize,
-}
-
-impl Bounds {
-    /// The connections' default: 256 per client, and in all 7/8 of the
-    /// open-file limit, leaving the rest for what the relay dials itself
-    /// (cluster nodes, etcd) and for files.
-    pub fn connections() -> Self {
-        Bounds {
-            per_client: 256,
-            total: default_total(),
-        }
-    }
-}
-
-/// 7/8 of the soft open-file limit, at least 64.
-fn default_total() -> usize {
-    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
-    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
-    (soft - soft / 8).max(64)
-}
+use crate::settings::Bounds;
 
 /// The places held now, by client.
 #[derive(Debug)]

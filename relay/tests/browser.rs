@@ -18,8 +18,8 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use ptth_relay::LongPoll;
 use ptth_relay::Settings;
-use ptth_relay::longpoll::LongPoll;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 

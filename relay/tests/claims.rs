@@ -7,8 +7,8 @@ use std::time::Duration;
 use common::{connected, get, peer, relay, within};
 use http::StatusCode;
 use hyper::service::service_fn;
+use ptth_relay::Policy;
 use ptth_relay::Settings;
-use ptth_relay::names::Policy;
 
 /// A tunnel that claims `name` with `token` and returns how it ended.
 async fn claim_fails(addr: std::net::SocketAddr, path: &str) -> ptth::Error {

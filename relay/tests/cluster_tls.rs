@@ -33,10 +33,7 @@ async fn the_hop_between_tls_nodes_is_tls() {
     common::within(async {
         let mut nodes = Vec::new();
         for id in ["a", "b"] {
-            let relay = Relay::new(ptth_relay::Settings {
-                tls: true,
-                ..ptth_relay::Settings::default()
-            });
+            let relay = Relay::new(ptth_relay::Settings::default());
             let acceptor = ptth_relay::tls::acceptor(&cert, &key).unwrap();
             let server = Server::bind("127.0.0.1:0".parse().unwrap(), relay.clone())
                 .await

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::within;
+use ptth_relay::Bounds;
 use ptth_relay::server::Server;
-use ptth_relay::slots::Bounds;
 use ptth_relay::{Relay, Settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -133,7 +133,7 @@ fn reading_peer(
 async fn a_stalled_body_is_cut_at_the_body_timeout() {
     let settings = Settings {
         body_timeout: Duration::from_secs(1),
-        head_timeout: Duration::from_secs(120),
+        response_timeout: Duration::from_secs(120),
         ..Settings::default()
     };
     let running = common::relay(settings).await;

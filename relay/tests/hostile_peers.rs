@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{get, relay, within};
 use http::StatusCode;
+use ptth_relay::Liveness;
 use ptth_relay::Settings;
-use ptth_relay::pool::Liveness;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An HTTP/1.1 PTTH peer whose transposed connection the test writes by
@@ -81,7 +81,7 @@ async fn a_liveness_answer_with_an_endless_body_is_cut_at_once() {
 #[tokio::test]
 async fn endless_informational_responses_are_a_502_and_close_the_connection() {
     let running = relay(Settings {
-        head_timeout: Duration::from_secs(120),
+        response_timeout: Duration::from_secs(120),
         ..Settings::default()
     })
     .await;

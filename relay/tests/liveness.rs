@@ -11,7 +11,7 @@ use common::{connected, get, relay, within};
 use http::StatusCode;
 use hyper::service::service_fn;
 use ptth_relay::Settings;
-use ptth_relay::pool::{Liveness, Waits};
+use ptth_relay::{Liveness, Waits};
 use tokio::time::Instant;
 
 #[tokio::test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::raw::{Answer, exchange, path};
 use common::{relay, within};
+use ptth_relay::LongPoll;
 use ptth_relay::Settings;
-use ptth_relay::longpoll::LongPoll;
 
 fn settings(hold_ms: u64) -> Settings {
     Settings {

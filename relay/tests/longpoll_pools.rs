@@ -15,8 +15,8 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use ptth_relay::LongPoll;
 use ptth_relay::Settings;
-use ptth_relay::longpoll::LongPoll;
 use tokio::sync::{Notify, mpsc};
 
 fn settings(longpoll: LongPoll) -> Settings {
@@ -149,7 +149,7 @@ async fn bodies_over_the_limit_are_413_and_a_silent_client_is_504() {
             ..hold(5_000)
         };
         let settings = Settings {
-            head_timeout: Duration::from_millis(300),
+            response_timeout: Duration::from_millis(300),
             ..settings(longpoll)
         };
         let running = relay(settings).await;
@@ -242,7 +242,7 @@ async fn parked_polls_are_bounded_per_name_and_per_relay() {
         };
         // Forty names from one address: past the default claim limit.
         let running = relay(Settings {
-            claim_rate: ptth_relay::limit::ClaimRate {
+            claim_rate: ptth_relay::ClaimRate {
                 burst: 100,
                 per_second: 1,
             },

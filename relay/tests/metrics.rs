@@ -14,6 +14,15 @@ async fn the_endpoint_counts_what_crossed_the_relay() {
     let running = relay(Settings::default()).await;
     let handle = peer(running.addr, "lamp", "t", ptth::initiator::Builder::new());
     connected(&handle, 1).await;
+    // A second name, served over HTTP/1.1, so each count is its own.
+    let desk = ptth::initiator::Builder::new().alpn([ptth::Protocol::Http1]);
+    // The tunnel keeps four HTTP/1.1 connections.
+    let desk = peer(running.addr, "desk", "t", desk);
+    connected(&desk, 4).await;
+    let pool = running.relay.names().lookup("desk").unwrap();
+    within(pool.wait_until(|(h1, _)| h1 == 4)).await;
+    let lamp = running.relay.names().lookup("lamp").unwrap();
+    within(lamp.wait_until(|(_, h2)| h2 == 1)).await;
     assert_eq!(
         get(&format!("http://{}/lamp/a", running.addr)).await.0,
         StatusCode::OK
@@ -28,16 +37,12 @@ async fn the_endpoint_counts_what_crossed_the_relay() {
     let (status, _, answer) = send(post).await;
     assert_eq!(status, StatusCode::OK);
 
-    let listener = ptth_relay::metrics::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let head_timeout = std::time::Duration::from_secs(1);
-    tokio::spawn(ptth_relay::metrics::serve(
-        listener,
-        running.relay.clone(),
-        head_timeout,
-    ));
+    let relay = running.relay.clone();
+    let text = move || relay.metrics_text();
+    tokio::spawn(ptth_relay::metrics::serve(listener, text, head_timeout));
     let (status, headers, text) = get(&format!("http://{addr}/metrics")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -50,9 +55,9 @@ async fn the_endpoint_counts_what_crossed_the_relay() {
         "ptth_relay_requests_total{status=\"200\"} 2",
         "ptth_relay_requests_total{status=\"404\"} 1",
         "ptth_relay_response_head_seconds_count 3",
-        "ptth_relay_names 1",
+        "ptth_relay_names 2",
         "ptth_relay_connections{protocol=\"h2\"} 1",
-        "ptth_relay_connections{protocol=\"http/1.1\"} 0",
+        "ptth_relay_connections{protocol=\"http/1.1\"} 4",
         "ptth_relay_bytes_to_peers_total 10",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
@@ -68,16 +73,12 @@ async fn the_endpoint_counts_what_crossed_the_relay() {
 #[tokio::test]
 async fn the_metrics_port_answers_get_metrics_only_and_bounds_its_connections() {
     let running = relay(Settings::default()).await;
-    let listener = ptth_relay::metrics::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let head_timeout = std::time::Duration::from_secs(1);
-    tokio::spawn(ptth_relay::metrics::serve(
-        listener,
-        running.relay.clone(),
-        head_timeout,
-    ));
+    let relay = running.relay.clone();
+    let text = move || relay.metrics_text();
+    tokio::spawn(ptth_relay::metrics::serve(listener, text, head_timeout));
     for (method, path) in [("GET", "/"), ("GET", "/metrics/x"), ("POST", "/metrics")] {
         let request = Request::builder()
             .method(method)

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use ptth_relay::Settings;
-use ptth_relay::pool::Waits;
+use ptth_relay::Waits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
@@ -23,7 +23,7 @@ fn quick() -> Settings {
             peer: Duration::from_millis(300),
             queue: Duration::from_millis(300),
         },
-        head_timeout: Duration::from_millis(500),
+        response_timeout: Duration::from_millis(500),
         ..Settings::default()
     }
 }

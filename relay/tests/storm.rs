@@ -5,8 +5,8 @@ mod common;
 
 use common::{connected, get, peer, relay, within};
 use http::StatusCode;
+use ptth_relay::ClaimRate;
 use ptth_relay::Settings;
-use ptth_relay::limit::ClaimRate;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One claim as a reconnecting peer makes it: upgrade, read the answer's

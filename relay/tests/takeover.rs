@@ -10,8 +10,8 @@ use common::raw::{exchange, path};
 use common::{connected, get, peer, relay, within};
 use http::StatusCode;
 use hyper::service::service_fn;
+use ptth_relay::LongPoll;
 use ptth_relay::Settings;
-use ptth_relay::longpoll::LongPoll;
 
 const SECRET: &str = "owner-s3cret-7f2c";
 
@@ -154,7 +154,7 @@ async fn flood(
 async fn polls_and_json_posts_that_create_names_pass_the_claim_limit() {
     // A slow refill, so the polls' holds do not refill the bucket.
     let running = relay(Settings {
-        claim_rate: ptth_relay::limit::ClaimRate {
+        claim_rate: ptth_relay::ClaimRate {
             burst: 20,
             per_second: 1,
         },

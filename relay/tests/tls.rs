@@ -28,10 +28,7 @@ async fn peers_and_the_public_come_in_over_tls() {
     let acceptor = ptth_relay::tls::acceptor(&cert, &key).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let relay = Relay::new(Settings {
-        tls: true,
-        ..Settings::default()
-    });
+    let relay = Relay::new(Settings::default());
     let server = Server::bind("127.0.0.1:0".parse().unwrap(), relay)
         .await
         .unwrap()

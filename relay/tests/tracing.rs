@@ -33,7 +33,9 @@ async fn public_requests_are_traced_with_name_and_connection() {
     );
     assert!(text.contains("the peer answered status=200 OK"), "{text}");
     assert!(
-        text.contains("public_request{name=nobody method=GET}: ptth_relay::public: no such name"),
+        text.contains(
+            "public_request{name=nobody method=GET}: ptth_relay::routes::public: no such name"
+        ),
         "{text}"
     );
 }

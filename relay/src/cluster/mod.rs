@@ -14,7 +14,7 @@
 //! kept by the cluster. Claims are transactions, so two nodes never
 //! disagree about a name's token.
 
-pub mod forward;
+mod hop;
 mod mark;
 mod table;
 
@@ -28,10 +28,11 @@ use etcd_client::{
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
+pub use hop::HOP;
+pub(crate) use hop::Hop;
 pub use table::{Entry, Table};
 
 use crate::names::ClaimError;
-use crate::relay::Relay;
 use crate::token::Digest;
 
 const ROOT: &str = "/ptth/";
@@ -83,7 +84,7 @@ pub struct Cluster {
 
 struct Inner {
     client: Client,
-    hop: forward::Hop,
+    hop: hop::Hop,
     /// The key of the hop marks, shared by every node through etcd.
     secret: mark::Secret,
     settings: Settings,
@@ -126,7 +127,7 @@ impl Cluster {
         let inner = Arc::new(Inner {
             client,
             secret,
-            hop: forward::Hop::new(settings.tls.clone()),
+            hop: hop::Hop::new(settings.tls.clone()),
             settings,
             node_lease,
             table: Mutex::new(Table::default()),
@@ -239,20 +240,32 @@ impl Cluster {
         }
     }
 
-    /// Leaves the cluster at once: revokes the node's lease, so its owner
-    /// entries vanish without waiting for the TTL.
-    pub async fn leave(&self) -> Result<(), Error> {
-        self.owned().clear();
-        self.inner
-            .client
-            .clone()
-            .lease_revoke(self.inner.node_lease)
-            .await?;
-        Ok(())
+    /// The connections to other nodes.
+    pub(crate) fn hop(&self) -> &hop::Hop {
+        &self.inner.hop
     }
 
-    pub(crate) fn hop(&self) -> &forward::Hop {
-        &self.inner.hop
+    /// How long a dead node's entries outlive it.
+    pub(crate) fn node_ttl(&self) -> Duration {
+        self.inner.settings.node_ttl
+    }
+
+    /// Whether `request` carries a valid hop mark of this cluster: it came
+    /// from another node.
+    pub(crate) fn marked<B>(&self, request: &http::Request<B>) -> bool {
+        let Some(mark) = request.headers().get(HOP) else {
+            return false;
+        };
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |target| target.as_str());
+        mark::verify(&self.inner.secret, mark, request.method(), target)
+    }
+
+    /// The hop mark for a request this node forwards.
+    pub(crate) fn mark(&self, method: &http::Method, target: &str) -> Option<http::HeaderValue> {
+        mark::sign(&self.inner.secret, self.node(), method, target)
     }
 
     /// The names this node owns now.
@@ -337,43 +350,6 @@ pub(crate) async fn claim(
         }
     }
     Err(ClaimError::Forbidden(name.to_owned()))
-}
-
-/// Releases, every third of the node TTL, the names whose last local peer
-/// left, so other nodes stop forwarding to this one.
-pub(crate) async fn sweep(relay: std::sync::Weak<Relay>) {
-    loop {
-        let (cluster, interval) = {
-            let Some(relay) = relay.upgrade() else {
-                return;
-            };
-            let Some(cluster) = relay.cluster.get().cloned() else {
-                return;
-            };
-            let interval = cluster.inner.settings.node_ttl / 3;
-            for name in cluster.owned_names() {
-                let gone = relay.names.lookup(&name).is_none_or(|pool| pool.is_empty());
-                if gone && let Err(error) = cluster.release(&name).await {
-                    debug!(%error, %name, "a name was not released");
-                }
-            }
-            // Names claimed here while etcd could not be reached.
-            let owned = cluster.owned_names();
-            for (name, digest) in relay.names.served() {
-                if !owned.contains(&name) {
-                    match cluster.claim(&name, &digest, false).await {
-                        Ok(_) => debug!(%name, "a local name joined the cluster"),
-                        Err(error) => {
-                            debug!(%error, %name, "a local name is not in the cluster yet")
-                        }
-                    }
-                }
-            }
-            (cluster, interval)
-        };
-        drop(cluster);
-        tokio::time::sleep(interval).await;
-    }
 }
 
 fn held_token(response: &etcd_client::TxnResponse) -> Option<(String, i64)> {

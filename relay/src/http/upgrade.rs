@@ -111,7 +111,7 @@ pub fn switching_from<B>(
     key: Option<&HeaderValue>,
 ) -> HeaderMap {
     let mut headers = accepted.headers().clone();
-    crate::headers::remove_hop_by_hop(&mut headers);
+    crate::http::headers::remove_hop_by_hop(&mut headers);
     restore(&mut headers, upgrade);
     if let Some(key) = key
         && let Ok(accept) = HeaderValue::from_str(&websocket_accept(key.as_bytes()))
@@ -125,7 +125,7 @@ pub fn switching_from<B>(
 /// `101`: its fields, less those that only make sense on HTTP/1.1.
 pub fn accepted_from(switched: &HeaderMap) -> HeaderMap {
     let mut headers = switched.clone();
-    crate::headers::remove_hop_by_hop(&mut headers);
+    crate::http::headers::remove_hop_by_hop(&mut headers);
     headers.remove(SEC_WEBSOCKET_ACCEPT);
     headers
 }

@@ -11,7 +11,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 /// What a body's error becomes: any error, as hyper takes it.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use super::BoxError;
 
 /// `B`, failing with [`Stalled`] when no frame comes for `bound`.
 #[derive(Debug)]

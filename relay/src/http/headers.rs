@@ -129,6 +129,17 @@ fn is_token_char(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:[]".contains(&byte)
 }
 
+/// A `Host` value split into its host and port, if it has one: a colon
+/// inside an IPv6 literal (`[::1]`) is not a port's.
+pub(crate) fn split_port(host: &str) -> (&str, Option<&str>) {
+    let end = match host.strip_prefix('[') {
+        Some(literal) => literal.find(']').map_or(host.len(), |close| close + 2),
+        None => host.rfind(':').unwrap_or(host.len()),
+    };
+    let (host, rest) = host.split_at(end);
+    (host, rest.strip_prefix(':'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +246,22 @@ mod tests {
                 assert!(!map.contains_key(gone), "{gone} kept for {client}");
             }
             assert_eq!(map["accept"], "*/*");
+        }
+    }
+
+    #[test]
+    fn a_port_is_split_off_and_an_ipv6_literal_kept_whole() {
+        for (host, split) in [
+            ("relay.example", ("relay.example", None)),
+            ("relay.example:8080", ("relay.example", Some("8080"))),
+            ("127.0.0.1:80", ("127.0.0.1", Some("80"))),
+            ("[::1]", ("[::1]", None)),
+            ("[::1]:8080", ("[::1]", Some("8080"))),
+            ("[2001:db8::1]:443", ("[2001:db8::1]", Some("443"))),
+            ("[::1", ("[::1", None)),
+            ("", ("", None)),
+        ] {
+            assert_eq!(split_port(host), split, "{host}");
         }
     }
 }

@@ -2,13 +2,8 @@
 //! busy HTTP/1.1 pool, and drop connections that died.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http::{Request, Uri};
-use http_body_util::BodyExt;
-use http_body_util::combinators::BoxBody;
 use ptth::Protocol;
 use ptth::acceptor::SendRequest;
 use tokio::sync::Notify;
@@ -16,56 +11,13 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::longpoll::Poller;
+mod poller;
+mod probe;
 
-/// Errors of request bodies on their way to a peer.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use poller::Poller;
 
-/// The body of a request sent to a peer.
-pub type PeerBody = BoxBody<Bytes, BoxError>;
-
-/// How long a public request may wait for a connection of its name.
-#[derive(Debug, Clone, Copy)]
-pub struct Waits {
-    /// For a name with no connection at all: a peer may be reconnecting.
-    pub peer: Duration,
-    /// For a name whose HTTP/1.1 connections are all busy.
-    pub queue: Duration,
-}
-
-impl Default for Waits {
-    /// RELAY.md: 1 s for a peer (ReverseHttp's request timeout), 10 s in
-    /// the queue (frp's `userConnTimeout`).
-    fn default() -> Self {
-        Waits {
-            peer: Duration::from_secs(1),
-            queue: Duration::from_secs(10),
-        }
-    }
-}
-
-/// How the relay checks that a peer's connection still moves: HTTP/2
-/// PINGs, and on HTTP/1.1 an `OPTIONS *` request when the connection is
-/// idle, since only a request proves an HTTP/1.1 peer alive.
-#[derive(Debug, Clone, Copy)]
-pub struct Liveness {
-    /// How often to check.
-    pub interval: Duration,
-    /// How long the answer may take before the connection is evicted.
-    pub timeout: Duration,
-}
-
-impl Default for Liveness {
-    /// 20 s and 10 s: a frozen peer is evicted within 30 s, and the
-    /// checks keep idle flows alive under the minute after which
-    /// middleboxes drop them.
-    fn default() -> Self {
-        Liveness {
-            interval: Duration::from_secs(20),
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
+use crate::http::RelayBody;
+use crate::settings::{Liveness, Waits};
 
 /// Why no connection was picked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +41,7 @@ struct Conn {
 
 #[derive(Debug)]
 enum Link {
-    Ptth(SendRequest<PeerBody>),
+    Ptth(SendRequest<RelayBody>),
     Polls(Arc<Poller>),
 }
 
@@ -191,7 +143,7 @@ impl Pool {
     /// liveness check is closed (its driver aborted) and leaves too.
     pub fn add(
         self: &Arc<Self>,
-        sender: SendRequest<PeerBody>,
+        sender: SendRequest<RelayBody>,
         driver: AbortHandle,
         liveness: Liveness,
     ) {
@@ -205,7 +157,7 @@ impl Pool {
             } else {
                 tokio::select! {
                     () = closed => {}
-                    () = probe(&sender, &conn, &pool, liveness) => {
+                    () = probe::probe(&sender, &conn, &pool, liveness) => {
                         debug!("evicting an HTTP/1.1 peer that failed its liveness check");
                         driver.abort();
                     }
@@ -283,15 +235,6 @@ impl Pool {
         self.state().conns.is_empty()
     }
 
-    /// Whether long-poll clients are a member of the pool now.
-    pub fn has_pollers(&self) -> bool {
-        let state = self.state();
-        state
-            .conns
-            .iter()
-            .any(|conn| matches!(conn.link, Link::Polls(_)))
-    }
-
     /// Waits until the connection counts `(h1, h2)` satisfy `done`.
     pub async fn wait_until(&self, done: impl Fn((usize, usize)) -> bool) {
         loop {
@@ -350,48 +293,6 @@ impl Pool {
     }
 }
 
-/// The most of an answer to `OPTIONS *` the relay reads: a check needs the
-/// head, and a peer that streams a body to it is failing the check.
-const PROBE_BODY_MAX: usize = 4 * 1024;
-
-/// Checks an HTTP/1.1 connection every `interval` while it is idle, with
-/// `OPTIONS *`; returns when one check fails.
-async fn probe(
-    sender: &SendRequest<PeerBody>,
-    conn: &Arc<Conn>,
-    pool: &Weak<Pool>,
-    liveness: Liveness,
-) {
-    loop {
-        tokio::time::sleep(liveness.interval).await;
-        // A connection in use is checked by its request instead.
-        if conn
-            .in_flight
-            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            continue;
-        }
-        let request = Request::options(Uri::from_static("*"))
-            .body(PeerBody::default())
-            .expect("a static request");
-        let mut sender = sender.clone();
-        let answered = tokio::time::timeout(liveness.timeout, async {
-            let response = sender.send_request(request).await.ok()?;
-            let body = http_body_util::Limited::new(response.into_body(), PROBE_BODY_MAX);
-            body.collect().await.ok()
-        })
-        .await;
-        conn.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if let Some(pool) = pool.upgrade() {
-            pool.changed.notify_waiters();
-        }
-        if !matches!(answered, Ok(Some(_))) {
-            return;
-        }
-    }
-}
-
 /// A connection picked for one request; it counts as in flight until this
 /// is dropped.
 #[derive(Debug)]
@@ -402,7 +303,7 @@ pub struct Picked {
 
 impl Picked {
     /// The connection's sender, when a PTTH connection was picked.
-    pub fn sender(&self) -> Option<SendRequest<PeerBody>> {
+    pub fn sender(&self) -> Option<SendRequest<RelayBody>> {
         match &self.conn.link {
             Link::Ptth(sender) => Some(sender.clone()),
             Link::Polls(_) => None,

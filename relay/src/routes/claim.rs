@@ -1,0 +1,78 @@
+//! How a peer claims a name: a PTTH upgrade to `<access>/<name>`, its
+//! token in `Authorization: Bearer` or `?token=`.
+
+use http::header::{HeaderValue, LINK};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use tracing::{debug, info};
+
+use super::access::{Client, public_url, refused, token};
+use crate::http::{RelayBody, text};
+use crate::state::{Charge, Relay};
+
+/// Whether a request under the access path asks to become a peer: an
+/// HTTP/1.1 `Upgrade`, or an HTTP/2 extended CONNECT.
+pub(crate) fn is_setup<B>(request: &Request<B>) -> bool {
+    request.headers().contains_key(http::header::UPGRADE)
+        || (request.method() == http::Method::CONNECT
+            && request.extensions().get::<hyper::ext::Protocol>().is_some())
+}
+
+/// Handles a request under the access path; `rest` is the path after it.
+pub(crate) async fn claim(
+    relay: &Relay,
+    mut request: Request<Incoming>,
+    rest: &str,
+    client: Client,
+) -> Response<RelayBody> {
+    let name = rest.trim_start_matches('/');
+    if name.is_empty() || name.contains('/') {
+        return text(StatusCode::NOT_FOUND, "claim a name at <access>/<name>");
+    }
+    // Validated before the claim, so a request that cannot become a peer
+    // never holds a name.
+    let accepted =
+        ptth::upgrade::accept::<_, Full<Bytes>, RelayBody>(&relay.acceptor, &mut request);
+    let (switching, pending) = match accepted {
+        Ok(accepted) => accepted,
+        Err(rejection) => {
+            return rejection
+                .response
+                .map(|body| body.map_err(|never| match never {}).boxed());
+        }
+    };
+    let token = token(&request);
+    let claimed = relay
+        .claim(
+            name,
+            token.as_deref(),
+            None,
+            client.addr.ip(),
+            Charge::Every,
+        )
+        .await;
+    let claimed = match claimed {
+        Ok(claimed) => claimed,
+        Err(error) => return refused(&error),
+    };
+    let link = public_url(&relay.settings, client, &request, name);
+    let pool = claimed.pool;
+    let name = name.to_owned();
+    let liveness = relay.settings.liveness;
+    tokio::spawn(async move {
+        match pending.await {
+            Ok((sender, connection)) => {
+                info!(%name, protocol = %sender.protocol(), "peer joined");
+                let driver = tokio::spawn(connection).abort_handle();
+                pool.add(sender, driver, liveness);
+            }
+            Err(error) => debug!(%name, %error, "peer's switch failed"),
+        }
+    });
+    let mut switching = switching.map(|body| body.map_err(|never| match never {}).boxed());
+    if let Ok(value) = HeaderValue::from_str(&format!("<{link}>; rel=\"related\"")) {
+        switching.headers_mut().append(LINK, value);
+    }
+    switching
+}

@@ -1,0 +1,107 @@
+//! The one hyper service that takes both the public's requests and the
+//! peers' claims, and the only place that names every handler: the
+//! relay's own files, PTTH claims and long-poll clients under the access
+//! path, and everything else for a name's peers.
+
+mod access;
+mod assets;
+mod claim;
+#[cfg(feature = "cluster")]
+mod hop;
+mod longpoll;
+mod public;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+pub(crate) use access::Client;
+
+use crate::http::RelayBody;
+use crate::state::Relay;
+
+/// The relay's hyper service for one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    relay: Arc<Relay>,
+    client: Client,
+}
+
+impl Service {
+    /// The service for a connection from `addr`, over TLS or not.
+    pub(crate) fn new(relay: Arc<Relay>, addr: SocketAddr, tls: bool) -> Self {
+        Service {
+            relay,
+            client: Client { addr, tls },
+        }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = Response<RelayBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RelayBody>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let relay = self.relay.clone();
+        let client = self.client;
+        Box::pin(async move { Ok(dispatch(relay, request, client).await) })
+    }
+}
+
+async fn dispatch(
+    relay: Arc<Relay>,
+    request: Request<Incoming>,
+    client: Client,
+) -> Response<RelayBody> {
+    if assets::wanted(&relay.settings.routing, &request) {
+        return assets::serve(&request);
+    }
+    match under_access(&relay.settings.access, request.uri().path()) {
+        Some(rest) => {
+            let rest = rest.to_owned();
+            if claim::is_setup(&request) {
+                claim::claim(&relay, request, &rest, client).await
+            } else {
+                longpoll::handle(&relay, request, &rest, client).await
+            }
+        }
+        None => {
+            let started = tokio::time::Instant::now();
+            let response = public::forward(&relay, request, client).await;
+            relay.metrics.answered(response.status(), started.elapsed());
+            response
+        }
+    }
+}
+
+/// Whether `path` is under the peers' `access` path, and the rest of it.
+fn under_access<'a>(access: &str, path: &'a str) -> Option<&'a str> {
+    let rest = path.strip_prefix(access.trim_end_matches('/'))?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_path_is_a_whole_segment() {
+        for (access, path, rest) in [
+            ("/reversehttp", "/reversehttp", Some("")),
+            ("/reversehttp", "/reversehttp/", Some("/")),
+            ("/reversehttp", "/reversehttp/lamp", Some("/lamp")),
+            ("/reversehttp/", "/reversehttp/lamp", Some("/lamp")),
+            ("/reversehttp", "/reversehttpx", None),
+            ("/reversehttp", "/lamp/reversehttp", None),
+            ("/", "/lamp", Some("/lamp")),
+        ] {
+            assert_eq!(under_access(access, path), rest, "{access} {path}");
+        }
+    }
+}

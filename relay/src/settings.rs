@@ -1,0 +1,230 @@
+//! What a relay is configured with: plain data, at the bottom of the
+//! crate, so the command line and the config file build it and every
+//! other module reads it without naming each other.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::cidr::Cidr;
+use crate::token::Digest;
+
+/// What a relay is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How public requests find their name. Default is [`Routing::Path`].
+    pub routing: Routing,
+    /// The path peers claim names under. Default is `/reversehttp`.
+    pub access: String,
+    /// In path mode, whether `/<name>` is removed from the target before
+    /// it reaches the peer. Default is `false`: the target is forwarded
+    /// unaltered, as ReverseHttp requires.
+    pub strip_prefix: bool,
+    /// Who may claim which names. Default is open registration.
+    pub policy: Policy,
+    /// How long a public request waits for a connection.
+    pub waits: Waits,
+    /// How peers' connections are checked. Default is
+    /// [`Liveness::default`]: a frozen peer is evicted within 30 s.
+    pub liveness: Liveness,
+    /// How many claims one client address may make. Default is
+    /// [`ClaimRate::default`].
+    pub claim_rate: ClaimRate,
+    /// How long a peer has to send a response head once it has a
+    /// request. Default is 60 s.
+    pub response_timeout: Duration,
+    /// How long-poll clients are served. Default is
+    /// [`LongPoll::default`].
+    pub longpoll: LongPoll,
+    /// The most names held at once; a claim past it is `503`. Default is
+    /// 100,000.
+    pub max_names: usize,
+    /// How long a request body may pause before it is cut. Default is
+    /// 30 s.
+    pub body_timeout: Duration,
+    /// Public requests one client address (an IPv6 one by its /64) may
+    /// have waiting for their response head at once: a peer takes a
+    /// bounded number of requests (an HTTP/2 peer, 200 streams by hyper's
+    /// default), and one client stalling its uploads must not take them
+    /// all. Past it, `429`. Default is 64.
+    pub in_flight_per_client: usize,
+    /// Proxies in front of the relay (a load balancer) whose forwarding
+    /// fields are kept and appended to; anyone else's are replaced.
+    /// Default is none.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            routing: Routing::Path,
+            access: "/reversehttp".to_owned(),
+            strip_prefix: false,
+            policy: Policy::default(),
+            waits: Waits::default(),
+            liveness: Liveness::default(),
+            claim_rate: ClaimRate::default(),
+            response_timeout: Duration::from_secs(60),
+            longpoll: LongPoll::default(),
+            max_names: 100_000,
+            body_timeout: Duration::from_secs(30),
+            in_flight_per_client: 64,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// How public requests find their name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    /// `/<name>/...` on the relay's own host.
+    Path,
+    /// `<name>.<domain>`, on any path.
+    Host {
+        /// The domain names live under.
+        domain: String,
+    },
+}
+
+/// Who may claim which names.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Names pinned to tokens by the operator, by the tokens' digests.
+    pub pinned: HashMap<String, Digest>,
+    /// Whether names that are not pinned are refused.
+    pub closed: bool,
+}
+
+/// How many claims one address may make: a burst, refilled at a rate.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRate {
+    /// Claims allowed at once.
+    pub burst: u32,
+    /// Claims allowed per second after the burst.
+    pub per_second: u32,
+}
+
+impl Default for ClaimRate {
+    /// 20 at once, 10 a second: a device with a large pool connects at
+    /// once, and a reconnect loop is slowed to a pace the relay does not
+    /// feel.
+    fn default() -> Self {
+        ClaimRate {
+            burst: 20,
+            per_second: 10,
+        }
+    }
+}
+
+/// How long a public request may wait for a connection of its name.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    /// For a name with no connection at all: a peer may be reconnecting.
+    pub peer: Duration,
+    /// For a name whose HTTP/1.1 connections are all busy.
+    pub queue: Duration,
+}
+
+impl Default for Waits {
+    /// RELAY.md: 1 s for a peer (ReverseHttp's request timeout), 10 s in
+    /// the queue (frp's `userConnTimeout`).
+    fn default() -> Self {
+        Waits {
+            peer: Duration::from_secs(1),
+            queue: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How the relay checks that a peer's connection still moves: HTTP/2
+/// PINGs, and on HTTP/1.1 an `OPTIONS *` request when the connection is
+/// idle, since only a request proves an HTTP/1.1 peer alive.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    /// How often to check.
+    pub interval: Duration,
+    /// How long the answer may take before the connection is evicted.
+    pub timeout: Duration,
+}
+
+impl Default for Liveness {
+    /// 20 s and 10 s: a frozen peer is evicted within 30 s, and the
+    /// checks keep idle flows alive under the minute after which
+    /// middleboxes drop them.
+    fn default() -> Self {
+        Liveness {
+            interval: Duration::from_secs(20),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How long-poll clients are served.
+#[derive(Debug, Clone, Copy)]
+pub struct LongPoll {
+    /// How long a poll is held before `204`. Default is 30 s, ReverseHttp's.
+    pub hold: Duration,
+    /// The largest request body sent to, or reply read from, a client.
+    /// Default is 1 MiB: bodies cross whole, never streamed.
+    pub max_body: usize,
+    /// Requests queued or awaiting replies, per name. Default is 64.
+    pub requests: usize,
+    /// Polls parked per name. Default is 32.
+    pub polls: usize,
+    /// Polls parked on the whole relay. Default is 10,000.
+    pub parked: usize,
+    /// Polls parked by one client address (an IPv6 one by its /64), so
+    /// one client cannot take every place. Default is none: 1/8 of
+    /// `parked`.
+    pub parked_per_client: Option<usize>,
+}
+
+impl LongPoll {
+    /// The bounds on parked polls, per client and in all.
+    pub fn parked_bounds(&self) -> Bounds {
+        Bounds {
+            per_client: self.parked_per_client.unwrap_or(self.parked / 8).max(1),
+            total: self.parked,
+        }
+    }
+}
+
+impl Default for LongPoll {
+    fn default() -> Self {
+        LongPoll {
+            hold: Duration::from_secs(30),
+            max_body: 1024 * 1024,
+            requests: 64,
+            polls: 32,
+            parked: 10_000,
+            parked_per_client: None,
+        }
+    }
+}
+
+/// How many places (connections, parked polls) may be held at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Per client address (an IPv6 client by its /64).
+    pub per_client: usize,
+    /// In all.
+    pub total: usize,
+}
+
+impl Bounds {
+    /// The connections' default: 256 per client, and in all 7/8 of the
+    /// open-file limit, leaving the rest for what the relay dials itself
+    /// (cluster nodes, etcd) and for files.
+    pub fn connections() -> Self {
+        Bounds {
+            per_client: 256,
+            total: default_total(),
+        }
+    }
+}
+
+/// 7/8 of the soft open-file limit, at least 64.
+fn default_total() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    (soft - soft / 8).max(64)
+}

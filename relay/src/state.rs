@@ -1,0 +1,232 @@
+//! The relay's shared state and what changes it: the name table and its
+//! claims (through the cluster when there is one), the counts of what
+//! every client holds, the sweeps, the drain. Handlers in `routes` read
+//! it; nothing here knows a route.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use http::Request;
+
+use crate::limit::Limiter;
+use crate::metrics::Metrics;
+use crate::names::{ClaimError, Claimed, Names};
+use crate::settings::{Bounds, Settings};
+use crate::slots::Slots;
+
+/// A relay: its settings, its name table and the acceptor its peers
+/// upgrade with. Serve it with [`crate::server::Server`].
+#[derive(Debug)]
+pub struct Relay {
+    pub(crate) settings: Settings,
+    pub(crate) names: Names,
+    pub(crate) acceptor: ptth::acceptor::Builder,
+    pub(crate) metrics: Metrics,
+    pub(crate) limiter: Limiter,
+    /// Polls parked on the whole relay, by client.
+    pub(crate) parked: Arc<Slots>,
+    /// Public requests in flight, by client.
+    pub(crate) in_flight: Arc<Slots>,
+    /// The cluster this node belongs to, once it joined one.
+    #[cfg(feature = "cluster")]
+    pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
+}
+
+impl Relay {
+    /// A relay with `settings` and no names yet.
+    pub fn new(settings: Settings) -> Arc<Self> {
+        let mut acceptor = ptth::acceptor::Builder::new();
+        acceptor
+            .http2()
+            .keep_alive_interval(settings.liveness.interval)
+            .keep_alive_timeout(settings.liveness.timeout)
+            .keep_alive_while_idle(true);
+        let parked = Slots::new(settings.longpoll.parked_bounds());
+        let in_flight = Slots::new(Bounds {
+            per_client: settings.in_flight_per_client.max(1),
+            // Bounded in all by the connections that carry them.
+            total: usize::MAX,
+        });
+        Arc::new(Relay {
+            names: Names::new(settings.policy.clone(), settings.max_names),
+            limiter: Limiter::new(settings.claim_rate),
+            settings,
+            acceptor,
+            metrics: Metrics::new(),
+            parked,
+            in_flight,
+            #[cfg(feature = "cluster")]
+            cluster: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The name table.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Claims `name` for a client at `client`: in the cluster first, when
+    /// this node is in one (so every node agrees on the token), then in
+    /// the local table. `charge` says which claims the client's claim
+    /// limit counts.
+    pub(crate) async fn claim(
+        &self,
+        name: &str,
+        token: Option<&str>,
+        lease: Option<Duration>,
+        client: IpAddr,
+        charge: Charge,
+    ) -> Result<Claimed, ClaimError> {
+        let take = || self.limiter.take(client).map_err(ClaimError::RateLimited);
+        if charge == Charge::Every {
+            take()?;
+        }
+        let admit = || match charge {
+            Charge::Every => Ok(()),
+            Charge::Creating => take(),
+        };
+        let claimed = self.claim_admitted(name, token, lease, admit).await;
+        // A refused token costs a claim too, so tokens cannot be guessed
+        // at the pace of polls.
+        if let (Err(ClaimError::Forbidden(_)), Charge::Creating) = (&claimed, charge) {
+            take()?;
+        }
+        claimed
+    }
+
+    async fn claim_admitted(
+        &self,
+        name: &str,
+        token: Option<&str>,
+        lease: Option<Duration>,
+        admit: impl FnOnce() -> Result<(), ClaimError>,
+    ) -> Result<Claimed, ClaimError> {
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = self.cluster.get() {
+            self.names.permits(name, token)?;
+            if self.names.lookup(name).is_none() {
+                admit()?;
+            }
+            // The token is settled here, so etcd and this node's table
+            // keep the digest of the same one.
+            let fresh = token.is_none();
+            let token = token.map_or_else(crate::token::random_token, str::to_owned);
+            let digest = crate::token::Digest::of(&token);
+            let granted = crate::cluster::claim(cluster, name, &digest, fresh).await?;
+            // Without etcd (`None`), this node settles the claim alone.
+            let mut claimed = self.names.claim(name, Some(&token), lease, || Ok(()))?;
+            if let Some(granted) = granted {
+                claimed.created = granted.created;
+            }
+            return Ok(claimed);
+        }
+        self.names.claim(name, token, lease, admit)
+    }
+
+    /// Joins this relay to `cluster`: claims go through etcd from now on,
+    /// and requests for names with peers on other nodes are forwarded
+    /// there. Call it once, before the server runs.
+    #[cfg(feature = "cluster")]
+    pub fn attach_cluster(self: &Arc<Self>, cluster: crate::cluster::Cluster) {
+        if self.cluster.set(cluster).is_ok() {
+            tokio::spawn(sweep_cluster(Arc::downgrade(self)));
+        }
+    }
+
+    /// Forgets names whose lease ran out, every `interval` while the relay
+    /// lives: a name nobody looks up again must not keep its memory.
+    pub(crate) async fn sweep_names(relay: Weak<Relay>, interval: Duration) {
+        loop {
+            tokio::time::sleep(interval).await;
+            match relay.upgrade() {
+                Some(relay) => relay.names.sweep(),
+                None => return,
+            }
+        }
+    }
+
+    /// Closes every peer once it has no request in flight, and ends every
+    /// parked poll: what a shutdown does before it waits for requests.
+    pub fn drain(&self) {
+        for pool in self.names.pools() {
+            pool.drain();
+        }
+    }
+
+    /// Whether `request` came from another node of this relay's cluster,
+    /// proven by its hop mark: it is then served here, never forwarded
+    /// again, and its forwarding fields are the node's.
+    pub(crate) fn came_from_node<B>(&self, request: &Request<B>) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.marked(request);
+        }
+        let _ = request;
+        false
+    }
+
+    /// Long polls parked now, on every name.
+    pub fn parked_polls(&self) -> usize {
+        self.parked.held()
+    }
+
+    /// What the relay has counted.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text of what the relay counts now.
+    pub fn metrics_text(&self) -> String {
+        let (names, h1, h2) = self.names.census();
+        self.metrics.render(names, h1, h2)
+    }
+}
+
+/// Which claims of a client its claim limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Charge {
+    /// Every claim: a PTTH setup or a registration, each a deliberate act.
+    Every,
+    /// Claims that create a name or present a wrong token: polls and JSON
+    /// posts, which a long-poll client repeats all day on its own name.
+    Creating,
+}
+
+/// Releases, every third of the node TTL, the names whose last local peer
+/// left, so other nodes stop forwarding to this one.
+#[cfg(feature = "cluster")]
+async fn sweep_cluster(relay: Weak<Relay>) {
+    loop {
+        let (cluster, interval) = {
+            let Some(relay) = relay.upgrade() else {
+                return;
+            };
+            let Some(cluster) = relay.cluster.get().cloned() else {
+                return;
+            };
+            let interval = cluster.node_ttl() / 3;
+            for name in cluster.owned_names() {
+                let gone = relay.names.lookup(&name).is_none_or(|pool| pool.is_empty());
+                if gone && let Err(error) = cluster.release(&name).await {
+                    tracing::debug!(%error, %name, "a name was not released");
+                }
+            }
+            // Names claimed here while etcd could not be reached.
+            let owned = cluster.owned_names();
+            for (name, digest) in relay.names.served() {
+                if !owned.contains(&name) {
+                    match cluster.claim(&name, &digest, false).await {
+                        Ok(_) => tracing::debug!(%name, "a local name joined the cluster"),
+                        Err(error) => {
+                            tracing::debug!(%error, %name, "a local name is not in the cluster yet")
+                        }
+                    }
+                }
+            }
+            (cluster, interval)
+        };
+        drop(cluster);
+        tokio::time::sleep(interval).await;
+    }
+}
