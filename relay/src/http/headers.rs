@@ -84,7 +84,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, from: Forwarding<'_>) {
         std::net::IpAddr::V4(_) => ip.clone(),
     };
     let mut element = format!("for={node};proto={proto}");
-    if let Some(host) = from.host.filter(|host| host.bytes().all(is_token_char)) {
+    if let Some(host) = from.host.and_then(forwarded_value) {
         element.push_str(&format!(";host={host}"));
     }
     let earlier = |headers: &HeaderMap, name: &HeaderName| {
@@ -123,10 +123,19 @@ pub fn set_forwarded(headers: &mut HeaderMap, from: Forwarding<'_>) {
     }
 }
 
-/// RFC 9110's `tchar`, which a `Forwarded` value may hold unquoted; a
-/// host with anything else is left out rather than quoted.
-fn is_token_char(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:[]".contains(&byte)
+/// `text` as a `Forwarded` value (RFC 7239, section 4): bare when it is a
+/// token, quoted when it has other visible characters (a host's `:port`,
+/// an IPv6 literal's brackets), and left out when it has characters a
+/// quoted string would need escaped or cannot hold.
+fn forwarded_value(text: &str) -> Option<String> {
+    let token = |byte: u8| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte);
+    let quotable = |byte: u8| byte.is_ascii_graphic() && byte != b'"' && byte != b'\\';
+    match text.as_bytes() {
+        [] => None,
+        bytes if bytes.iter().all(|&byte| token(byte)) => Some(text.to_owned()),
+        bytes if bytes.iter().all(|&byte| quotable(byte)) => Some(format!("\"{text}\"")),
+        _ => None,
+    }
 }
 
 /// A `Host` value split into its host and port, if it has one: a colon
@@ -262,6 +271,24 @@ mod tests {
             ("", ("", None)),
         ] {
             assert_eq!(split_port(host), split, "{host}");
+        }
+    }
+
+    #[test]
+    fn a_forwarded_host_is_a_token_or_quoted() {
+        for (host, value) in [
+            ("lamp.relay.example", Some("lamp.relay.example")),
+            (
+                "lamp.relay.example:8080",
+                Some("\"lamp.relay.example:8080\""),
+            ),
+            ("[::1]:8080", Some("\"[::1]:8080\"")),
+            ("a\"b", None),
+            ("a\\b", None),
+            ("a b", None),
+            ("", None),
+        ] {
+            assert_eq!(forwarded_value(host).as_deref(), value, "{host}");
         }
     }
 }
