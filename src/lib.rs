@@ -148,7 +148,8 @@
 //! `keep_alive_interval(Duration::from_secs(20))` and
 //! `keep_alive_timeout(Duration::from_secs(10))` end the connection with an
 //! error ([`Error::is_timeout`]) about 30 seconds after the peer froze.
-//! HTTP/1.1 has no such probe: only a request proves the peer alive.
+//! HTTP/1.1 has no such probe: only a request proves the peer alive. The
+//! [`tunnel`] runs checks of its own on both.
 //!
 //! # Cargo features
 //!
