@@ -16,7 +16,8 @@
 //! dialect can also be set up over an HTTP/2 connection (see [`Setup`]):
 //! an extended CONNECT with `:protocol: ptth` opens one channel inside one
 //! stream, [`initiator::Builder::connect_http2`] on one side and
-//! [`upgrade::accept`] on the other.
+//! [`upgrade::accept`] on the other. The rules on the wire are written out
+//! in the repository's `docs/protocol.md`.
 //!
 //! # The initiator: open a connection, then serve on it
 //!
@@ -147,7 +148,8 @@
 //! `keep_alive_interval(Duration::from_secs(20))` and
 //! `keep_alive_timeout(Duration::from_secs(10))` end the connection with an
 //! error ([`Error::is_timeout`]) about 30 seconds after the peer froze.
-//! HTTP/1.1 has no such probe: only a request proves the peer alive.
+//! HTTP/1.1 has no such probe: only a request proves the peer alive. The
+//! [`tunnel`] runs checks of its own on both.
 //!
 //! # Cargo features
 //!
@@ -210,3 +212,8 @@ pub use http_body_util;
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// `docs/protocol.md`'s examples, compiled as doc tests so they stay true.
+#[doc = include_str!("../docs/protocol.md")]
+#[cfg(doctest)]
+pub struct DocsProtocolDoctests;

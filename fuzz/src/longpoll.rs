@@ -4,10 +4,11 @@
 //! a long-poll client, so all of it is untrusted.
 //!
 //! Beyond not panicking, each parse is checked against a reading of
-//! RELAY.md and the codecs' documented rules, and each parsed message is
-//! encoded again and must read back the same: the relay encodes the
-//! requests it hands to pollers with these encoders, and a client built on
-//! the crate parses them with these parsers.
+//! docs/protocol.md ("The relay on the wire") and the codecs' documented
+//! rules, and each parsed message is encoded again and must read back the
+//! same: the relay encodes the requests it hands to pollers with these
+//! encoders, and a client built on the crate parses them with these
+//! parsers.
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
@@ -174,9 +175,10 @@ pub fn message_http(data: &[u8]) {
     }
 }
 
-/// What RELAY.md's lenient reading must give for a reply it accepts: the
-/// status line's code, and a body taken from the bytes after the head,
-/// never more of them (only the first of several responses counts).
+/// What the lenient reading (docs/protocol.md, "Replies") must give for a
+/// reply it accepts: the status line's code, and a body taken from the
+/// bytes after the head, never more of them (only the first of several
+/// responses counts).
 fn reply_read(data: &[u8], response: &Response<Bytes>) {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Response::new(&mut headers);

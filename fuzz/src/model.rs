@@ -1,6 +1,7 @@
 //! Independent models of what each side must do with the bytes it reads,
-//! written from PROTOCOL.md's rules rather than from the crate's code, so
-//! the fuzz targets can check answers, not only the absence of crashes.
+//! written from docs/protocol.md's rules rather than from the crate's
+//! code, so the fuzz targets can check answers, not only the absence of
+//! crashes.
 
 /// Where the transposed connection starts in an acceptor's answer: just
 /// past the blank line of the first `101` head, after any other `1xx`.

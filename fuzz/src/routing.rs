@@ -6,7 +6,7 @@
 //! Each input is read as the relay's HTTP/1.1 server reads a head, and
 //! again as the same request arriving over HTTP/2, and each is routed by
 //! path (the name's prefix kept and stripped) and by host. What must come
-//! of it is decided from RELAY.md ("Routing public requests") and the
+//! of it is decided from docs/relay.md ("Routing public requests") and the
 //! rules the router cites, never from the router: RFC 9112 section 3.2
 //! (Host) and 3.2.2 (absolute form), RFC 9113 section 8.3.1
 //! (`:authority`), and RFC 3986's authority grammar.
@@ -170,7 +170,7 @@ impl<'r> Rules<'r> {
     }
 
     /// The name path routing finds: the first segment of a path that starts
-    /// with `/` (RELAY.md's `/<name>/...`), if it is not empty.
+    /// with `/` (docs/relay.md's `/NAME/...`), if it is not empty.
     fn path_name(&self) -> Option<&str> {
         let rest = self.path_and_query.strip_prefix('/')?;
         let name = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
@@ -216,7 +216,8 @@ impl<'r> Rules<'r> {
         );
         let original = self.path_and_query.as_str();
         if !strip {
-            // RELAY.md: path mode forwards the target unaltered.
+            // docs/relay.md, "Routing public requests": path routing
+            // forwards the target unaltered.
             assert_eq!(target, original, "the target, {context}");
             return;
         }

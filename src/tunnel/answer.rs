@@ -1,6 +1,6 @@
 //! What a failed dial means for the next one: the relays' conventions for
-//! answers to the upgrade (`shared/PROTOCOL.md`, rule 5), and the public
-//! URL a relay announces in its `101`.
+//! answers to the upgrade (`docs/protocol.md`, "Rule 5" and "The tunnel"),
+//! and the public URL a relay announces in its `101`.
 
 use std::time::Duration;
 

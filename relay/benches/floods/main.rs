@@ -72,7 +72,7 @@ fn options() -> Options {
 
 /// The relay's config for every row: the liveness check every second, so
 /// that flood 6a's peers are checked (and cut) within the run; the rest
-/// are the defaults the README lists.
+/// are the defaults docs/relay.md lists ("Bounds on every party").
 const CONFIG: &str = "[liveness]\ninterval = 1\n";
 
 /// The runtimes, each on threads of its own, so that the attacker's work
