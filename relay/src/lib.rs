@@ -12,11 +12,13 @@
 //! page at `/_ptth/demo.html`. `docs/relay.md` in the project has the
 //! rules.
 //!
-//! The modules, bottom to top (each names only those above it in this
-//! list): `settings`, `token`, `cidr`, `http`; `route`, `limit`,
-//! `slots`, `pool`, `names`, `metrics`, `cluster`; `state`; `routes`;
-//! `server`; and beside them `tls`, and the command line (`cli`,
-//! `config`, `expose`).
+//! The modules in dependency order: each names only modules before it
+//! in this list. `token`, `cidr`, `settings` (plain data) and `http` (the
+//! body type, answers and header rules); `route`, `limit`, `slots`,
+//! `pool`, `names`, `metrics`, `cluster`; `state` (the shared state and
+//! what changes it); `routes` (one file per handler, and the service that
+//! names them all); `server`. Beside them: `tls`, and the command line
+//! (`cli`, `config`, `expose`).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

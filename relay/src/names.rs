@@ -1,5 +1,5 @@
 //! The name table: who holds each name, with which token, and the pool of
-//! connections that serve it (RELAY.md, "Claiming a name").
+//! connections that serve it (docs/relay.md, "Claiming a name").
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,5 @@
 //! Which name a public request is for, the target its peer gets, and the
-//! host it was routed by (RELAY.md, "Routing public requests").
+//! host it was routed by (docs/relay.md, "Routing public requests").
 
 use std::borrow::Cow;
 

@@ -125,7 +125,7 @@ pub struct Waits {
 }
 
 impl Default for Waits {
-    /// RELAY.md: 1 s for a peer (ReverseHttp's request timeout), 10 s in
+    /// docs/relay.md, "Statuses": 1 s for a peer (ReverseHttp's request timeout), 10 s in
     /// the queue (frp's `userConnTimeout`).
     fn default() -> Self {
         Waits {

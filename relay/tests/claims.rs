@@ -1,4 +1,4 @@
-//! Claiming names: tokens, pins, leases and invalid names, as RELAY.md.
+//! Claiming names: tokens, pins, leases and invalid names, as docs/relay.md, "Claiming a name", has them.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! ReverseHttp long-poll clients on the relay, written as raw bytes the
-//! way the shipped JS, Python and Java clients send them (RELAY.md).
+//! way the shipped JS, Python and Java clients send them (docs/protocol.md, "Polls").
 
 mod common;
 

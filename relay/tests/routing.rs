@@ -1,5 +1,5 @@
 //! Public requests reach the peer of their name, in path and host
-//! routing, with the target unaltered and the headers RELAY.md asks for.
+//! routing, with the target unaltered and the headers docs/relay.md, "Routing public requests", asks for.
 
 mod common;
 

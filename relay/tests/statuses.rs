@@ -1,4 +1,4 @@
-//! Every status of RELAY.md's table, each from a real situation.
+//! Every status of the table in docs/relay.md, "Statuses", each from a real situation.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! A name someone holds cannot be taken, joined or read without its token,
 //! by any way in, and no answer hands out a token the caller did not
-//! present (RELAY.md, "Claiming a name", as issue 18 tightens it).
+//! present (docs/relay.md, "Claiming a name").
 
 mod common;
 

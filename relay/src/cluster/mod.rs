@@ -10,7 +10,7 @@
 //! A node's lease is renewed while the node lives, so when it dies its
 //! owner entries vanish within the node TTL. A name's lease is renewed by
 //! every node that owns it, so the name (and its token) stays reserved
-//! until the name TTL after its last owner left: RELAY.md's lease floor,
+//! until the name TTL after its last owner left: the lease floor of docs/relay.md, "Leases",
 //! kept by the cluster. Claims are transactions, so two nodes never
 //! disagree about a name's token.
 
@@ -49,7 +49,7 @@ pub struct Settings {
     /// How long a dead node's entries outlive it. Default is 10 s.
     pub node_ttl: Duration,
     /// How long a name stays reserved after its last owner left. Default
-    /// is 30 s, RELAY.md's lease floor.
+    /// is 30 s, the lease floor of docs/relay.md, "Leases".
     pub name_ttl: Duration,
     /// What a node trusts in the certificates of nodes that advertise
     /// `https://` URLs. Default is none: nodes are reached over plain

@@ -54,7 +54,7 @@ impl Poller {
 
     /// Sends a public request to the next poll and waits for the reply;
     /// `None` when no poll came for it within `pickup`: the clients are
-    /// gone (RELAY.md: no poller took the request within the peer wait).
+    /// gone (docs/relay.md, "Statuses": no poller took the request within the peer wait).
     pub async fn send(
         &self,
         request: Request<Bytes>,

@@ -108,7 +108,7 @@ pub(crate) async fn forward(
         }
     }
     // The owners the table named are gone: for the public that is a name
-    // with no peer (RELAY.md), which a reconnecting device will fix.
+    // with no peer (docs/relay.md, "Statuses"), which a reconnecting device will fix.
     debug!(error = %last, "no owner node answered");
     retry_later(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -1,4 +1,4 @@
-//! Long-poll clients at `<access>` (RELAY.md): ReverseHttp's registration,
+//! Long-poll clients at `<access>` (docs/protocol.md, "The relay on the wire"): ReverseHttp's registration,
 //! polls and `message/http` replies, and Second Life's JSON posts. They
 //! join the name's pool beside PTTH connections, as one member per name.
 
