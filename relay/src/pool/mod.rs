@@ -133,11 +133,6 @@ impl Pool {
         }
     }
 
-    /// The name this pool serves.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Adds a connection, whose driving task is `driver`. It leaves the
     /// pool by itself when it closes; an HTTP/1.1 connection that fails a
     /// liveness check is closed (its driver aborted) and leaves too.
@@ -332,5 +327,53 @@ impl Drop for Picked {
             self.conn.close();
         }
         self.pool.changed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const WAITS: Waits = Waits {
+        peer: Duration::from_secs(1),
+        queue: Duration::from_secs(2),
+    };
+
+    fn poller() -> Poller {
+        let limits = ptth::longpoll::Limits {
+            requests: 1,
+            polls: 1,
+            reply_wait: Duration::from_secs(1),
+        };
+        Poller::new(limits, Duration::from_secs(600))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pick_waits_the_peer_wait_for_a_member_to_join() {
+        let pool = Arc::new(Pool::new("lamp"));
+        let pick = pool.pick(WAITS);
+        tokio::pin!(pick);
+        assert!(
+            tokio::time::timeout(Duration::ZERO, &mut pick)
+                .await
+                .is_err()
+        );
+        pool.poller(poller);
+        assert!(pick.await.unwrap().poller().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_member_for_the_peer_wait_is_no_peer_and_none_free_is_busy() {
+        let pool = Arc::new(Pool::new("lamp"));
+        let start = Instant::now();
+        assert_eq!(pool.pick(WAITS).await.unwrap_err(), Unavailable::NoPeer);
+        assert_eq!(start.elapsed(), WAITS.peer);
+        // A member that takes no request: the pick waits the queue wait.
+        pool.poller(poller).close();
+        let start = Instant::now();
+        assert_eq!(pool.pick(WAITS).await.unwrap_err(), Unavailable::Busy);
+        assert_eq!(start.elapsed(), WAITS.queue);
     }
 }
