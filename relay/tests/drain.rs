@@ -16,6 +16,17 @@ use tokio::sync::Notify;
 
 #[tokio::test]
 async fn a_shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
+    // On HTTP/1.1 closing a connection fails its request, so the drain
+    // must spare the busy one; on both, the last request's end closes it.
+    for initiator in [
+        ptth::initiator::Builder::new(),
+        ptth::initiator::Builder::new().alpn([ptth::Protocol::Http1]),
+    ] {
+        finishes_in_flight_then_closes(initiator).await;
+    }
+}
+
+async fn finishes_in_flight_then_closes(initiator: ptth::initiator::Builder) {
     let mut running = relay(Settings::default()).await;
     let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let (inside, let_go) = (entered.clone(), release.clone());
@@ -29,6 +40,7 @@ async fn a_shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
     });
     let tunnel =
         ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp?token=t", running.addr))
+            .initiator(initiator)
             .serve(service);
     let handle = tunnel.handle();
     tokio::spawn(tunnel);
@@ -57,6 +69,11 @@ async fn a_shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
     let (status, _, body) = within(in_flight).await.unwrap();
     assert_eq!((status, body.as_str()), (StatusCode::OK, "finished"));
     within(&mut running.served).await.unwrap();
+    // The device sees its last connection closed once the request ended.
+    let mut watch = handle.watch();
+    within(watch.wait_for(|status| status.connected == 0))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
