@@ -113,3 +113,33 @@ async fn a_101_to_a_plain_request_is_a_502_never_a_switch() {
     let pool = running.relay.names().lookup("lamp").unwrap();
     within(pool.wait_until(|counts| counts == (0, 0))).await;
 }
+
+#[tokio::test]
+async fn liveness_answers_within_the_bound_keep_the_connection() {
+    let running = relay(Settings {
+        liveness: Liveness {
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_secs(120),
+        },
+        ..Settings::default()
+    })
+    .await;
+    let mut io = raw_peer(running.addr).await;
+    joined(&running).await;
+    // Half the bound: a body an origin may well send to OPTIONS.
+    let answer = [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 2048\r\n\r\n"[..],
+        &[b'x'; 2048],
+    ]
+    .concat();
+    for _ in 0..2 {
+        let head = within(read_head(&mut io)).await;
+        assert!(head.starts_with("OPTIONS * HTTP/1.1\r\n"), "{head}");
+        io.write_all(&answer).await.unwrap();
+    }
+    // A third check comes on the same connection: both answers passed.
+    let head = within(read_head(&mut io)).await;
+    assert!(head.starts_with("OPTIONS * HTTP/1.1\r\n"), "{head}");
+    let pool = running.relay.names().lookup("lamp").unwrap();
+    assert_eq!(pool.connections(), (1, 0));
+}
