@@ -106,7 +106,7 @@ impl Names {
             }
         }
         let token = token.map_or_else(random_token, str::to_owned);
-        let pool = Arc::new(Pool::new(name));
+        let pool = Arc::new(Pool::default());
         entries.insert(
             name.to_owned(),
             Entry {

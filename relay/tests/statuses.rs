@@ -94,8 +94,9 @@ async fn a_silent_peer_is_504() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
 }
 
-/// A raw HTTP/1.1 peer: upgrades, reads one request, then does `then`.
-async fn raw_peer(addr: std::net::SocketAddr, then: &'static [u8]) {
+/// A raw HTTP/1.1 peer: upgrades, reads one request, then does `then`;
+/// the request's head as it came.
+async fn raw_peer(addr: std::net::SocketAddr, then: &'static [u8]) -> String {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let transposed = ptth::initiator::Builder::new()
         .uri(format!("http://{addr}/reversehttp/lamp?token=t"))
@@ -112,6 +113,7 @@ async fn raw_peer(addr: std::net::SocketAddr, then: &'static [u8]) {
         seen.extend_from_slice(&buf[..n]);
     }
     tcp.write_all(then).await.unwrap();
+    String::from_utf8_lossy(&seen).into_owned()
 }
 
 /// Waits until `lamp` has one HTTP/1.1 connection; the name's pool does
@@ -179,4 +181,24 @@ async fn a_replayable_request_is_sent_again_when_its_connection_closes() {
     let (status, _, body) = get(&format!("http://{}/lamp/x", running.addr)).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "done"));
     closing.await.unwrap();
+}
+
+/// An HTTP/1.0 client's request crosses as HTTP/1.1, so an HTTP/1.1 peer
+/// keeps its connection for the requests after it.
+#[tokio::test]
+async fn an_http10_request_reaches_an_http11_peer_as_http11() {
+    let running = relay(quick()).await;
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let peer = tokio::spawn(raw_peer(running.addr, answer));
+    one_h1_connection(&running).await;
+    let mut client = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    client
+        .write_all(b"GET /lamp/x HTTP/1.0\r\nHost: relay\r\n\r\n")
+        .await
+        .unwrap();
+    let head = within(peer).await.unwrap();
+    assert!(head.starts_with("GET /lamp/x HTTP/1.1\r\n"), "{head}");
+    let mut answered = Vec::new();
+    within(client.read_to_end(&mut answered)).await.unwrap();
+    assert!(answered.ends_with(b"\r\n\r\nok"), "{answered:?}");
 }

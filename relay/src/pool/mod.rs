@@ -96,18 +96,16 @@ impl State {
 /// The connections of one name.
 #[derive(Debug)]
 pub struct Pool {
-    name: String,
     state: Mutex<State>,
     changed: Notify,
     /// Set when the relay shuts down: connections close once idle.
     draining: AtomicBool,
 }
 
-impl Pool {
-    /// An empty pool for `name`, empty since now.
-    pub fn new(name: &str) -> Self {
+impl Default for Pool {
+    /// An empty pool, empty since now.
+    fn default() -> Self {
         Pool {
-            name: name.to_owned(),
             state: Mutex::new(State {
                 conns: Vec::new(),
                 empty_since: Some(Instant::now()),
@@ -116,7 +114,9 @@ impl Pool {
             draining: AtomicBool::new(false),
         }
     }
+}
 
+impl Pool {
     /// Closes the members with no request in flight, and each other one
     /// as its last request ends, so a shutdown waits for requests and not
     /// for idle peers (an idle channel set up over HTTP/2 would hold its
@@ -352,7 +352,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_pick_waits_the_peer_wait_for_a_member_to_join() {
-        let pool = Arc::new(Pool::new("lamp"));
+        let pool = Arc::new(Pool::default());
         let pick = pool.pick(WAITS);
         tokio::pin!(pick);
         assert!(
@@ -366,7 +366,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn no_member_for_the_peer_wait_is_no_peer_and_none_free_is_busy() {
-        let pool = Arc::new(Pool::new("lamp"));
+        let pool = Arc::new(Pool::default());
         let start = Instant::now();
         assert_eq!(pool.pick(WAITS).await.unwrap_err(), Unavailable::NoPeer);
         assert_eq!(start.elapsed(), WAITS.peer);

@@ -147,7 +147,7 @@ impl Exchange<'_> {
         protocol: Protocol,
         upgrade: Option<&Upgrade>,
     ) -> (Request<RelayBody>, Option<Replay>) {
-        parts.version = send::version_for(protocol);
+        parts.version = send::VERSION;
         let replay = Replay::of(&parts, body.is_end_stream(), upgrade.is_some());
         let body = body::to_peer(self.relay, body);
         let mut request = Request::from_parts(parts, body);

@@ -8,7 +8,6 @@ use std::time::Duration;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use ptth::Protocol;
 use tracing::debug;
 
 use super::head::{self, HeadError};
@@ -49,14 +48,10 @@ fn idempotent(method: &Method) -> bool {
     .contains(method)
 }
 
-/// The version a request takes on a connection of `protocol`.
-pub(super) fn version_for(protocol: Protocol) -> Version {
-    if protocol == Protocol::Http2 {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
-    }
-}
+/// The version every request crosses to a peer with: an HTTP/1.0
+/// client's too, so that an HTTP/1.1 peer keeps its connection for the
+/// next request. hyper's HTTP/2 client does not read the field.
+pub(super) const VERSION: Version = Version::HTTP_11;
 
 /// Why a request got no response from its peer.
 pub(super) enum Failure {
@@ -137,7 +132,7 @@ async fn retry(
     *request.method_mut() = replay.method;
     *request.uri_mut() = replay.uri;
     *request.headers_mut() = replay.headers;
-    *request.version_mut() = version_for(sender.protocol());
+    *request.version_mut() = VERSION;
     let timeout = relay.settings.response_timeout;
     match head::send(&mut sender, request, timeout, false).await {
         Ok(response) => Some((response, again)),
