@@ -225,6 +225,17 @@ mod tests {
     }
 
     #[test]
+    fn an_absolute_target_with_a_query_and_no_path_has_the_path_slash() {
+        // RFC 9110, section 4.2.3: `http://lamp.relay.example?x` is `/?x`.
+        let request = request(Version::HTTP_11, "http://lamp.relay.example?x", None);
+        let routed = route(&domain(), false, &request).unwrap();
+        assert_eq!(
+            (routed.name.as_str(), routed.target.to_string().as_str()),
+            ("lamp", "/?x")
+        );
+    }
+
+    #[test]
     fn path_routing_forwards_the_target_unaltered_or_stripped() {
         for (target, strip, routed) in [
             ("/lamp/a?b=1", false, Ok(("lamp", "/lamp/a?b=1"))),
