@@ -210,6 +210,20 @@ mod tests {
                 Err(Unrouted::Elsewhere("relay.example".into())),
             ),
             (V::HTTP_11, "/a", Some("a b"), Err(Unrouted::BadTarget)),
+            // Userinfo is an error (RFC 9110, section 4.2.4), not a way
+            // to name one host to the relay and another to readers.
+            (
+                V::HTTP_11,
+                "http://bank.example@lamp.relay.example/a",
+                None,
+                Err(Unrouted::BadTarget),
+            ),
+            (
+                V::HTTP_11,
+                "/a",
+                Some("bank.example@lamp.relay.example"),
+                Err(Unrouted::BadTarget),
+            ),
             (
                 V::HTTP_11,
                 "/a",
