@@ -225,6 +225,29 @@ impl Bounds {
 /// 7/8 of the soft open-file limit, at least 64.
 fn default_total() -> usize {
     let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
-    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
-    (soft - soft / 8).max(64)
+    seven_eighths(soft)
+}
+
+fn seven_eighths(limit: u64) -> usize {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    (limit - limit / 8).max(64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_take_seven_eighths_of_the_descriptors_and_at_least_64() {
+        for (limit, total) in [
+            (1024, 896),
+            (1_048_576, 917_504),
+            (1000, 875),
+            (73, 64),
+            (0, 64),
+            (u64::MAX, usize::MAX - usize::MAX / 8),
+        ] {
+            assert_eq!(seven_eighths(limit), total, "{limit}");
+        }
+    }
 }
