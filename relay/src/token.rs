@@ -91,6 +91,8 @@ mod tests {
         assert_eq!(Digest::from_hex(abc), Some(Digest::of("abc")));
         assert!(Digest::of("abc").matches("abc"));
         assert!(!Digest::of("abc").matches("abd"));
+        // Printed as the config file takes it, never as the token.
+        assert_eq!(format!("{:?}", Digest::of("abc")), format!("sha256:{abc}"));
     }
 
     #[test]
