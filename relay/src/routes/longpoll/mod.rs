@@ -217,9 +217,9 @@ async fn poll(
     (name, token, id): (&str, &str, &str),
     client: Client,
 ) -> Response<RelayBody> {
-    let pool = match pool(relay, name, Some(token), client).await {
-        Ok(claimed) => claimed.pool,
-        Err(error) => return refused(&error),
+    let pool = match private_pool(relay, name, token, client).await {
+        Ok(pool) => pool,
+        Err(refused) => return refused,
     };
     let poller = poller_of(relay, &pool);
     let Some(_parked) = relay.parked.take(client.addr.ip()) else {
@@ -260,9 +260,9 @@ async fn reply(
     (name, token, id): (&str, &str, &str),
     client: Client,
 ) -> Response<RelayBody> {
-    let pool = match pool(relay, name, Some(token), client).await {
-        Ok(claimed) => claimed.pool,
-        Err(error) => return refused(&error),
+    let pool = match private_pool(relay, name, token, client).await {
+        Ok(pool) => pool,
+        Err(refused) => return refused,
     };
     let body =
         match wire::collect(relay, request.into_body(), relay.settings.longpoll.max_body).await {
@@ -291,6 +291,19 @@ async fn pool(
     relay
         .claim(name, token, None, client.addr.ip(), Charge::Creating)
         .await
+}
+
+/// The pool behind a private URL, for a poll or a reply, or the refusal.
+async fn private_pool(
+    relay: &Relay,
+    name: &str,
+    token: &str,
+    client: Client,
+) -> Result<Arc<Pool>, Response<RelayBody>> {
+    match pool(relay, name, Some(token), client).await {
+        Ok(claimed) => Ok(claimed.pool),
+        Err(error) => Err(refused(&error)),
+    }
 }
 
 fn poller_of(relay: &Relay, pool: &Arc<Pool>) -> Arc<Poller> {
