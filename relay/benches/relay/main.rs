@@ -19,7 +19,7 @@ mod budget;
 #[cfg(feature = "cluster")]
 mod cluster;
 #[cfg(feature = "cluster")]
-#[path = "../../tests/common/etcd.rs"]
+#[path = "../../tests/suite/support/etcd.rs"]
 mod etcd;
 mod load;
 mod origin;
