@@ -3,7 +3,7 @@
 use crate::support;
 use std::time::Duration;
 
-use crate::support::{connected, get, peer, relay, within};
+use crate::support::{Reply, connected, get, peer, relay, within};
 use http::StatusCode;
 use hyper::service::service_fn;
 use ptth_relay::Policy;
@@ -32,7 +32,7 @@ async fn the_same_token_joins_the_pool_and_another_is_refused() {
     let refused = claim_fails(running.addr, "/reversehttp/lamp?token=t2").await;
     assert_eq!(declined(&refused), StatusCode::FORBIDDEN);
     // The name still serves.
-    let (status, _, _) = get(&format!("http://{}/lamp/", running.addr)).await;
+    let Reply { status, .. } = get(&format!("http://{}/lamp/", running.addr)).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -93,7 +93,9 @@ async fn a_left_name_is_kept_for_its_lease_and_answers_503() {
     // The pool drops the connection when it sees it close.
     within(pool.wait_until(|counts| counts == (0, 0))).await;
     let started = tokio::time::Instant::now();
-    let (status, headers, _) = get(&format!("http://{}/lamp/", running.addr)).await;
+    let Reply {
+        status, headers, ..
+    } = get(&format!("http://{}/lamp/", running.addr)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers["retry-after"], "1");
     assert!(
@@ -104,6 +106,6 @@ async fn a_left_name_is_kept_for_its_lease_and_answers_503() {
     assert_eq!(declined(&refused), StatusCode::FORBIDDEN);
     let back = peer(running.addr, "lamp", "t1", ptth::initiator::Builder::new());
     connected(&back, 1).await;
-    let (status, _, _) = get(&format!("http://{}/nobody/", running.addr)).await;
+    let Reply { status, .. } = get(&format!("http://{}/nobody/", running.addr)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

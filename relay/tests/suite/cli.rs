@@ -6,7 +6,7 @@ use crate::support;
 use std::convert::Infallible;
 use std::process::Stdio;
 
-use crate::support::{get, within};
+use crate::support::{Reply, get, within};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -74,7 +74,7 @@ async fn expose_makes_a_local_origin_public_through_serve() {
         let mut expose = relay_command(&args);
         let line = announced(&mut expose).await;
         assert_eq!(line, format!("public URL: {relay}/{name}/"));
-        let (status, _, body) = get(&format!("{relay}/{name}/x?y=1")).await;
+        let Reply { status, body, .. } = get(&format!("{relay}/{name}/x?y=1")).await;
         assert_eq!(
             (status, body.as_str()),
             (
@@ -85,7 +85,7 @@ async fn expose_makes_a_local_origin_public_through_serve() {
         let post = Request::post(format!("{relay}/{name}/echo"))
             .body(Full::new(Bytes::from_static(b"ping")))
             .unwrap();
-        let (status, _, body) = support::send(post).await;
+        let Reply { status, body, .. } = support::send(post).await;
         assert_eq!(
             (status, body.as_str()),
             (

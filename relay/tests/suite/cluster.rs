@@ -1,6 +1,6 @@
 //! Name ownership shared by relay nodes through a real etcd.
 
-use crate::support;
+use crate::support::{self, Reply};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -136,7 +136,8 @@ async fn every_node_reaches_every_name() {
         }
         for (addr, cluster) in &nodes {
             for name in ["lamp", "fan"] {
-                let (status, _, body) = support::get(&format!("http://{addr}/{name}/hi")).await;
+                let Reply { status, body, .. } =
+                    support::get(&format!("http://{addr}/{name}/hi")).await;
                 assert_eq!(
                     status,
                     200,
@@ -157,7 +158,7 @@ async fn every_node_reaches_every_name() {
                 );
             }
         }
-        let (status, _, _) = support::get(&format!("http://{}/nobody/", nodes[2].0)).await;
+        let Reply { status, .. } = support::get(&format!("http://{}/nobody/", nodes[2].0)).await;
         assert_eq!(status, 404);
     })
     .await;
@@ -245,13 +246,13 @@ async fn routing_goes_on_while_etcd_is_down_and_catches_up_after() {
     within(async {
         // Local peers, and names other nodes were known to own, still answer.
         for node in [a, b] {
-            let (status, _, body) = support::get(&format!("http://{node}/lamp/")).await;
+            let Reply { status, body, .. } = support::get(&format!("http://{node}/lamp/")).await;
             assert_eq!(status, 200, "{body}");
         }
         // A claim while etcd is down is granted on this node alone.
         let fan = support::peer(b, "fan", "f", ptth::initiator::Builder::new());
         support::connected(&fan, 1).await;
-        let (status, _, _) = support::get(&format!("http://{b}/fan/")).await;
+        let Reply { status, .. } = support::get(&format!("http://{b}/fan/")).await;
         assert_eq!(status, 200);
     })
     .await;
@@ -266,7 +267,7 @@ async fn routing_goes_on_while_etcd_is_down_and_catches_up_after() {
                     .is_some_and(|fan| fan.owners.contains_key("b"))
             })
             .await;
-        let (status, _, body) = support::get(&format!("http://{a}/fan/")).await;
+        let Reply { status, body, .. } = support::get(&format!("http://{a}/fan/")).await;
         assert_eq!(status, 200, "{body}");
     })
     .await;
@@ -426,7 +427,11 @@ async fn an_owner_that_is_gone_is_a_name_without_a_peer() {
                     .is_some_and(|lamp| lamp.owners.contains_key("ghost"))
             })
             .await;
-        let (status, headers, body) = support::get(&format!("http://{b}/lamp/")).await;
+        let Reply {
+            status,
+            headers,
+            body,
+        } = support::get(&format!("http://{b}/lamp/")).await;
         assert_eq!(status, 503, "{body}");
         assert_eq!(headers["retry-after"], "1");
     })
@@ -452,7 +457,7 @@ async fn a_public_client_cannot_pass_as_a_node() {
                 .header("x-forwarded-for", "6.6.6.6")
                 .body(http_body_util::Full::default())
                 .unwrap();
-            let (status, _, body) = support::send(request).await;
+            let Reply { status, body, .. } = support::send(request).await;
             assert_eq!(status, 200, "{mark}: {body}");
             assert!(
                 body.contains("x-forwarded-for: 127.0.0.1, 127.0.0.1\n"),

@@ -1,7 +1,7 @@
 //! A node of a three-node cluster is killed (SIGKILL): the device's tunnel
 //! comes back on another node, and every node serves its name again.
 
-use crate::support;
+use crate::support::{self, Reply};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -62,13 +62,13 @@ async fn a_killed_node_s_device_comes_back_on_another() {
                     .is_some_and(|lamp| lamp.owners.contains_key("a"))
             })
             .await;
-        let (status, _, body) = support::get(&format!("http://{addr_c}/lamp/")).await;
+        let Reply { status, body, .. } = support::get(&format!("http://{addr_c}/lamp/")).await;
         assert_eq!(status, 200, "through c to the device on a: {body}");
 
         a.start_kill().unwrap();
         let killed = Instant::now();
         loop {
-            let (status, _, _) = support::get(&format!("http://{addr_c}/lamp/")).await;
+            let Reply { status, .. } = support::get(&format!("http://{addr_c}/lamp/")).await;
             if status == 200 {
                 break;
             }
@@ -78,7 +78,7 @@ async fn a_killed_node_s_device_comes_back_on_another() {
             "failover: the name answered through node c again {back:?} after node a was killed"
         );
         assert!(back < Duration::from_secs(5), "{back:?}");
-        let (status, _, _) = support::get(&format!("http://{addr_b}/lamp/")).await;
+        let Reply { status, .. } = support::get(&format!("http://{addr_b}/lamp/")).await;
         assert_eq!(status, 200, "through b");
 
         // The dead node's ownership ends with its lease (10 s), after which

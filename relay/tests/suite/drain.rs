@@ -4,7 +4,7 @@ use crate::support;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use crate::support::{connected, get, relay, within};
+use crate::support::{Reply, connected, get, relay, within};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -65,7 +65,7 @@ async fn finishes_in_flight_then_closes(initiator: ptth::initiator::Builder) {
         "stopped with a request in flight"
     );
     release.notify_one();
-    let (status, _, body) = within(in_flight).await.unwrap();
+    let Reply { status, body, .. } = within(in_flight).await.unwrap();
     assert_eq!((status, body.as_str()), (StatusCode::OK, "finished"));
     within(&mut running.served).await.unwrap();
     // The device sees its last connection closed once the request ended.

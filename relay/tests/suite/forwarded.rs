@@ -3,7 +3,7 @@
 //! and the host a request was routed by follows RFC 9112 and RFC 9113.
 
 use crate::support;
-use crate::support::{connected, peer, relay, send};
+use crate::support::{Reply, connected, peer, relay, send};
 use http::{Request, StatusCode, Version};
 use http_body_util::Full;
 use ptth_relay::{Routing, Settings};
@@ -41,7 +41,8 @@ async fn a_client_s_forwarding_fields_are_replaced_and_a_trusted_proxy_s_kept() 
         .await;
         let handle = peer(running.addr, "lamp", "t", ptth::initiator::Builder::new());
         connected(&handle, 1).await;
-        let (status, _, body) = send(spoofing(&format!("http://{}/lamp/", running.addr))).await;
+        let Reply { status, body, .. } =
+            send(spoofing(&format!("http://{}/lamp/", running.addr))).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let host = host.map_or(running.addr.to_string(), str::to_owned);
         for line in [

@@ -5,7 +5,7 @@ use crate::support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::{get, relay, within};
+use crate::support::{Reply, get, relay, within};
 use http::StatusCode;
 use ptth_relay::Liveness;
 use ptth_relay::Settings;
@@ -92,7 +92,7 @@ async fn endless_informational_responses_are_a_502_and_close_the_connection() {
     assert!(head.starts_with("GET /lamp/ HTTP/1.1\r\n"), "{head}");
     let flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(1000);
     within(stream_until_cut(&mut io, &flood)).await;
-    let (status, _, body) = within(public).await.unwrap();
+    let Reply { status, body, .. } = within(public).await.unwrap();
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
 }
 
@@ -107,7 +107,7 @@ async fn a_101_to_a_plain_request_is_a_502_never_a_switch() {
     io.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n")
         .await
         .unwrap();
-    let (status, _, body) = within(public).await.unwrap();
+    let Reply { status, body, .. } = within(public).await.unwrap();
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     let pool = running.relay.names().lookup("lamp").unwrap();
     within(pool.wait_until(|counts| counts == (0, 0))).await;

@@ -2,7 +2,7 @@
 //! `:protocol: ptth`) claim names and serve the public like any other.
 
 use crate::support;
-use crate::support::{describe, get, relay, within};
+use crate::support::{Reply, describe, get, relay, within};
 use http::StatusCode;
 use http::header::{AUTHORIZATION, HeaderValue, LINK};
 use hyper::service::service_fn;
@@ -28,7 +28,7 @@ async fn channels_over_one_http2_connection_serve_a_name() {
             tokio::spawn(transposed.serve(service_fn(describe)));
         }
         for _ in 0..4 {
-            let (status, _, body) = get(&format!("http://{}/lamp/x?y=1", running.addr)).await;
+            let Reply { status, body, .. } = get(&format!("http://{}/lamp/x?y=1", running.addr)).await;
             assert_eq!(status, StatusCode::OK, "{body}");
             assert!(body.starts_with("GET /lamp/x?y=1\n"), "{body}");
         }
@@ -66,7 +66,7 @@ async fn a_tunnel_set_up_over_http2_serves_a_name() {
             status.public_url.unwrap(),
             format!("http://{}/lamp/", running.addr).as_str()
         );
-        let (status, _, body) = get(&format!("http://{}/lamp/", running.addr)).await;
+        let Reply { status, body, .. } = get(&format!("http://{}/lamp/", running.addr)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         handle.shutdown();
         handle.stopped().await;

@@ -5,7 +5,7 @@ use crate::support;
 use std::time::Duration;
 
 use crate::support::pipe::Pipe;
-use crate::support::{connected, get, relay, within};
+use crate::support::{Reply, connected, get, relay, within};
 use http::StatusCode;
 use hyper::service::service_fn;
 use ptth_relay::Settings;
@@ -51,7 +51,9 @@ async fn a_frozen_peer_is_evicted_on_http2_and_http1() {
             evicted < Duration::from_secs(8),
             "evicted after {evicted:?}"
         );
-        let (status, headers, _) = get(&format!("http://{}/lamp/", running.addr)).await;
+        let Reply {
+            status, headers, ..
+        } = get(&format!("http://{}/lamp/", running.addr)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(headers["retry-after"], "1");
         // Once the path moves again, the device sees the eviction and is
@@ -59,7 +61,7 @@ async fn a_frozen_peer_is_evicted_on_http2_and_http1() {
         pipe.restore();
         within(pool.wait_until(|(h1, h2)| h1 + h2 == 1)).await;
         assert_eq!(
-            get(&format!("http://{}/lamp/", running.addr)).await.0,
+            get(&format!("http://{}/lamp/", running.addr)).await.status,
             StatusCode::OK
         );
         handle.shutdown();

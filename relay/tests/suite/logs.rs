@@ -1,7 +1,7 @@
 //! Each public request is traced in a span naming its name and the
 //! connection that carried it.
 
-use crate::support::{Captured, connected, get, peer, relay};
+use crate::support::{Captured, Reply, connected, get, peer, relay};
 use http::StatusCode;
 use ptth_relay::Settings;
 
@@ -19,9 +19,9 @@ async fn public_requests_are_traced_with_name_and_connection() {
     let running = relay(Settings::default()).await;
     let handle = peer(running.addr, "lamp", "t", ptth::initiator::Builder::new());
     connected(&handle, 1).await;
-    let (status, _, _) = get(&format!("http://{}/lamp/", running.addr)).await;
+    let Reply { status, .. } = get(&format!("http://{}/lamp/", running.addr)).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = get(&format!("http://{}/nobody/", running.addr)).await;
+    let Reply { status, .. } = get(&format!("http://{}/nobody/", running.addr)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let text = captured.text();
     assert!(text.contains("peer joined name=lamp protocol=h2"), "{text}");

@@ -5,7 +5,7 @@ use crate::support;
 use std::time::Duration;
 
 use crate::support::raw::{Answer, exchange, path};
-use crate::support::{relay, within};
+use crate::support::{Reply, relay, within};
 use ptth_relay::LongPoll;
 use ptth_relay::Settings;
 
@@ -119,7 +119,11 @@ async fn a_public_request_goes_out_on_a_poll_and_the_reply_comes_back() {
         let empty = reply(addr, &delivered.link("next"), b"").await;
         assert_eq!(empty.status, 400);
 
-        let (status, headers, body) = public.await.unwrap();
+        let Reply {
+            status,
+            headers,
+            body,
+        } = public.await.unwrap();
         assert_eq!((status.as_u16(), body.as_str()), (200, "lit"));
         assert_eq!(headers["content-type"], "text/plain");
     })
@@ -135,7 +139,7 @@ async fn a_garbage_reply_is_accepted_and_the_public_gets_502() {
         let public = tokio::spawn(support::get_owned(format!("http://{addr}/lamp/")));
         assert_eq!(poll(addr, &first).await.status, 200);
         assert_eq!(reply(addr, &first, b"not http at all").await.status, 202);
-        let (status, _, body) = public.await.unwrap();
+        let Reply { status, body, .. } = public.await.unwrap();
         assert_eq!(status, 502, "{body}");
         assert!(body.contains("malformed"), "{body}");
     })
@@ -171,8 +175,8 @@ async fn two_default_clients_share_the_name() {
             );
             assert_eq!(reply(addr, url, message.as_bytes()).await.status, 202);
         }
-        assert_eq!(one.await.unwrap().2, "/lamp/1");
-        assert_eq!(two.await.unwrap().2, "/lamp/2");
+        assert_eq!(one.await.unwrap().body, "/lamp/1");
+        assert_eq!(two.await.unwrap().body, "/lamp/2");
     })
     .await;
 }
@@ -205,7 +209,7 @@ async fn a_poll_after_a_restart_recreates_the_name() {
             .status,
             202
         );
-        assert_eq!(public.await.unwrap().2, "back");
+        assert_eq!(public.await.unwrap().body, "back");
         let other = exchange(addr, "GET /reversehttp/lamp/stolen/x HTTP/1.1", b"").await;
         assert_eq!(other.status, 403, "another token");
     })
@@ -251,7 +255,11 @@ async fn a_name_whose_client_stopped_polling_answers_503_within_the_peer_wait() 
         let polled = poll(addr, &created.link("first")).await;
         assert_eq!(polled.status, 204, "{polled:?}");
         let started = tokio::time::Instant::now();
-        let (status, headers, body) = support::get(&format!("http://{addr}/lamp/")).await;
+        let Reply {
+            status,
+            headers,
+            body,
+        } = support::get(&format!("http://{addr}/lamp/")).await;
         let took = started.elapsed();
         assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(headers["retry-after"], "1");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::raw::{Answer, exchange, path};
-use crate::support::{relay, within};
+use crate::support::{Reply, relay, within};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -73,7 +73,7 @@ async fn a_json_client_takes_a_binary_request_and_posts_its_answer() {
         );
         let next = json_post(addr, "/reversehttp/lamp", &answer).await;
         assert_eq!(next.body, b"{}", "the answering post is the next poll");
-        let (status, headers, body) = public.await.unwrap();
+        let Reply { status, headers, body } = public.await.unwrap();
         assert_eq!((status.as_u16(), body.as_str()), (201, "ok"));
         assert_eq!(headers["x-lamp"], "on");
         let bad = json_post(addr, "/reversehttp/lamp", "{\"message-id\": 7}").await;
@@ -133,9 +133,9 @@ async fn a_ptth_peer_and_a_long_poll_client_serve_one_name() {
         let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nfrom the tab!";
         let posted = exchange(addr, &format!("POST {} HTTP/1.1", path(&first)), reply).await;
         assert_eq!(posted.status, 202);
-        assert_eq!(fast.await.unwrap().2, "from the tab!");
+        assert_eq!(fast.await.unwrap().body, "from the tab!");
         release.notify_one();
-        assert_eq!(slow.await.unwrap().2, "from the PTTH peer");
+        assert_eq!(slow.await.unwrap().body, "from the PTTH peer");
     })
     .await;
 }
@@ -166,13 +166,13 @@ async fn bodies_over_the_limit_are_413_and_a_silent_client_is_504() {
         let request = Request::post(format!("http://{addr}/lamp/"))
             .body(Full::new(Bytes::from(vec![b'x'; 17])))
             .unwrap();
-        assert_eq!(support::send(request).await.0, 413);
+        assert_eq!(support::send(request).await.status, 413);
 
         // This client takes the request and never replies.
         let public = tokio::spawn(support::get_owned(format!("http://{addr}/lamp/")));
         let delivered = exchange(addr, &format!("GET {} HTTP/1.1", path(&first)), b"").await;
         assert_eq!(delivered.status, 200);
-        let (status, _, body) = public.await.unwrap();
+        let Reply { status, body, .. } = public.await.unwrap();
         assert_eq!(status, 504, "{body}");
     })
     .await;

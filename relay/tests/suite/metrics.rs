@@ -1,7 +1,7 @@
 //! The Prometheus endpoint counts names, connections, requests by status,
 //! latency and bytes each way.
 
-use crate::support::{connected, get, peer, relay, send, within};
+use crate::support::{Reply, connected, get, peer, relay, send, within};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -22,17 +22,21 @@ async fn the_endpoint_counts_what_crossed_the_relay() {
     let lamp = running.relay.names().lookup("lamp").unwrap();
     within(lamp.wait_until(|(_, h2)| h2 == 1)).await;
     assert_eq!(
-        get(&format!("http://{}/lamp/a", running.addr)).await.0,
+        get(&format!("http://{}/lamp/a", running.addr)).await.status,
         StatusCode::OK
     );
     assert_eq!(
-        get(&format!("http://{}/nobody/", running.addr)).await.0,
+        get(&format!("http://{}/nobody/", running.addr)).await.status,
         StatusCode::NOT_FOUND
     );
     let post = Request::post(format!("http://{}/lamp/echo", running.addr))
         .body(Full::new(Bytes::from_static(b"0123456789")))
         .unwrap();
-    let (status, _, answer) = send(post).await;
+    let Reply {
+        status,
+        body: answer,
+        ..
+    } = send(post).await;
     assert_eq!(status, StatusCode::OK);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -41,7 +45,11 @@ async fn the_endpoint_counts_what_crossed_the_relay() {
     let relay = running.relay.clone();
     let text = move || relay.metrics_text();
     tokio::spawn(ptth_relay::metrics::serve(listener, text, head_timeout));
-    let (status, headers, text) = get(&format!("http://{addr}/metrics")).await;
+    let Reply {
+        status,
+        headers,
+        body: text,
+    } = get(&format!("http://{addr}/metrics")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         headers["content-type"]
@@ -83,7 +91,9 @@ async fn the_metrics_port_answers_get_metrics_only_and_bounds_its_connections() 
             .uri(format!("http://{addr}{path}"))
             .body(Full::default())
             .unwrap();
-        let (status, headers, _) = send(request).await;
+        let Reply {
+            status, headers, ..
+        } = send(request).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
         assert_eq!(headers["x-content-type-options"], "nosniff");
     }

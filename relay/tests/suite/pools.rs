@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use crate::support::{connected, get, relay, within};
+use crate::support::{Reply, connected, get, relay, within};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -67,9 +67,13 @@ async fn requests_go_to_the_least_loaded_connection_of_a_mixed_pool() {
     let held = tokio::spawn(async move { get(&url).await });
     within(entered.notified()).await;
     // Whichever took the held request, the next goes to the other.
-    let (_, _, first) = get(&format!("http://{}/lamp/who", running.addr)).await;
+    let Reply { body: first, .. } = get(&format!("http://{}/lamp/who", running.addr)).await;
     release.notify_one();
-    let (status, _, holder) = within(held).await.unwrap();
+    let Reply {
+        status,
+        body: holder,
+        ..
+    } = within(held).await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_ne!(first, holder, "the loaded connection was picked");
 }
@@ -92,7 +96,7 @@ async fn a_dead_connection_fails_its_requests_fast_with_502() {
         within(entered.notified()).await;
         // The device dies: its tunnel and connections are dropped at once.
         task.abort();
-        let (status, _, body) = within(held).await.unwrap();
+        let Reply { status, body, .. } = within(held).await.unwrap();
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
         let pool = running.relay.names().lookup("lamp").unwrap();
         within(pool.wait_until(|counts| counts == (0, 0))).await;

@@ -1,7 +1,7 @@
 //! Public requests reach the peer of their name, in path and host
 //! routing, with the target unaltered and the headers docs/relay.md, "Routing public requests", asks for.
 
-use crate::support::{connected, get, peer, relay, send, within};
+use crate::support::{Reply, connected, get, peer, relay, send, within};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use ptth_relay::{Routing, Settings};
@@ -27,7 +27,11 @@ async fn path_routing_forwards_the_target_unaltered_with_forwarded_headers() {
             .header("keep-alive", "timeout=5")
             .body(Full::default())
             .unwrap();
-        let (status, headers, body) = send(request).await;
+        let Reply {
+            status,
+            headers,
+            body,
+        } = send(request).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(body.starts_with("GET /lamp/a/b?c=1\n"), "{body}");
         assert!(body.contains("x-forwarded-for: 127.0.0.1\n"), "{body}");
@@ -60,7 +64,7 @@ async fn the_prefix_can_be_stripped() {
         ("/lamp", "GET /\n"),
         ("/lamp?x=1", "GET /?x=1\n"),
     ] {
-        let (_, _, body) = get(&format!("http://{}{path}", running.addr)).await;
+        let Reply { body, .. } = get(&format!("http://{}{path}", running.addr)).await;
         assert!(body.starts_with(seen), "{path}: {body}");
     }
 }
@@ -84,14 +88,14 @@ async fn host_routing_finds_the_name_in_the_host() {
         .header("host", "Lamp.relay.test:80")
         .body(Full::default())
         .unwrap();
-    let (status, _, body) = send(request).await;
+    let Reply { status, body, .. } = send(request).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.starts_with("GET /x\n"), "{body}");
     let request = Request::get(format!("http://{}/x", running.addr))
         .header("host", "other.example")
         .body(Full::default())
         .unwrap();
-    assert_eq!(send(request).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(send(request).await.status, StatusCode::NOT_FOUND);
     // HTTP/1.0 allows a request without Host; host routing cannot.
     let mut raw = tokio::net::TcpStream::connect(running.addr).await.unwrap();
     raw.write_all(b"GET /x HTTP/1.0\r\n\r\n").await.unwrap();

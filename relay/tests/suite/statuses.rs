@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{connected, get, relay, within};
+use crate::support::{Reply, connected, get, relay, within};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -68,14 +68,16 @@ async fn a_busy_http1_pool_queues_then_answers_503() {
     // The held request occupies the only connection.
     within(entered.notified()).await;
     let pool = running.relay.names().lookup("lamp").unwrap();
-    let (status, headers, _) = get(&format!("http://{}/lamp/other", running.addr)).await;
+    let Reply {
+        status, headers, ..
+    } = get(&format!("http://{}/lamp/other", running.addr)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers["retry-after"], "1");
     release.notify_one();
-    let (status, _, body) = within(held).await.unwrap();
+    let Reply { status, body, .. } = within(held).await.unwrap();
     assert_eq!((status, body.as_str()), (StatusCode::OK, "done"));
     // Freed, the connection takes the next request.
-    let (status, _, _) = get(&format!("http://{}/lamp/other", running.addr)).await;
+    let Reply { status, .. } = get(&format!("http://{}/lamp/other", running.addr)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(pool.connections(), (1, 0));
 }
@@ -89,7 +91,7 @@ async fn a_silent_peer_is_504() {
         Arc::new(Notify::new()),
     );
     connected(&handle, 1).await;
-    let (status, _, body) = get(&format!("http://{}/lamp/silent", running.addr)).await;
+    let Reply { status, body, .. } = get(&format!("http://{}/lamp/silent", running.addr)).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
 }
 
@@ -137,7 +139,7 @@ async fn a_peer_that_closes_or_answers_garbage_before_the_head_is_502() {
         let running = relay(quick()).await;
         let peer = tokio::spawn(raw_peer(running.addr, then));
         one_h1_connection(&running).await;
-        let (status, _, body) = get(&format!("http://{}/lamp/x", running.addr)).await;
+        let Reply { status, body, .. } = get(&format!("http://{}/lamp/x", running.addr)).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
         peer.await.unwrap();
     }
@@ -177,7 +179,7 @@ async fn a_replayable_request_is_sent_again_when_its_connection_closes() {
     let pool = running.relay.names().lookup("lamp").unwrap();
     assert_eq!(pool.connections(), (2, 0));
     // The closing peer joined first, so it is picked first.
-    let (status, _, body) = get(&format!("http://{}/lamp/x", running.addr)).await;
+    let Reply { status, body, .. } = get(&format!("http://{}/lamp/x", running.addr)).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "done"));
     closing.await.unwrap();
 }

@@ -1,7 +1,7 @@
 //! A peer that closes and redials at once, in a loop, is slowed by the
 //! per-address claim bound and does not hurt other names.
 
-use crate::support::{connected, get, peer, relay, within};
+use crate::support::{Reply, connected, get, peer, relay, within};
 use http::StatusCode;
 use ptth_relay::ClaimRate;
 use ptth_relay::Settings;
@@ -43,7 +43,7 @@ async fn a_reconnect_loop_is_bounded_and_other_names_keep_serving() {
         statuses
     });
     for _ in 0..20 {
-        let (status, _, _) = get(&format!("http://{addr}/lamp/")).await;
+        let Reply { status, .. } = get(&format!("http://{addr}/lamp/")).await;
         assert_eq!(status, StatusCode::OK);
     }
     let statuses = within(storm).await.unwrap();

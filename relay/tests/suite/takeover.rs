@@ -6,7 +6,7 @@ use crate::support;
 use std::time::Duration;
 
 use crate::support::raw::{exchange, path};
-use crate::support::{connected, get, peer, relay, within};
+use crate::support::{Reply, connected, get, peer, relay, within};
 use http::StatusCode;
 use hyper::service::service_fn;
 use ptth_relay::LongPoll;
@@ -92,7 +92,7 @@ async fn a_claim_without_a_token_on_a_held_name_is_403_by_every_way_in() {
 
     // Every public request still reaches the owner alone.
     for _ in 0..8 {
-        let (status, _, body) = get(&format!("http://{addr}/lamp/")).await;
+        let Reply { status, body, .. } = get(&format!("http://{addr}/lamp/")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let pool = running.relay.names().lookup("lamp").unwrap();
@@ -224,7 +224,7 @@ async fn no_log_line_holds_a_token_at_any_level() {
     )
     .await;
     assert_eq!(poll.status, 204, "{poll:?}");
-    let (status, _, _) = get(&format!("http://{addr}/lamp/")).await;
+    let Reply { status, .. } = get(&format!("http://{addr}/lamp/")).await;
     assert_eq!(status, StatusCode::OK);
     let text = captured.text();
     assert!(text.contains("peer joined"), "nothing was captured: {text}");

@@ -113,25 +113,34 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// GETs `url` and returns the status, headers and body.
-pub async fn get(url: &str) -> (StatusCode, http::HeaderMap, String) {
+/// What a public client got back: the status, the headers and the body
+/// as text.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+/// GETs `url`.
+pub async fn get(url: &str) -> Reply {
     send(Request::get(url).body(Full::default()).unwrap()).await
 }
 
 /// [`get`] for `tokio::spawn`.
-pub async fn get_owned(url: String) -> (StatusCode, http::HeaderMap, String) {
+pub async fn get_owned(url: String) -> Reply {
     get(&url).await
 }
 
-pub async fn send(request: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, String) {
+pub async fn send(request: Request<Full<Bytes>>) -> Reply {
     let response = within(client().request(request)).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    (
-        parts.status,
-        parts.headers,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 /// A local HTTP/1.1 server on `127.0.0.1:0` running `service`, as the
