@@ -8,6 +8,9 @@
 //! For each peer it sends `GET /hello`, then `POST /echo` with body `ping`,
 //! prints each response's status code and body, and closes the connection.
 
+#[path = "common/report.rs"]
+mod report;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -37,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let acceptor = Arc::clone(&acceptor);
         tokio::spawn(async move {
             if let Err(error) = call_back(&acceptor, tcp, peer).await {
-                eprintln!("acceptor: {peer}: {error}");
+                eprintln!("acceptor: {peer}: {}", report::Report(&*error));
             }
         });
     }

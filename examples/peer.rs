@@ -10,6 +10,8 @@
 
 #[path = "common/echo.rs"]
 mod common;
+#[path = "common/report.rs"]
+mod report;
 
 use std::process::ExitCode;
 
@@ -23,7 +25,7 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("peer: {error}");
+            eprintln!("peer: {}", report::Report(&*error));
             ExitCode::FAILURE
         }
     }

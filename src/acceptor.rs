@@ -265,7 +265,12 @@ impl Builder {
         let (request, validated) = match result {
             Ok(ok) => ok,
             Err(error) => {
-                span.in_scope(|| debug!(%error, "upgrade request refused"));
+                span.in_scope(|| {
+                    debug!(
+                        error = &error as &dyn std::error::Error,
+                        "upgrade request refused"
+                    )
+                });
                 return Err(error);
             }
         };

@@ -125,14 +125,17 @@ impl PtthUpgrade {
             let (sender, connection) = match pending.await {
                 Ok(started) => started,
                 Err(error) => {
-                    debug!(%error, "the PTTH switch failed");
+                    debug!(
+                        error = &error as &dyn std::error::Error,
+                        "the PTTH switch failed"
+                    );
                     return;
                 }
             };
             let id = connection.id();
             tokio::spawn(async move {
                 if let Err(error) = connection.await {
-                    debug!(%error, connection = %id, "PTTH connection ended");
+                    debug!(error = &error as &dyn std::error::Error, connection = %id, "PTTH connection ended");
                 }
             });
             callback(sender).await;

@@ -1,5 +1,6 @@
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +13,12 @@ use http::{HeaderMap, HeaderName, StatusCode};
 /// Each variant names one precise failure, so callers can react to it (retry
 /// after a 429, ask for credentials after a 401, log a hostile peer) without
 /// parsing messages.
-#[derive(Debug, thiserror::Error)]
+///
+/// An error is cheap to clone (its sources are shared), so a tunnel's
+/// status can keep the one that stopped it. Its `Display` names this level
+/// only, as hyper's does; the cause is its `source()`, which `{:#}` with
+/// anyhow, or a tracing field given as `&dyn Error`, prints after it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The handshake did not complete within the configured time bound.
@@ -134,12 +140,12 @@ pub enum Error {
     },
 
     /// The TCP connection to the URL's host could not be opened.
-    #[error("cannot connect to {authority}: {source}")]
+    #[error("cannot connect to {authority}")]
     Connect {
         /// The host and port dialled.
         authority: String,
         /// Why the connection failed.
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
 
     /// hyper finished a request's response before it handed over the
@@ -148,35 +154,28 @@ pub enum Error {
     /// (`serve_connection(..).with_upgrades()` on hyper's `http1` builder,
     /// or `serve_connection_with_upgrades` on hyper-util's `auto` builder,
     /// which `axum::serve` uses).
-    #[error(
-        "the HTTP server did not hand over the connection; serve it with upgrades enabled ({0})"
-    )]
-    NotHandedOver(#[source] hyper::Error),
+    #[error("the HTTP server did not hand over the connection; serve it with upgrades enabled")]
+    NotHandedOver(#[source] Arc<hyper::Error>),
 
     /// An I/O error on the underlying connection.
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("I/O error")]
+    Io(#[source] Arc<std::io::Error>),
 
-    /// hyper reported an error on the transposed connection. The message
-    /// names hyper's error and its causes, such as a reset by the peer.
-    #[error("HTTP error on the transposed connection: {}", Chain(.0))]
-    Http(#[from] hyper::Error),
+    /// hyper reported an error on the transposed connection, such as a
+    /// reset by the peer (its source says which).
+    #[error("HTTP error on the transposed connection")]
+    Http(#[source] Arc<hyper::Error>),
 }
 
-/// Writes an error and each of its causes, `: `-separated, because hyper's
-/// own message names only its kind ("connection error") and leaves the
-/// reason ("Connection reset by peer") to `source()`.
-struct Chain<'a>(&'a (dyn StdError + 'static));
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Error::Io(Arc::new(error))
+    }
+}
 
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
-        while let Some(error) = cause {
-            write!(f, ": {error}")?;
-            cause = error.source();
-        }
-        Ok(())
+impl From<hyper::Error> for Error {
+    fn from(error: hyper::Error) -> Self {
+        Error::Http(Arc::new(error))
     }
 }
 
@@ -235,58 +234,6 @@ impl fmt::Display for Declined {
 }
 
 impl Error {
-    /// A copy for a tunnel's status, which keeps the error that stopped it
-    /// while the tunnel's future returns the original. Errors that wrap an
-    /// I/O or hyper error keep their kind and whole message, not their
-    /// source chain.
-    pub(crate) fn duplicate(&self) -> Error {
-        let io = |error: &(dyn StdError + 'static), kind| {
-            std::io::Error::new(kind, Chain(error).to_string())
-        };
-        match self {
-            Error::TimedOut(after) => Error::TimedOut(*after),
-            Error::Closed => Error::Closed,
-            Error::HeadTooLarge { limit } => Error::HeadTooLarge { limit: *limit },
-            Error::TooManyHeaders { limit } => Error::TooManyHeaders { limit: *limit },
-            Error::BodyTooLarge { limit } => Error::BodyTooLarge { limit: *limit },
-            Error::Malformed(what) => Error::Malformed(what),
-            Error::NotUpgrade(what) => Error::NotUpgrade(what),
-            Error::UnsupportedProtocol { offered } => Error::UnsupportedProtocol {
-                offered: offered.clone(),
-            },
-            Error::MissingConnectionUpgrade => Error::MissingConnectionUpgrade,
-            Error::MissingAlpn => Error::MissingAlpn,
-            Error::NoCommonProtocol { offered } => Error::NoCommonProtocol {
-                offered: offered.clone(),
-            },
-            Error::TooManyRedirects { limit, last } => Error::TooManyRedirects {
-                limit: *limit,
-                last: last.clone(),
-            },
-            Error::EarlyData => Error::EarlyData,
-            Error::NoHttp2Setup(why) => Error::NoHttp2Setup(why),
-            Error::Declined(declined) => Error::Declined(declined.clone()),
-            Error::InvalidUrl { url, reason } => Error::InvalidUrl {
-                url: url.clone(),
-                reason: reason.clone(),
-            },
-            Error::TlsNotEnabled { url } => Error::TlsNotEnabled { url: url.clone() },
-            Error::Connect { authority, source } => Error::Connect {
-                authority: authority.clone(),
-                source: io(source, source.kind()),
-            },
-            Error::Io(error) => Error::Io(io(error, error.kind())),
-            Error::NotHandedOver(_) | Error::Http(_) => {
-                let kind = if self.is_timeout() {
-                    std::io::ErrorKind::TimedOut
-                } else {
-                    std::io::ErrorKind::Other
-                };
-                Error::Io(std::io::Error::new(kind, self.to_string()))
-            }
-        }
-    }
-
     /// The declined answer, when this error is [`Error::Declined`].
     pub fn declined(&self) -> Option<&Declined> {
         match self {
@@ -392,18 +339,20 @@ mod tests {
     }
 
     #[test]
-    fn a_duplicate_keeps_the_message_and_the_predicates() {
+    fn a_clone_keeps_the_message_the_source_and_the_predicates() {
         let refused = Error::Connect {
             authority: "relay.example:80".into(),
-            source: std::io::ErrorKind::ConnectionRefused.into(),
+            source: Arc::new(std::io::ErrorKind::ConnectionRefused.into()),
         };
-        let quiet = Error::Io(std::io::Error::new(
+        let quiet = Error::from(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "no byte moved",
         ));
         for error in [refused, quiet, Error::Closed, Error::MissingAlpn] {
-            let copy = error.duplicate();
+            let copy = error.clone();
             assert_eq!(copy.to_string(), error.to_string());
+            let cause = |e: &Error| e.source().map(ToString::to_string);
+            assert_eq!(cause(&copy), cause(&error), "{error}");
             assert_eq!(copy.is_timeout(), error.is_timeout(), "{error}");
             assert_eq!(copy.is_closed(), error.is_closed(), "{error}");
         }
@@ -422,11 +371,15 @@ mod tests {
     }
 
     #[test]
-    fn io_errors_name_their_cause() {
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert_eq!(
-            Error::from(refused).to_string(),
-            "I/O error: connection refused"
-        );
+    fn display_names_this_level_and_the_source_the_cause() {
+        let refused = Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(refused.to_string(), "I/O error");
+        assert_eq!(refused.source().unwrap().to_string(), "connection refused");
+        let connect = Error::Connect {
+            authority: "relay.example:80".into(),
+            source: Arc::new(std::io::ErrorKind::ConnectionRefused.into()),
+        };
+        assert_eq!(connect.to_string(), "cannot connect to relay.example:80");
+        assert_eq!(connect.source().unwrap().to_string(), "connection refused");
     }
 }

@@ -377,7 +377,7 @@ impl Builder {
                 Err(Error::Declined(declined)) => {
                     debug!(status = %declined.status, "upgrade declined");
                 }
-                Err(error) => debug!(%error, "handshake failed"),
+                Err(error) => debug!(error = error as &dyn std::error::Error, "handshake failed"),
             }
             result
         }

@@ -411,7 +411,7 @@ impl Tunnel {
         let shared = Shared::new();
         shared.update(|s| {
             s.phase = Phase::Failed;
-            s.last_error = Some(Arc::new(error.duplicate()));
+            s.last_error = Some(error.clone());
         });
         Tunnel {
             handle: Handle { shared },

@@ -103,7 +103,12 @@ where
             request.extensions(),
         )
         .map_err(|error| {
-            span.in_scope(|| debug!(%error, "upgrade request refused"));
+            span.in_scope(|| {
+                debug!(
+                    error = &error as &dyn std::error::Error,
+                    "upgrade request refused"
+                )
+            });
             let response = acceptor::refusal(&error, request.version())
                 .unwrap_or_else(|| {
                     let mut response = Response::new(Bytes::new());
@@ -125,7 +130,9 @@ where
     span.record("dialect", field::display(validated.dialect));
     span.record("protocol", field::display(protocol));
     let started = async move {
-        let upgraded = on_upgrade.await.map_err(Error::NotHandedOver)?;
+        let upgraded = on_upgrade
+            .await
+            .map_err(|error| Error::NotHandedOver(std::sync::Arc::new(error)))?;
         let started = match setup {
             Setup::Http1 => acceptor.start_client(upgraded, protocol, host).await,
             _ => {
@@ -135,7 +142,7 @@ where
         };
         match &started {
             Ok(_) => debug!("upgraded"),
-            Err(error) => debug!(%error, "the switch failed"),
+            Err(error) => debug!(error = error as &dyn std::error::Error, "the switch failed"),
         }
         started
     }

@@ -93,7 +93,21 @@ pub async fn run(
             announce(public);
         }
     });
-    tunnel.await.map_err(|error| error.to_string())
+    tunnel.await.map_err(|error| report(&error))
+}
+
+/// `error` and each of its causes, `: `-separated: `ptth::Error` names
+/// only its own level ("cannot connect to relay:80") and leaves the cause
+/// ("connection refused") to `source()`.
+fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        line.push_str(": ");
+        line.push_str(&error.to_string());
+        cause = error.source();
+    }
+    line
 }
 
 /// Forwards each request to the origin with a pooled hyper client,

@@ -117,7 +117,10 @@ where
         };
         span.in_scope(|| match &result {
             Ok(_) => debug!("upgraded"),
-            Err(error) => debug!(%error, "accepting the upgrade failed"),
+            Err(error) => debug!(
+                error = error as &dyn std::error::Error,
+                "accepting the upgrade failed"
+            ),
         });
         result
     }

@@ -346,7 +346,7 @@ impl Future for Connection {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map_err(Error::Http)
+        self.inner.as_mut().poll(cx).map_err(Error::from)
     }
 }
 

@@ -110,7 +110,7 @@ impl Dial {
     pub(super) async fn tcp(&self) -> Result<TcpStream, Error> {
         let connect_error = |source| Error::Connect {
             authority: format!("{}:{}", self.host, self.port),
-            source,
+            source: std::sync::Arc::new(source),
         };
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await

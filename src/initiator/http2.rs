@@ -74,7 +74,7 @@ impl Builder {
             tokio::select! {
                 () = acked.notified() => {}
                 ended = &mut connection => {
-                    return Err(ended.err().map_or(Error::Closed, Error::Http));
+                    return Err(ended.err().map_or(Error::Closed, Error::from));
                 }
             }
             let enabled = connection.is_extended_connect_protocol_enabled();
@@ -139,7 +139,10 @@ impl Builder {
         let (channels, connection) = self.timed(started).await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                debug!(%error, "the HTTP/2 setup connection ended");
+                debug!(
+                    error = &error as &dyn std::error::Error,
+                    "the HTTP/2 setup connection ended"
+                );
             }
         });
         Ok(channels)
@@ -238,7 +241,7 @@ impl Channels {
             let protocol = builder.chosen_protocol(response.headers())?;
             let upgraded = hyper::upgrade::on(&mut response)
                 .await
-                .map_err(Error::NotHandedOver)?;
+                .map_err(|error| Error::NotHandedOver(std::sync::Arc::new(error)))?;
             let io = Rewind::new(Channel::new(upgraded), Bytes::new());
             let headers = response.into_parts().0.headers;
             Ok(Transposed::new(io, protocol, Dialect::Current, headers))
@@ -246,7 +249,10 @@ impl Channels {
         let opened = builder.timed(opening).await;
         match &opened {
             Ok(transposed) => debug!(protocol = %transposed.protocol, "channel opened"),
-            Err(error) => debug!(%error, "channel not opened"),
+            Err(error) => debug!(
+                error = error as &dyn std::error::Error,
+                "channel not opened"
+            ),
         }
         opened
     }
@@ -314,7 +320,7 @@ where
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.inner).poll(cx).map_err(Error::Http)
+        Pin::new(&mut self.inner).poll(cx).map_err(Error::from)
     }
 }
 

@@ -176,7 +176,7 @@ where
             Inner::Http1(conn) => ready!(conn.as_mut().poll(cx)),
             Inner::Http2(conn) => ready!(conn.as_mut().poll(cx)),
         };
-        Poll::Ready(result.map_err(Error::Http))
+        Poll::Ready(result.map_err(Error::from))
     }
 }
 

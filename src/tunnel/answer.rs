@@ -36,7 +36,21 @@ pub(super) fn judge(error: &Error, url: &Uri, retry_not_found: bool) -> Verdict 
         | Error::MissingAlpn
         | Error::NoHttp2Setup(_)
         | Error::NoCommonProtocol { .. } => return Verdict::Fatal,
-        _ => return Verdict::Retry { at_least: None },
+        // Named one by one, without a wildcard, so a new variant must be
+        // judged here before the crate builds.
+        Error::TimedOut(_)
+        | Error::Closed
+        | Error::HeadTooLarge { .. }
+        | Error::TooManyHeaders { .. }
+        | Error::BodyTooLarge { .. }
+        | Error::Malformed(_)
+        | Error::NotUpgrade(_)
+        | Error::MissingConnectionUpgrade
+        | Error::EarlyData
+        | Error::Connect { .. }
+        | Error::NotHandedOver(_)
+        | Error::Io(_)
+        | Error::Http(_) => return Verdict::Retry { at_least: None },
     };
     let status = declined.status;
     match status {
@@ -203,7 +217,7 @@ mod tests {
 
     #[test]
     fn network_errors_are_retried_and_bad_setups_are_not() {
-        let refused = Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+        let refused = Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert_eq!(
             judge(&refused, &url(), false),
             Verdict::Retry { at_least: None }

@@ -74,7 +74,7 @@ impl Sessions {
         let local = channels.local_addr();
         let peer = channels
             .peer_addr()
-            .ok_or(Error::Io(io::ErrorKind::NotConnected.into()))?;
+            .ok_or_else(|| Error::from(io::Error::from(io::ErrorKind::NotConnected)))?;
         let transposed = match channels.open().await {
             Ok(transposed) => transposed,
             Err(error) => {

@@ -83,13 +83,13 @@ pub(super) async fn supervise(
                     lived: Duration::ZERO,
                     served: 0,
                     idled_out: false,
-                    result: Err(Error::Io(std::io::Error::other(panic))),
+                    result: Err(Error::from(std::io::Error::other(panic))),
                 });
                 shared.update(|s| s.connected = slots.len());
                 delay = replace_after(&ended, config.healthy_after, &mut backoff);
                 log_end(&ended, Some(delay));
                 if let Err(error) = ended.result {
-                    shared.update(|s| s.last_error = Some(Arc::new(error)));
+                    shared.update(|s| s.last_error = Some(error));
                 }
             }
             (dialed, now) = async { dialing.as_mut().expect("checked by the guard").await },
@@ -126,8 +126,8 @@ pub(super) async fn supervise(
                             break Err(error);
                         }
                         delay = backoff.next_delay().max(at_least.unwrap_or_default());
-                        warn!(%error, ?delay, "tunnel could not connect; retrying");
-                        shared.update(|s| s.last_error = Some(Arc::new(error)));
+                        warn!(error = &error as &dyn std::error::Error, ?delay, "tunnel could not connect; retrying");
+                        shared.update(|s| s.last_error = Some(error));
                     }
                 }
             }
@@ -139,8 +139,8 @@ pub(super) async fn supervise(
     match &outcome {
         Ok(()) => info!(connections = slots.len(), "tunnel shutting down"),
         Err(error) => {
-            warn!(%error, "tunnel giving up");
-            shared.update(|s| s.last_error = Some(Arc::new(error.duplicate())));
+            warn!(error = error as &dyn std::error::Error, "tunnel giving up");
+            shared.update(|s| s.last_error = Some(error.clone()));
         }
     }
     while let Some(joined) = slots.join_next().await {
@@ -191,7 +191,11 @@ fn log_end(ended: &Ended, delay: Option<Duration>) {
     let lived = ended.lived;
     match (&ended.result, delay) {
         (Ok(()), None) => info!(?lived, "tunnel connection drained"),
-        (Err(error), None) => info!(?lived, %error, "tunnel connection ended while stopping"),
+        (Err(error), None) => info!(
+            ?lived,
+            error = error as &dyn std::error::Error,
+            "tunnel connection ended while stopping"
+        ),
         (Err(_), Some(_)) if ended.idled_out => {
             debug!(?lived, "tunnel connection quiet for too long; replacing it")
         }
@@ -203,7 +207,12 @@ fn log_end(ended: &Ended, delay: Option<Duration>) {
             )
         }
         (Err(error), Some(delay)) => {
-            info!(?lived, %error, ?delay, "tunnel connection lost; replacing it")
+            info!(
+                ?lived,
+                error = error as &dyn std::error::Error,
+                ?delay,
+                "tunnel connection lost; replacing it"
+            )
         }
     }
 }

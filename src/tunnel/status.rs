@@ -1,8 +1,6 @@
 //! What a tunnel tells its handles: where it is in its life, and what it
 //! has seen.
 
-use std::sync::Arc;
-
 use http::Uri;
 
 use crate::{Error, Protocol};
@@ -37,7 +35,7 @@ pub struct Status {
     pub protocol: Option<Protocol>,
     /// Why the latest dial or connection failed, or the error that ended
     /// the tunnel.
-    pub last_error: Option<Arc<Error>>,
+    pub last_error: Option<Error>,
     /// The public URL the relay announced (`Link: <URL>; rel="related"`).
     pub public_url: Option<Uri>,
 }

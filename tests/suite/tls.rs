@@ -372,7 +372,7 @@ async fn connect_refuses_an_untrusted_certificate_and_says_so() {
         });
         let url = format!("https://localhost:{}/reverse", addr.port());
         let error = ptth::initiator::connect(url).await.unwrap_err();
-        let message = error.to_string();
+        let message = support::report::Report(&error).to_string();
         assert!(message.contains("invalid peer certificate"), "{message}");
         assert!(relay.await.unwrap(), "the relay saw the handshake fail");
     })

@@ -163,7 +163,7 @@ async fn a_frozen_relay_is_noticed_by_ping_on_http2() {
     // with room for a loaded machine.
     assert!(noticed < Duration::from_secs(8), "{noticed:?}");
     let error = status.last_error.clone().unwrap();
-    assert!(matches!(*error, Error::Http(_)), "not the PING: {error}");
+    assert!(matches!(error, Error::Http(_)), "not the PING: {error}");
 }
 
 #[tokio::test]
@@ -173,7 +173,7 @@ async fn a_frozen_relay_is_noticed_by_the_idle_limit_on_http1() {
     assert!(noticed < Duration::from_secs(8), "{noticed:?}");
     let error = status.last_error.clone().unwrap();
     assert!(
-        matches!(*error, Error::TimedOut(_)),
+        matches!(error, Error::TimedOut(_)),
         "not the redial: {error}"
     );
     assert!(status.attempts >= 2, "{status:?}");

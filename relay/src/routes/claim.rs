@@ -67,7 +67,9 @@ pub(crate) async fn claim(
                 let driver = tokio::spawn(connection).abort_handle();
                 pool.add(sender, driver, liveness);
             }
-            Err(error) => debug!(%name, %error, "peer's switch failed"),
+            Err(error) => {
+                debug!(%name, error = &error as &dyn std::error::Error, "peer's switch failed")
+            }
         }
     });
     let mut switching = switching.map(|body| body.map_err(|never| match never {}).boxed());

@@ -26,7 +26,9 @@ async fn the_endpoint_counts_what_crossed_the_relay() {
         StatusCode::OK
     );
     assert_eq!(
-        get(&format!("http://{}/nobody/", running.addr)).await.status,
+        get(&format!("http://{}/nobody/", running.addr))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     let post = Request::post(format!("http://{}/lamp/echo", running.addr))

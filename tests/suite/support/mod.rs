@@ -3,6 +3,8 @@
 
 #[path = "../../../examples/common/echo.rs"]
 pub mod echo;
+#[path = "../../../examples/common/report.rs"]
+pub mod report;
 
 use std::convert::Infallible;
 use std::future::Future;

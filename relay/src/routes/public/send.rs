@@ -110,7 +110,10 @@ pub(super) async fn recover(
         None => None,
     };
     retried.ok_or_else(|| {
-        debug!(%error, "peer failed before the response head");
+        debug!(
+            error = &error as &dyn std::error::Error,
+            "peer failed before the response head"
+        );
         Failure::Failed
     })
 }
@@ -127,7 +130,7 @@ async fn retry(
     };
     let again = pool.pick(now).await.ok()?;
     let mut sender = again.sender()?;
-    debug!(%error, connection = ?sender.id(), "the connection closed before answering; sending again");
+    debug!(error = error as &dyn std::error::Error, connection = ?sender.id(), "the connection closed before answering; sending again");
     let mut request = Request::new(RelayBody::default());
     *request.method_mut() = replay.method;
     *request.uri_mut() = replay.uri;
