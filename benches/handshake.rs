@@ -36,7 +36,7 @@ fn initiator(dialect: Dialect, protocol: Protocol) -> ptth::initiator::Builder {
     ptth::initiator::Builder::new()
         .uri("http://relay.example/reverse")
         .dialect(dialect)
-        .alpn([protocol])
+        .protocols([protocol])
 }
 
 /// One whole PTTH handshake: both sides until each is ready for HTTP.

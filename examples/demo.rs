@@ -50,7 +50,7 @@ async fn run(
         let transposed = ptth::initiator::Builder::new()
             .uri(format!("http://{addr}/reverse"))
             .dialect(dialect)
-            .alpn([protocol])
+            .protocols([protocol])
             .handshake(tcp)
             .await?;
         println!(

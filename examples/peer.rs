@@ -37,7 +37,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for arg in std::env::args().skip(1) {
         builder = match arg.as_str() {
             "--legacy" => builder.dialect(Dialect::Legacy),
-            "--h1" => builder.alpn([Protocol::Http1]),
+            "--h1" => builder.protocols([Protocol::Http1]),
             _ if url.is_none() && !arg.starts_with("--") => {
                 url = Some(arg);
                 builder

@@ -52,7 +52,7 @@ pub use self::sender::{Connection, ConnectionId, SendRequest};
 pub(crate) use self::validate::Validated;
 use crate::head::{self, Framing, Limits};
 use crate::reader::{Excess, Reader};
-use crate::{Error, Protocol};
+use crate::{Dialect, Error, Protocol};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_HEAD_SIZE: usize = 16 * 1024;
@@ -116,19 +116,23 @@ impl Builder {
         Arc::make_mut(&mut self.config)
     }
 
-    /// Whether to accept the legacy `PTTH/1.0` dialect.
+    /// The dialects to accept; a request in another is answered `426`.
+    /// An empty list is ignored.
     ///
-    /// Default is true.
-    pub fn legacy(mut self, enabled: bool) -> Self {
-        self.config_mut().legacy = enabled;
-        self
-    }
-
-    /// Whether to accept the current `ptth` dialect.
-    ///
-    /// Default is true.
-    pub fn current(mut self, enabled: bool) -> Self {
-        self.config_mut().current = enabled;
+    /// Default is both, [`Dialect::Current`] and [`Dialect::Legacy`].
+    pub fn dialects(mut self, dialects: impl IntoIterator<Item = Dialect>) -> Self {
+        let (mut current, mut legacy) = (false, false);
+        for dialect in dialects {
+            match dialect {
+                Dialect::Current => current = true,
+                Dialect::Legacy => legacy = true,
+            }
+        }
+        if current || legacy {
+            let config = self.config_mut();
+            config.current = current;
+            config.legacy = legacy;
+        }
         self
     }
 
@@ -195,23 +199,25 @@ impl Builder {
         self
     }
 
-    /// hyper's HTTP/1.1 client builder, used when the transposed connection
-    /// speaks HTTP/1.1. Tune it in place:
-    /// `builder.http1().max_buf_size(64 * 1024);`.
+    /// Tunes hyper's HTTP/1.1 client builder, used when the transposed
+    /// connection speaks HTTP/1.1:
+    /// `.http1(|h1| { h1.max_buf_size(64 * 1024); })`.
     ///
     /// Default is hyper's defaults.
-    pub fn http1(&mut self) -> &mut http1::Builder {
-        &mut self.config_mut().http1
+    pub fn http1(mut self, configure: impl FnOnce(&mut http1::Builder)) -> Self {
+        configure(&mut self.config_mut().http1);
+        self
     }
 
-    /// hyper's HTTP/2 client builder, used when the transposed connection
-    /// speaks HTTP/2; turn on its keep-alive PING here to notice an
-    /// initiator that went silent:
-    /// `builder.http2().keep_alive_interval(Duration::from_secs(20));`.
+    /// Tunes hyper's HTTP/2 client builder, used when the transposed
+    /// connection speaks HTTP/2; turn on its keep-alive PING here to notice
+    /// an initiator that went silent:
+    /// `.http2(|h2| { h2.keep_alive_interval(Duration::from_secs(20)); })`.
     ///
     /// Default is hyper's defaults with tokio's executor and timer.
-    pub fn http2(&mut self) -> &mut http2::Builder<TokioExecutor> {
-        &mut self.config_mut().http2
+    pub fn http2(mut self, configure: impl FnOnce(&mut http2::Builder<TokioExecutor>)) -> Self {
+        configure(&mut self.config_mut().http2);
+        self
     }
 
     /// Reads and validates an upgrade request from `io`.

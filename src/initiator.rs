@@ -181,11 +181,11 @@ impl Builder {
         self
     }
 
-    /// The protocols offered in the `ALPN` header, most preferred first.
-    /// An empty list is ignored.
+    /// The protocols this side will run, offered in the `ALPN` header most
+    /// preferred first (the acceptor chooses). An empty list is ignored.
     ///
     /// Default is HTTP/2 then HTTP/1.1 (`ALPN: h2, http%2F1.1`).
-    pub fn alpn(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
+    pub fn protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
         let mut offer: Vec<Protocol> = Vec::new();
         for protocol in protocols {
             if !offer.contains(&protocol) {

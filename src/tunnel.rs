@@ -215,8 +215,9 @@ impl Builder {
     /// is turned on, so a relay can carry upgrades such as WebSocket.
     ///
     /// Default is [`Server::new`].
-    pub fn server(&mut self) -> &mut Server {
-        &mut self.server
+    pub fn server(mut self, server: Server) -> Self {
+        self.server = server;
+        self
     }
 
     /// How many connections to keep open.
@@ -355,14 +356,14 @@ impl Builder {
         for more in self.more {
             urls.push(more?);
         }
-        let mut server = self.server;
+        let (interval, timeout) = self.keep_alive;
         // Extended CONNECT (RFC 8441) lets a relay carry WebSocket and
         // other upgrades to the service over HTTP/2.
-        server
-            .http2()
-            .keep_alive_interval(self.keep_alive.0)
-            .keep_alive_timeout(self.keep_alive.1)
-            .enable_connect_protocol();
+        let server = self.server.http2(|h2| {
+            h2.keep_alive_interval(interval)
+                .keep_alive_timeout(timeout)
+                .enable_connect_protocol();
+        });
         let config = Config {
             initiator: self
                 .initiator

@@ -85,7 +85,7 @@ impl Builders {
         server_h2.timer(TokioTimer::new());
         let mut client_h2 = client::conn::http2::Builder::new(TokioExecutor::new());
         client_h2.timer(TokioTimer::new());
-        let initiator = ptth::initiator::Builder::new().alpn([protocol.ptth()]);
+        let initiator = ptth::initiator::Builder::new().protocols([protocol.ptth()]);
         let channel_initiator = initiator.clone().uri("http://localhost/");
         // As a relay's: tokio's timer and extended CONNECT.
         let mut untuned_server = server::conn::http2::Builder::new(TokioExecutor::new());

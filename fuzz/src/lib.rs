@@ -125,7 +125,7 @@ pub fn answer(data: &[u8]) {
     if seed & 0x80 != 0 {
         builder = builder.dialect(Dialect::Legacy);
     } else if seed & 0x40 != 0 {
-        builder = builder.alpn([Protocol::Http1]);
+        builder = builder.protocols([Protocol::Http1]);
     }
     let io = Script::new(answer, seed, Then::Eof);
     runtime().block_on(async {
@@ -155,7 +155,7 @@ pub fn request(data: &[u8]) {
         .max_head_size(MAX_HEAD)
         .max_body_size(MAX_BODY);
     if seed & 0x80 != 0 {
-        builder = builder.legacy(false);
+        builder = builder.dialects([Dialect::Current]);
     }
     if seed & 0x40 != 0 {
         builder = builder.protocols([Protocol::Http1]);

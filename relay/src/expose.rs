@@ -65,7 +65,7 @@ pub async fn run(
         .map_err(|_| "--token holds characters a header cannot".to_owned())?;
     let mut initiator = ptth::initiator::Builder::new().header(AUTHORIZATION, bearer);
     if args.h1 {
-        initiator = initiator.alpn([Protocol::Http1]);
+        initiator = initiator.protocols([Protocol::Http1]);
     }
     if args.legacy {
         initiator = initiator.dialect(Dialect::Legacy);

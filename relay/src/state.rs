@@ -36,12 +36,11 @@ pub struct Relay {
 impl Relay {
     /// A relay with `settings` and no names yet.
     pub fn new(settings: Settings) -> Arc<Self> {
-        let mut acceptor = ptth::acceptor::Builder::new();
-        acceptor
-            .http2()
-            .keep_alive_interval(settings.liveness.interval)
-            .keep_alive_timeout(settings.liveness.timeout)
-            .keep_alive_while_idle(true);
+        let acceptor = ptth::acceptor::Builder::new().http2(|h2| {
+            h2.keep_alive_interval(settings.liveness.interval)
+                .keep_alive_timeout(settings.liveness.timeout)
+                .keep_alive_while_idle(true);
+        });
         let parked = Slots::new(settings.longpoll.parked_bounds());
         let in_flight = Slots::new(Bounds {
             per_client: settings.in_flight_per_client.max(1),

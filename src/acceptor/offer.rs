@@ -65,7 +65,7 @@ where
     /// as a relay's `Link: <public URL>; rel="related"`. The fields that
     /// make the switch (`Upgrade`, `Connection`, `ALPN`) are the
     /// acceptor's own and are not taken from here.
-    pub fn header(&mut self, name: HeaderName, value: HeaderValue) -> &mut Self {
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.append(name, value);
         self
     }

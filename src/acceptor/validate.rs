@@ -207,7 +207,7 @@ mod tests {
             .validate(&Method::GET, Version::HTTP_11, &offer)
             .unwrap();
         assert_eq!(validated.dialect, Dialect::Current);
-        let legacy_only = Builder::new().current(false);
+        let legacy_only = Builder::new().dialects([Dialect::Legacy]);
         let validated = legacy_only
             .validate(&Method::GET, Version::HTTP_11, &offer)
             .unwrap();
@@ -238,7 +238,7 @@ mod tests {
         // without the current one.
         for (builder, protocol) in [
             (Builder::new(), "PTTH/1.0"),
-            (Builder::new().current(false), "ptth"),
+            (Builder::new().dialects([Dialect::Legacy]), "ptth"),
         ] {
             assert!(matches!(
                 builder.validate_any(
@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn disabled_dialects_are_unsupported() {
         let legacy = headers(&[("upgrade", "PTTH/1.0"), ("connection", "Upgrade")]);
-        let builder = Builder::new().legacy(false);
+        let builder = Builder::new().dialects([Dialect::Current]);
         assert!(matches!(
             builder.validate(&Method::POST, Version::HTTP_11, &legacy),
             Err(Error::UnsupportedProtocol { offered }) if offered == "PTTH/1.0"

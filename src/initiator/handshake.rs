@@ -192,7 +192,7 @@ mod tests {
                 "{several}"
             );
         }
-        let h1_only = Builder::new().alpn([Protocol::Http1]);
+        let h1_only = Builder::new().protocols([Protocol::Http1]);
         let mut headers = HeaderMap::new();
         headers.insert("alpn", HeaderValue::from_static("h2"));
         assert!(matches!(
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn alpn_offer_keeps_order_without_duplicates() {
-        let builder = Builder::new().alpn([Protocol::Http1, Protocol::Http1]);
+        let builder = Builder::new().protocols([Protocol::Http1, Protocol::Http1]);
         assert!(
             builder
                 .written()
@@ -246,7 +246,7 @@ mod properties {
         ) {
             let mut builder = Builder::new()
                 .dialect(dialect)
-                .alpn(alpn.clone())
+                .protocols(alpn.clone())
                 .uri(format!("http://{host}{target}"))
                 .body(body.clone());
             for (name, value) in &fields {

@@ -46,16 +46,23 @@ impl Server {
         Server { http1, http2 }
     }
 
-    /// hyper's HTTP/1.1 server builder, used when the handshake chose
+    /// Tunes hyper's HTTP/1.1 server builder, used when the handshake chose
     /// HTTP/1.1. Setting a `header_read_timeout` here also limits how long
     /// the connection may sit idle.
-    pub fn http1(&mut self) -> &mut http1::Builder {
-        &mut self.http1
+    ///
+    /// Default is keep-alive on and no header read timeout.
+    pub fn http1(mut self, configure: impl FnOnce(&mut http1::Builder)) -> Self {
+        configure(&mut self.http1);
+        self
     }
 
-    /// hyper's HTTP/2 server builder, used when the handshake chose HTTP/2.
-    pub fn http2(&mut self) -> &mut http2::Builder<TokioExecutor> {
-        &mut self.http2
+    /// Tunes hyper's HTTP/2 server builder, used when the handshake chose
+    /// HTTP/2.
+    ///
+    /// Default is hyper's defaults with tokio's executor and timer.
+    pub fn http2(mut self, configure: impl FnOnce(&mut http2::Builder<TokioExecutor>)) -> Self {
+        configure(&mut self.http2);
+        self
     }
 
     /// Binds `service` to the transposed connection, with the builder that

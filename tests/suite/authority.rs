@@ -33,7 +33,7 @@ struct Seen {
 /// every request it took.
 async fn h2_initiator(addr: std::net::SocketAddr, seen: mpsc::UnboundedSender<Seen>) {
     let transposed = ptth::initiator::Builder::new()
-        .alpn([Protocol::Http2])
+        .protocols([Protocol::Http2])
         .connect(format!("http://{addr}/reverse"))
         .await
         .expect("upgraded");
@@ -181,7 +181,7 @@ async fn h1_requests_carry_host() {
             tokio::spawn(async move {
                 let tcp = TcpStream::connect(addr).await.unwrap();
                 let transposed = ptth::initiator::Builder::new()
-                    .alpn([Protocol::Http1])
+                    .protocols([Protocol::Http1])
                     .handshake(tcp)
                     .await
                     .unwrap();

@@ -77,7 +77,7 @@ where
 {
     let initiator = ptth::initiator::Builder::new()
         .dialect(dialect)
-        .alpn([protocol]);
+        .protocols([protocol]);
     let (transposed, accepted) = tokio::join!(initiator.handshake(opened), async {
         acceptor.read_request(accepted).await?.accept::<B>().await
     });
@@ -360,12 +360,11 @@ async fn h2_keep_alive_detects_a_frozen_peer_on_both_sides() {
     const DETECTED_WITHIN: Duration = Duration::from_millis(500 + 500 + 2000);
     within(async {
         let (pipe, opened, accepted) = Pipe::between().await;
-        let mut acceptor = acceptor::Builder::new();
-        acceptor
-            .http2()
-            .keep_alive_interval(INTERVAL)
-            .keep_alive_timeout(TIMEOUT)
-            .keep_alive_while_idle(true);
+        let acceptor = acceptor::Builder::new().http2(|h2| {
+            h2.keep_alive_interval(INTERVAL)
+                .keep_alive_timeout(TIMEOUT)
+                .keep_alive_while_idle(true);
+        });
         let (transposed, mut sender, connection) = transpose::<Full<Bytes>>(
             opened,
             accepted,
@@ -374,11 +373,9 @@ async fn h2_keep_alive_detects_a_frozen_peer_on_both_sides() {
             &acceptor,
         )
         .await;
-        let mut server = Server::new();
-        server
-            .http2()
-            .keep_alive_interval(INTERVAL)
-            .keep_alive_timeout(TIMEOUT);
+        let server = Server::new().http2(|h2| {
+            h2.keep_alive_interval(INTERVAL).keep_alive_timeout(TIMEOUT);
+        });
         let mut serving =
             tokio::spawn(server.serve_connection(transposed, service_fn(support::echo)));
         let mut client = tokio::spawn(connection);

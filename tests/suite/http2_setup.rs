@@ -30,7 +30,7 @@ async fn one_channel(protocol: Protocol) {
     let (listener, addr) = listener().await;
     let mut outcomes = H2Acceptor::new().serve(listener);
     let channels = ptth::initiator::Builder::new()
-        .alpn([protocol])
+        .protocols([protocol])
         .connect_http2(format!("http://{addr}/reverse"))
         .await
         .unwrap();
@@ -99,7 +99,7 @@ async fn both_protocols_over_tls_share_one_connection() {
         for protocol in [Protocol::Http2, Protocol::Http1] {
             let channels = ptth::initiator::Builder::new()
                 .tls_config(client.clone())
-                .alpn([protocol])
+                .protocols([protocol])
                 .connect_http2(&url)
                 .await
                 .unwrap();
@@ -153,7 +153,7 @@ async fn no_common_protocol_is_refused_on_both_sides() {
         let acceptor = H2Acceptor::new().ptth(ptth::acceptor::Builder::new().protocols([Protocol::Http2]));
         let mut outcomes = acceptor.serve(listener);
         let channels = ptth::initiator::Builder::new()
-            .alpn([Protocol::Http1])
+            .protocols([Protocol::Http1])
             .connect_http2(format!("http://{addr}/reverse"))
             .await
             .unwrap();

@@ -220,7 +220,7 @@ fn authorized(dialect: Dialect, alpn: &[Protocol]) -> ptth::initiator::Builder {
     ptth::initiator::Builder::new()
         .uri("/reverse")
         .dialect(dialect)
-        .alpn(alpn.iter().copied())
+        .protocols(alpn.iter().copied())
         .header(AUTHORIZATION, HeaderValue::from_static(TOKEN))
         .body("device=7")
 }
@@ -359,7 +359,7 @@ async fn policy_refusal_is_declined_with_status_and_body() {
 #[tokio::test]
 async fn unacceptable_ptth_request_is_declined_with_426() {
     within(async {
-        let no_legacy = ptth::acceptor::Builder::new().legacy(false);
+        let no_legacy = ptth::acceptor::Builder::new().dialects([Dialect::Current]);
         let only_h1 = ptth::acceptor::Builder::new().protocols([Protocol::Http1]);
         let cases = [
             (no_legacy, authorized(Dialect::Legacy, &[])),

@@ -225,7 +225,7 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
                 let tcp = TcpStream::connect(addr).await?;
                 let transposed = ptth::initiator::Builder::new()
                     .dialect(dialect)
-                    .alpn([protocol])
+                    .protocols([protocol])
                     .handshake(tcp)
                     .await?;
                 let mut connection = transposed.serve(service);

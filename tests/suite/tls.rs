@@ -199,7 +199,7 @@ fn builder(dialect: Dialect, alpn: &[Protocol]) -> ptth::initiator::Builder {
     ptth::initiator::Builder::new()
         .uri("https://localhost/reverse")
         .dialect(dialect)
-        .alpn(alpn.iter().copied())
+        .protocols(alpn.iter().copied())
 }
 
 #[tokio::test]

@@ -82,7 +82,7 @@ async fn handler_accepts_peers_of_every_dialect_and_protocol() {
         ] {
             let initiator = ptth::initiator::Builder::new()
                 .dialect(dialect)
-                .alpn([protocol]);
+                .protocols([protocol]);
             let transposed = initiator
                 .connect(format!("http://{addr}/connect/lamp"))
                 .await
@@ -145,7 +145,8 @@ async fn a_request_that_is_no_upgrade_gets_426_from_the_extractor() {
 #[tokio::test]
 async fn settings_given_to_the_extractor_refuse_with_their_status() {
     within(async {
-        let (addr, _accepted) = relay(ptth::acceptor::Builder::new().legacy(false)).await;
+        let (addr, _accepted) =
+            relay(ptth::acceptor::Builder::new().dialects([Dialect::Current])).await;
         let legacy = ptth::initiator::Builder::new().dialect(Dialect::Legacy);
         let error = legacy
             .connect(format!("http://{addr}/connect/lamp"))

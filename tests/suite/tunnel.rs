@@ -33,7 +33,7 @@ fn quick(addr: SocketAddr) -> tunnel::Builder {
 }
 
 fn h1_only() -> ptth::initiator::Builder {
-    ptth::initiator::Builder::new().alpn([Protocol::Http1])
+    ptth::initiator::Builder::new().protocols([Protocol::Http1])
 }
 
 async fn until(handle: &Handle, what: impl FnMut(&Status) -> bool) -> Status {
@@ -84,7 +84,7 @@ async fn serves_through_the_relay_and_learns_its_public_url() {
         offer.header(
             http::header::LINK,
             HeaderValue::from_static("<http://lamp.relay.example/>; rel=\"related\""),
-        );
+        )
     })
     .await;
     let tunnel = tunnel::serve(url(relay.addr), service_fn(echo));

@@ -375,7 +375,7 @@ async fn acceptor_closing_inside_the_101_is_reported_as_closed() {
 #[tokio::test]
 async fn an_h2_choice_the_initiator_did_not_offer_is_refused() {
     within(async {
-        let builder = ptth::initiator::Builder::new().alpn([Protocol::Http1]);
+        let builder = ptth::initiator::Builder::new().protocols([Protocol::Http1]);
         let answer = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ptth\r\nALPN: h2\r\n\r\n";
         let (handshake, request, _raw) = initiator_against(builder, answer, None).await;
         assert!(request.contains("ALPN: http%2F1.1\r\n"), "{request}");
@@ -608,7 +608,7 @@ async fn oversized_request_head_gets_431() {
 #[tokio::test]
 async fn disabled_dialect_and_preferred_protocol_are_honoured() {
     within(async {
-        let builder = ptth::acceptor::Builder::new().legacy(false).protocols([Protocol::Http1]);
+        let builder = ptth::acceptor::Builder::new().dialects([Dialect::Current]).protocols([Protocol::Http1]);
         let (offer, _raw) = acceptor_against(&builder, AIRPLAY).await;
         assert!(matches!(offer, Err(Error::UnsupportedProtocol { .. })), "{offer:?}");
         let request = b"GET /r HTTP/1.1\r\nHost: x\r\nUpgrade: ptth\r\nConnection: upgrade\r\nALPN: h2, http%2F1.1\r\n\r\n";

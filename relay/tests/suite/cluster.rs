@@ -303,7 +303,7 @@ async fn an_upgrade_crosses_to_the_owner_node() {
         let (b, cluster_b) = relay_node(&etcd, "b").await;
         let bearer = http::HeaderValue::from_static("Bearer t");
         let initiator = ptth::initiator::Builder::new()
-            .alpn([ptth::Protocol::Http1])
+            .protocols([ptth::Protocol::Http1])
             .header(http::header::AUTHORIZATION, bearer);
         let tunnel = ptth::tunnel::Builder::new(format!("http://{a}/reversehttp/lamp?token=t"))
             .initiator(initiator)

@@ -19,7 +19,7 @@ async fn a_shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
     // must spare the busy one; on both, the last request's end closes it.
     for initiator in [
         ptth::initiator::Builder::new(),
-        ptth::initiator::Builder::new().alpn([ptth::Protocol::Http1]),
+        ptth::initiator::Builder::new().protocols([ptth::Protocol::Http1]),
     ] {
         finishes_in_flight_then_closes(initiator).await;
     }

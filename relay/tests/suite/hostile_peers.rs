@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// hand: after the upgrade, the relay's requests arrive on it as bytes.
 async fn raw_peer(addr: SocketAddr) -> ptth::Rewind<ptth::initiator::Stream> {
     let transposed = ptth::initiator::Builder::new()
-        .alpn([ptth::Protocol::Http1])
+        .protocols([ptth::Protocol::Http1])
         .connect(format!("http://{addr}/reversehttp/lamp?token=t"))
         .await
         .unwrap();

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 async fn a_frozen_peer_is_evicted_on_http2_and_http1() {
     for initiator in [
         ptth::initiator::Builder::new(),
-        ptth::initiator::Builder::new().alpn([ptth::Protocol::Http1]),
+        ptth::initiator::Builder::new().protocols([ptth::Protocol::Http1]),
     ] {
         // The device's token gets its name back after the eviction.
         let bearer = http::HeaderValue::from_static("Bearer t");

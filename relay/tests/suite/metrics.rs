@@ -13,7 +13,7 @@ async fn the_endpoint_counts_what_crossed_the_relay() {
     let handle = peer(running.addr, "lamp", "t", ptth::initiator::Builder::new());
     connected(&handle, 1).await;
     // A second name, served over HTTP/1.1, so each count is its own.
-    let desk = ptth::initiator::Builder::new().alpn([ptth::Protocol::Http1]);
+    let desk = ptth::initiator::Builder::new().protocols([ptth::Protocol::Http1]);
     // The tunnel keeps four HTTP/1.1 connections.
     let desk = peer(running.addr, "desk", "t", desk);
     connected(&desk, 4).await;

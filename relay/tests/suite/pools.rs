@@ -34,7 +34,7 @@ fn peer(
         }
     });
     let tunnel = ptth::tunnel::Builder::new(format!("http://{addr}/reversehttp/lamp?token=t"))
-        .initiator(ptth::initiator::Builder::new().alpn([protocol]))
+        .initiator(ptth::initiator::Builder::new().protocols([protocol]))
         .connections(1)
         .serve(service);
     let handle = tunnel.handle();

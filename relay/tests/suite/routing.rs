@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn path_routing_forwards_the_target_unaltered_with_forwarded_headers() {
     for initiator in [
         ptth::initiator::Builder::new(),
-        ptth::initiator::Builder::new().alpn([ptth::Protocol::Http1]),
+        ptth::initiator::Builder::new().protocols([ptth::Protocol::Http1]),
         ptth::initiator::Builder::new().dialect(ptth::Dialect::Legacy),
     ] {
         let running = relay(Settings::default()).await;

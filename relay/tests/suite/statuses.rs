@@ -49,7 +49,7 @@ fn holding_peer(
         }
     });
     let tunnel = ptth::tunnel::Builder::new(format!("http://{addr}/reversehttp/lamp?token=t"))
-        .initiator(ptth::initiator::Builder::new().alpn([ptth::Protocol::Http1]))
+        .initiator(ptth::initiator::Builder::new().protocols([ptth::Protocol::Http1]))
         .connections(1)
         .serve(service);
     let handle = tunnel.handle();
@@ -101,7 +101,7 @@ async fn raw_peer(addr: std::net::SocketAddr, then: &'static [u8]) -> String {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let transposed = ptth::initiator::Builder::new()
         .uri(format!("http://{addr}/reversehttp/lamp?token=t"))
-        .alpn([ptth::Protocol::Http1])
+        .protocols([ptth::Protocol::Http1])
         .handshake(tcp)
         .await
         .unwrap();

@@ -36,7 +36,7 @@ impl Body for Channel {
 async fn server_sent_events_arrive_one_at_a_time() {
     for initiator in [
         ptth::initiator::Builder::new(),
-        ptth::initiator::Builder::new().alpn([ptth::Protocol::Http1]),
+        ptth::initiator::Builder::new().protocols([ptth::Protocol::Http1]),
     ] {
         let running = relay(Settings::default()).await;
         let (streams, mut opened) = mpsc::unbounded_channel();

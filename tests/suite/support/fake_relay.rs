@@ -24,7 +24,7 @@ pub fn accept_all() -> Answer {
 }
 
 /// Adds fields to a `101` before it is written.
-type Decorate = Arc<dyn Fn(&mut Offer<TcpStream>) + Send + Sync>;
+type Decorate = Arc<dyn Fn(Offer<TcpStream>) -> Offer<TcpStream> + Send + Sync>;
 
 /// One upgrade request the relay read.
 pub struct Upgrade {
@@ -45,14 +45,14 @@ pub struct FakeRelay {
 impl FakeRelay {
     /// Listens on `addr` (port 0 for a free one) and answers with `answer`.
     pub async fn start(addr: SocketAddr, answer: Answer) -> FakeRelay {
-        Self::start_with(addr, answer, |_| {}).await
+        Self::start_with(addr, answer, |offer| offer).await
     }
 
     /// [`FakeRelay::start`], with `decorate` adding fields to each `101`.
     pub async fn start_with(
         addr: SocketAddr,
         answer: Answer,
-        decorate: impl Fn(&mut Offer<TcpStream>) + Send + Sync + 'static,
+        decorate: impl Fn(Offer<TcpStream>) -> Offer<TcpStream> + Send + Sync + 'static,
     ) -> FakeRelay {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -112,7 +112,7 @@ async fn serve(
 ) {
     let acceptor = ptth::acceptor::Builder::new();
     loop {
-        let Ok(mut offer) = acceptor.read_request_from(tcp, peer).await else {
+        let Ok(offer) = acceptor.read_request_from(tcp, peer).await else {
             return;
         };
         let request = offer.request().clone();
@@ -130,7 +130,7 @@ async fn serve(
             }
             continue;
         }
-        decorate(&mut offer);
+        let offer = decorate(offer);
         let Ok((sender, connection)) = offer.accept().await else {
             return;
         };

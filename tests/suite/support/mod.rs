@@ -55,7 +55,7 @@ pub async fn pair(dialect: Dialect, protocol: Protocol) -> Pair {
         let transposed = ptth::initiator::Builder::new()
             .uri(format!("http://{addr}/reverse"))
             .dialect(dialect)
-            .alpn([protocol])
+            .protocols([protocol])
             .handshake(tcp)
             .await?;
         transposed.serve(service_fn(echo)).await
