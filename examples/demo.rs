@@ -127,7 +127,7 @@ async fn run_over_http2() -> Result<(), Box<dyn std::error::Error + Send + Sync>
                 request.extensions().get::<hyper::ext::Protocol>()
             );
             let acceptor = ptth::acceptor::Builder::new();
-            let answer = match ptth::upgrade::accept::<_, Full<Bytes>, _>(&acceptor, &mut request) {
+            let answer = match ptth::upgrade::accept::<_, Full<Bytes>>(&acceptor, &mut request) {
                 Ok((answer, pending)) => {
                     if let Some(accepted) = accepted.lock().unwrap().take() {
                         let _ = accepted.send(pending);

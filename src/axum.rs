@@ -116,7 +116,7 @@ impl PtthUpgrade {
         F: FnOnce(SendRequest<Body>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let accepted = upgrade::accept::<(), Body, Body>(&self.acceptor, &mut self.request);
+        let accepted = upgrade::accept::<Body, Body>(&self.acceptor, &mut self.request);
         let (switching, pending) = match accepted {
             Ok(accepted) => accepted,
             Err(rejection) => return rejection.response,

@@ -63,7 +63,7 @@ pub use self::connect::{IntoUri, Stream};
 use self::handshake::Round;
 pub use self::http2::{Channels, Http2Connection};
 pub use self::serve::{Connection, Server};
-pub use self::transposed::Transposed;
+pub use self::transposed::{Parts, Transposed};
 pub use crate::channel::Channel;
 use crate::head::Limits;
 use crate::{Dialect, Error, Protocol};

@@ -196,7 +196,6 @@ pub mod upgrade;
 
 pub use dialect::{Dialect, Protocol, Setup};
 pub use error::{Declined, Error};
-pub use rewind::Rewind;
 
 /// hyper, whose types this crate's signatures use (`hyper::Error`, the
 /// connection builders, `hyper::body::Incoming`); `hyper::http` and

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// here before anything else. hyper-util has a type like this but keeps it
 /// private.
 #[derive(Debug)]
-pub struct Rewind<T> {
+pub(crate) struct Rewind<T> {
     prefix: Bytes,
     inner: T,
 }
@@ -37,12 +37,6 @@ impl<T> Rewind<T> {
     /// A reference to the wrapped IO.
     pub fn get_ref(&self) -> &T {
         &self.inner
-    }
-
-    /// A mutable reference to the wrapped IO. Reading from it directly skips
-    /// the read-ahead bytes.
-    pub fn get_mut(&mut self) -> &mut T {
-        &mut self.inner
     }
 
     /// The wrapped IO and the read-ahead bytes not yet replayed.

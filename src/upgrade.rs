@@ -24,7 +24,7 @@
 //!     mut request: Request<Incoming>,
 //! ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
 //!     let acceptor = ptth::acceptor::Builder::new();
-//!     match ptth::upgrade::accept::<_, _, Empty<Bytes>>(&acceptor, &mut request) {
+//!     match ptth::upgrade::accept::<Empty<Bytes>, _>(&acceptor, &mut request) {
 //!         Ok((switching, pending)) => {
 //!             tokio::spawn(async move {
 //!                 let (mut sender, connection) = pending.await?;
@@ -70,17 +70,18 @@ pub type Accepted<ResB, B> = (Response<ResB>, Pending<B>);
 /// (`101`, or `200` to an extended CONNECT) and a future that completes
 /// the switch.
 ///
-/// The response body type only needs `From<Bytes>` (hyper's `Full<Bytes>`
-/// and axum's `Body` both qualify). The sender's body type `B` is often
-/// named with a turbofish: `accept::<_, _, Full<Bytes>>(..)`.
+/// `B` is the body type of the requests the sender will send, and `ResB`
+/// the response's, which only needs `From<Bytes>` (hyper's `Full<Bytes>`
+/// and axum's `Body` both qualify). Both are usually inferred; where they
+/// are not, name them in that order: `accept::<Full<Bytes>, _>(..)`.
 ///
 /// An upgrade request with a body (credentials in a legacy `POST`) is best
 /// read whole before answering: split the request with
 /// `Request::into_parts`, collect the body, and rebuild it with
 /// `Request::from_parts`; the upgrade handle travels in the parts.
-pub fn accept<ReqB, ResB, B>(
+pub fn accept<B, ResB>(
     acceptor: &acceptor::Builder,
-    request: &mut Request<ReqB>,
+    request: &mut Request<impl Sized>,
 ) -> Result<Accepted<ResB, B>, Box<Rejection<ResB>>>
 where
     ResB: From<Bytes>,

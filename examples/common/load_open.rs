@@ -215,7 +215,7 @@ impl Builders {
         let acceptor = self.acceptor.clone();
         let setup = service_fn(move |mut request: Request<Incoming>| {
             let answer =
-                match ptth::upgrade::accept::<_, Full<Bytes>, ReqBody>(&acceptor, &mut request) {
+                match ptth::upgrade::accept::<ReqBody, Full<Bytes>>(&acceptor, &mut request) {
                     Ok((answer, pending)) => {
                         let _ = switching.send(pending);
                         answer

@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::http::replay::Replay;
 use crate::routes::Service;
 use crate::settings::Bounds;
 use crate::slots::Slots;
@@ -203,7 +204,7 @@ where
         Ok(first) => first?,
         Err(_) => return Err("no request in time".into()),
     };
-    let io = TokioIo::new(ptth::Rewind::new(io, first));
+    let io = TokioIo::new(Replay::new(io, first));
     let conn = serving.builder.serve_connection_with_upgrades(io, service);
     watcher.watch(conn.into_owned()).await
 }

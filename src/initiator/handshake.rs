@@ -9,7 +9,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::{Builder, Transposed};
 use crate::head;
 use crate::reader::{Excess, Reader};
-use crate::{Declined, Dialect, Error, Protocol, Rewind};
+use crate::rewind::Rewind;
+use crate::{Declined, Dialect, Error, Protocol};
 
 impl Builder {
     /// Writes the upgrade request for `uri` and reads the answer up to the

@@ -24,7 +24,8 @@ use tracing::debug;
 use super::settings::AckWatch;
 use super::{Builder, IntoUri, Transposed};
 use crate::channel::Channel;
-use crate::{Declined, Dialect, Error, Rewind};
+use crate::rewind::Rewind;
+use crate::{Declined, Dialect, Error};
 
 /// The flow-control windows this side grants on the setup connection: the
 /// acceptor's requests arrive through them, so they bound a channel's

@@ -12,8 +12,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Transposed;
+use crate::rewind::Rewind;
 use crate::service::IntoHttpService;
-use crate::{Error, Protocol, Rewind};
+use crate::{Error, Protocol};
 
 type Io<T> = TokioIo<Rewind<T>>;
 

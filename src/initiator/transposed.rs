@@ -1,8 +1,11 @@
 //! The transposed connection the initiator serves on.
 
+use bytes::Bytes;
 use http::HeaderMap;
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::{Dialect, Protocol, Rewind};
+use crate::rewind::Rewind;
+use crate::{Dialect, Protocol};
 
 /// A connection whose roles have been reversed: this side now serves HTTP.
 ///
@@ -68,9 +71,35 @@ impl<T> Transposed<T> {
         self.io.get_ref()
     }
 
-    /// The IO, for serving it some other way. Read from the returned
-    /// [`Rewind`] so the read-ahead bytes are not lost.
-    pub fn into_io(self) -> Rewind<T> {
+    /// The IO as this crate keeps it, read-ahead first.
+    pub(crate) fn into_rewind(self) -> Rewind<T> {
         self.io
     }
+
+    /// The IO and the bytes read ahead, for serving the connection some
+    /// other way: those bytes come first.
+    pub fn into_parts(self) -> Parts<T> {
+        let (io, read_buf) = self.io.into_parts();
+        Parts { io, read_buf }
+    }
+
+    /// The IO, for serving the connection some other way (the `h2` crate's
+    /// server, say): its reads yield the bytes read ahead first.
+    pub fn into_io(self) -> impl AsyncRead + AsyncWrite + Unpin
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.into_rewind()
+    }
+}
+
+/// A transposed connection taken apart, as hyper's `upgrade::Parts` is.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Parts<T> {
+    /// The IO the handshake ran on.
+    pub io: T,
+    /// Bytes already read from `io` past the `101`: the start of the
+    /// transposed connection, to be served before anything read from `io`.
+    pub read_buf: Bytes,
 }

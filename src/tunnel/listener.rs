@@ -14,7 +14,7 @@ use super::link::Link;
 use super::pool::{Dialed, Runner};
 use super::watched::Watched;
 use super::{Builder, Handle, Tunnel};
-use crate::Rewind;
+use crate::rewind::Rewind;
 
 impl Builder {
     /// The tunnel as a listener for `axum::serve`:
@@ -58,7 +58,7 @@ impl Builder {
             Box::pin(async move {
                 let (closed, mut dropped) = oneshot::channel();
                 let io = TunnelIo {
-                    io: dialed.transposed.into_io(),
+                    io: dialed.transposed.into_rewind(),
                     _closed: closed,
                 };
                 if sender.send((io, dialed.peer)).await.is_err() {

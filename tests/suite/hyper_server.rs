@@ -86,7 +86,7 @@ async fn upgrade_service(
         Err(_) => return Ok(status(StatusCode::BAD_REQUEST)),
     };
     let mut request = Request::from_parts(parts, Empty::<Bytes>::new());
-    match ptth::upgrade::accept::<_, _, Full<Bytes>>(&acceptor, &mut request) {
+    match ptth::upgrade::accept::<Full<Bytes>, _>(&acceptor, &mut request) {
         Ok((switching, pending)) => {
             tokio::spawn(async move {
                 let _ = outcomes.send(Outcome::CalledBack(call_back(pending, upgrade_body).await));

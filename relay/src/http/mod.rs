@@ -1,10 +1,11 @@
 //! The relay's HTTP toolkit: its one body type, the answers it writes
-//! itself, header rules, upgrades, form decoding and bodies that may not
-//! stall. A leaf: nothing here knows the relay's state, so the client side
+//! itself, header rules, upgrades, form decoding, bodies that may not
+//! stall, and connections whose first bytes were read ahead. A leaf: nothing here knows the relay's state, so the client side
 //! (`expose`) uses it as well.
 
 pub(crate) mod form;
 pub(crate) mod headers;
+pub(crate) mod replay;
 pub(crate) mod stall;
 pub(crate) mod upgrade;
 

@@ -32,8 +32,7 @@ pub(crate) async fn claim(
     }
     // Validated before the claim, so a request that cannot become a peer
     // never holds a name.
-    let accepted =
-        ptth::upgrade::accept::<_, Full<Bytes>, RelayBody>(&relay.acceptor, &mut request);
+    let accepted = ptth::upgrade::accept::<RelayBody, Full<Bytes>>(&relay.acceptor, &mut request);
     let (switching, pending) = match accepted {
         Ok(accepted) => accepted,
         Err(rejection) => {

@@ -9,11 +9,11 @@ use crate::support::{Reply, get, relay, within};
 use http::StatusCode;
 use ptth_relay::Liveness;
 use ptth_relay::Settings;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// An HTTP/1.1 PTTH peer whose transposed connection the test writes by
 /// hand: after the upgrade, the relay's requests arrive on it as bytes.
-async fn raw_peer(addr: SocketAddr) -> ptth::Rewind<ptth::initiator::Stream> {
+async fn raw_peer(addr: SocketAddr) -> impl AsyncRead + AsyncWrite + Unpin {
     let transposed = ptth::initiator::Builder::new()
         .protocols([ptth::Protocol::Http1])
         .connect(format!("http://{addr}/reversehttp/lamp?token=t"))
@@ -23,7 +23,7 @@ async fn raw_peer(addr: SocketAddr) -> ptth::Rewind<ptth::initiator::Stream> {
 }
 
 /// Reads one request head off the peer's connection.
-async fn read_head(io: &mut ptth::Rewind<ptth::initiator::Stream>) -> String {
+async fn read_head(io: &mut (impl AsyncRead + Unpin)) -> String {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let byte = io.read_u8().await.unwrap();
@@ -44,7 +44,7 @@ async fn joined(running: &support::Running) {
 
 /// Writes `chunk` until the relay closes the connection; the number of
 /// bytes it took.
-async fn stream_until_cut(io: &mut ptth::Rewind<ptth::initiator::Stream>, chunk: &[u8]) -> usize {
+async fn stream_until_cut(io: &mut (impl AsyncWrite + Unpin), chunk: &[u8]) -> usize {
     let mut written = 0;
     while io.write_all(chunk).await.is_ok() {
         written += chunk.len();

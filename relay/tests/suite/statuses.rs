@@ -105,8 +105,12 @@ async fn raw_peer(addr: std::net::SocketAddr, then: &'static [u8]) -> String {
         .handshake(tcp)
         .await
         .unwrap();
-    let (mut tcp, read_ahead) = transposed.into_io().into_parts();
-    let mut seen = read_ahead.to_vec();
+    let ptth::initiator::Parts {
+        io: mut tcp,
+        read_buf,
+        ..
+    } = transposed.into_parts();
+    let mut seen = read_buf.to_vec();
     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
         let mut buf = [0; 1024];
         let n = tcp.read(&mut buf).await.unwrap();

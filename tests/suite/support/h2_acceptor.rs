@@ -123,8 +123,7 @@ impl H2Acceptor {
         }
         let ptth = self.ptth.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {
-            let accepted =
-                ptth::upgrade::accept::<_, Full<Bytes>, Full<Bytes>>(&ptth, &mut request);
+            let accepted = ptth::upgrade::accept::<Full<Bytes>, Full<Bytes>>(&ptth, &mut request);
             let outcomes = outcomes.clone();
             async move {
                 Ok::<_, Infallible>(match accepted {
