@@ -21,18 +21,20 @@ async fn main() -> Result<(), String> {
         .route("/echo", post(|body: String| async move { body }));
     let listener = ptth::tunnel::Builder::new(url).listen();
     let handle = listener.handle();
-    let mut status = handle.watch();
+    let watching = handle.clone();
     tokio::spawn(async move {
         loop {
-            let protocol = match status.wait_for(|s| s.connected > 0).await {
-                Ok(seen) => seen.protocol,
-                Err(_) => break,
-            };
-            let protocol = protocol.map(|p| p.to_string()).unwrap_or_default();
-            eprintln!("device: serving over {protocol}");
-            if status.wait_for(|s| s.connected == 0).await.is_err() {
+            let up = watching
+                .wait_for(|s| s.connected > 0 || s.phase != Phase::Running)
+                .await;
+            if up.phase != Phase::Running {
                 break;
             }
+            let protocol = up.protocol.map(|p| p.to_string()).unwrap_or_default();
+            eprintln!("device: serving over {protocol}");
+            watching
+                .wait_for(|s| s.connected == 0 || s.phase != Phase::Running)
+                .await;
         }
     });
     let stopping = handle.clone();

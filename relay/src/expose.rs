@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use ptth::tunnel::Phase;
 use ptth::{Dialect, Protocol};
 
 use crate::cli::ExposeArgs;
@@ -85,10 +86,13 @@ pub async fn run(
         origin,
     };
     let tunnel = tunnel.serve(forward);
-    let mut status = tunnel.handle().watch();
+    let handle = tunnel.handle();
     let url = url.clone();
     tokio::spawn(async move {
-        if let Ok(up) = status.wait_for(|s| s.connected > 0).await {
+        let up = handle
+            .wait_for(|s| s.connected > 0 || s.phase != Phase::Running)
+            .await;
+        if up.connected > 0 {
             let public = up.public_url.as_ref().map_or(url, Uri::to_string);
             announce(public);
         }

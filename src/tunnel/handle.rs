@@ -39,10 +39,16 @@ impl Handle {
         self.shared.status.borrow().clone()
     }
 
-    /// A receiver that sees every change of the state, to wait for one:
-    /// `handle.watch().wait_for(|s| s.connected == 4).await`.
-    pub fn watch(&self) -> watch::Receiver<Status> {
-        self.shared.status.subscribe()
+    /// Waits until the tunnel's state satisfies `predicate` (checked now,
+    /// then at every change) and returns that state:
+    /// `handle.wait_for(|s| s.connected == 4).await`.
+    pub async fn wait_for(&self, predicate: impl FnMut(&Status) -> bool) -> Status {
+        let mut status = self.shared.status.subscribe();
+        // The sender lives as long as this handle, so this cannot fail.
+        match status.wait_for(predicate).await {
+            Ok(seen) => seen.clone(),
+            Err(_) => unreachable!("a handle keeps its tunnel's status"),
+        }
     }
 
     /// Stops dialing and drains the connections; the [`Tunnel`](super::Tunnel) future
@@ -55,18 +61,13 @@ impl Handle {
     /// or an error retrying cannot fix. The signal for a server that drains
     /// connections itself, such as axum's `with_graceful_shutdown`.
     pub async fn stopping(&self) {
-        let mut status = self.watch();
-        // The sender lives as long as this handle, so this cannot fail.
-        let _ = status.wait_for(|s| s.phase != Phase::Running).await;
+        self.wait_for(|s| s.phase != Phase::Running).await;
     }
 
     /// Resolves once the tunnel has stopped and every connection is
     /// closed, whatever stopped it.
     pub async fn stopped(&self) {
-        let mut status = self.watch();
-        // The sender lives as long as this handle, so this cannot fail.
-        let _ = status
-            .wait_for(|s| matches!(s.phase, Phase::Stopped | Phase::Failed))
+        self.wait_for(|s| matches!(s.phase, Phase::Stopped | Phase::Failed))
             .await;
     }
 }

@@ -106,10 +106,9 @@ async fn a_tunnel_traces_connects_losses_retries_and_shutdown() {
             .serve(hyper::service::service_fn(support::echo));
         let handle = tunnel.handle();
         let running = tokio::spawn(tunnel);
-        let mut status = handle.watch();
-        status.wait_for(|s| s.connected == 1).await.unwrap();
+        handle.wait_for(|s| s.connected == 1).await;
         relay.stop().await;
-        status.wait_for(|s| s.attempts >= 3).await.unwrap();
+        handle.wait_for(|s| s.attempts >= 3).await;
         handle.shutdown();
         running.await.unwrap().unwrap();
     })

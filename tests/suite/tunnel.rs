@@ -37,8 +37,7 @@ fn h1_only() -> ptth::initiator::Builder {
 }
 
 async fn until(handle: &Handle, what: impl FnMut(&Status) -> bool) -> Status {
-    let mut status = handle.watch();
-    within(status.wait_for(what)).await.unwrap().clone()
+    within(handle.wait_for(what)).await
 }
 
 async fn echoes(relay: &mut FakeRelay) {

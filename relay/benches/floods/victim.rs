@@ -18,7 +18,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use ptth::tunnel::{self, Handle};
+use ptth::tunnel::{self, Handle, Phase};
 use tokio::time::Instant;
 
 use crate::tools::{Process, rss};
@@ -59,11 +59,10 @@ pub async fn healthy_peer(relay: SocketAddr) -> Handle {
     let serving = tunnel::serve(url, service_fn(answer));
     let handle = serving.handle();
     tokio::spawn(serving);
-    let mut status = handle.watch();
-    status
-        .wait_for(|status| status.connected > 0)
-        .await
-        .expect("the healthy peer never connected");
+    let up = handle
+        .wait_for(|status| status.connected > 0 || status.phase != Phase::Running)
+        .await;
+    assert!(up.connected > 0, "the healthy peer never connected: {up:?}");
     handle
 }
 

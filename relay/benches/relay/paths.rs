@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use ptth::tunnel::{self, Handle};
+use ptth::tunnel::{self, Handle, Phase};
 use tokio::runtime::Runtime;
 
 use crate::origin::{self, NAME};
@@ -214,11 +214,10 @@ pub fn in_process_peer(rt: &Runtime, relay: impl std::fmt::Display) -> Handle {
         let serving = tunnel::serve(url, service_fn(origin::serve));
         let handle = serving.handle();
         tokio::spawn(serving);
-        let mut status = handle.watch();
-        status
-            .wait_for(|status| status.connected > 0)
-            .await
-            .unwrap();
+        let up = handle
+            .wait_for(|status| status.connected > 0 || status.phase != Phase::Running)
+            .await;
+        assert!(up.connected > 0, "a peer never connected: {up:?}");
         handle
     })
 }

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ptth::tunnel::{self, Handle};
+use ptth::tunnel::{self, Handle, Phase};
 use tokio::runtime::Runtime;
 
 use crate::origin;
@@ -54,11 +54,10 @@ pub fn idle(binary: &Path, dir: &Path, rt: &Runtime, counts: &[usize]) -> Vec<(u
                     })
                     .collect();
                 for handle in &mut batch {
-                    let mut status = handle.watch();
-                    status
-                        .wait_for(|status| status.connected > 0)
-                        .await
-                        .unwrap();
+                    let up = handle
+                        .wait_for(|status| status.connected > 0 || status.phase != Phase::Running)
+                        .await;
+                    assert!(up.connected > 0, "a peer never connected: {up:?}");
                 }
                 batch
             });
@@ -108,11 +107,10 @@ pub fn first(binary: &Path, dir: &Path, rt: &Runtime, rounds: usize) -> First {
             );
             let handle = serving.handle();
             tokio::spawn(serving);
-            handle
-                .watch()
-                .wait_for(|status| status.connected > 0)
-                .await
-                .unwrap();
+            let up = handle
+                .wait_for(|status| status.connected > 0 || status.phase != Phase::Running)
+                .await;
+            assert!(up.connected > 0, "a peer never connected: {up:?}");
             claimed.push(started.elapsed());
             let request = Request::get(format!("http://{addr}/{name}/small.html"))
                 .body(Empty::new())

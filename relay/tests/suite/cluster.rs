@@ -180,12 +180,7 @@ async fn a_claim_on_another_node_needs_the_same_token() {
             })
             .await;
         let thief = support::peer(b, "lamp", "other", ptth::initiator::Builder::new());
-        let mut status = thief.watch();
-        let failed = status
-            .wait_for(|status| status.last_error.is_some())
-            .await
-            .unwrap()
-            .clone();
+        let failed = thief.wait_for(|status| status.last_error.is_some()).await;
         let error = failed.last_error.unwrap().to_string();
         assert!(error.contains("403"), "{error}");
         // Without a token, too; and etcd holds the token's digest only.

@@ -102,11 +102,7 @@ pub fn peer(
 
 /// Waits until a tunnel has `n` connections.
 pub async fn connected(handle: &Handle, n: usize) -> ptth::tunnel::Status {
-    let mut watch = handle.watch();
-    within(watch.wait_for(|s| s.connected >= n))
-        .await
-        .unwrap()
-        .clone()
+    within(handle.wait_for(|s| s.connected >= n)).await
 }
 
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
