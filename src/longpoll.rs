@@ -145,7 +145,7 @@ impl Error {
 }
 
 /// 128 random bits in hex: unguessable, for keys that are capabilities.
-pub fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the operating system's random source");
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()

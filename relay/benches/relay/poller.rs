@@ -11,7 +11,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use ptth::longpoll::{message, random_id};
+use ptth::longpoll::message;
+use ptth_relay::token::random_token;
 use tokio::task::JoinSet;
 
 use crate::origin::{NAME, SMALL};
@@ -42,7 +43,7 @@ pub async fn serve(addr: SocketAddr, polls: usize) -> JoinSet<()> {
         .to_owned();
     let mut loops = JoinSet::new();
     for _ in 0..polls {
-        let (http, first) = (http.clone(), format!("{private}/{}", random_id()));
+        let (http, first) = (http.clone(), format!("{private}/{}", random_token()));
         loops.spawn(run(http, first));
     }
     loops

@@ -8,13 +8,14 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use ptth::longpoll::{json, random_id};
+use ptth::longpoll::json;
 
 use super::wire::{collect, delivered, refused_poll};
 use super::{parked_full, polled, poller_of, pool};
 use crate::http::{RelayBody, text};
 use crate::routes::access::{Client, refused};
 use crate::state::Relay;
+use crate::token::random_token;
 
 /// A Second Life post: the reply it carries (or `{}`), then a poll
 /// answered with the next request as JSON, or `{}` when the hold ends.
@@ -48,7 +49,7 @@ pub(super) async fn post(
     let Some(_parked) = relay.parked.take(client.addr.ip()) else {
         return parked_full();
     };
-    let id = random_id();
+    let id = random_token();
     let (body, next) = match poller.poll(&id, relay.settings.longpoll.hold).await {
         Ok(Some(delivered)) => (json::encode_request(&id, &delivered), Some(delivered)),
         Ok(None) => (b"{}".to_vec(), None),

@@ -16,7 +16,7 @@ use http::header::{
 };
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use ptth::longpoll::{Limits, message, random_id};
+use ptth::longpoll::{Limits, message};
 use tracing::debug;
 
 pub(crate) use wire::forward;
@@ -27,6 +27,7 @@ use crate::http::{RelayBody, empty, full, retry_later, text};
 use crate::names::{ClaimError, Claimed};
 use crate::pool::{Poller, Pool};
 use crate::state::{Charge, Relay};
+use crate::token::random_token;
 
 /// Handles a request under the access path that is not a PTTH upgrade;
 /// `rest` is the path after the access path.
@@ -339,7 +340,7 @@ fn polled(
         form::encode(name),
         form::encode(token)
     );
-    let next = format!("{private}/{}", random_id());
+    let next = format!("{private}/{}", random_token());
     let rel = if code == StatusCode::OK || request.method() == Method::GET {
         "next"
     } else {
