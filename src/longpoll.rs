@@ -25,6 +25,12 @@
 //! # }
 //! ```
 //!
+//! A server that keeps many groups of clients apart, and routes their
+//! polls itself, uses the part underneath [`Hub`]: one [`Exchange`] per
+//! group (requests meet polls there, replies find their requests, every
+//! queue and wait bounded by [`Limits`]) and the encodings in [`message`]
+//! and [`json`]; `ptth-relay` keeps one per name this way.
+//!
 //! A long-poll round trip costs one more HTTP exchange per request than a
 //! PTTH connection, and bodies cross whole (bounded by
 //! [`hub::Builder::max_body`]), never streamed: prefer PTTH where the client
