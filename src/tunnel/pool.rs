@@ -79,12 +79,7 @@ pub(super) async fn supervise(
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => break Ok(()),
             Some(joined) = slots.join_next(), if !slots.is_empty() => {
-                let ended = joined.unwrap_or_else(|panic| Ended {
-                    lived: Duration::ZERO,
-                    served: 0,
-                    idled_out: false,
-                    result: Err(Error::from(std::io::Error::other(panic))),
-                });
+                let ended = joined.unwrap_or_else(panicked);
                 shared.update(|s| s.connected = slots.len());
                 delay = replace_after(&ended, config.healthy_after, &mut backoff);
                 log_end(&ended, Some(delay));
@@ -99,21 +94,7 @@ pub(super) async fn supervise(
                 urls[index] = now;
                 match dialed {
                     Ok(dialed) => {
-                        let protocol = dialed.transposed.protocol();
-                        wanted = config.connections.unwrap_or(match protocol {
-                            Protocol::Http2 => urls.len(),
-                            Protocol::Http1 => super::DEFAULT_HTTP1_CONNECTIONS.max(urls.len()),
-                        });
-                        let public_url = answer::public_url(dialed.transposed.headers());
-                        info!(relay = %dialed.peer, %protocol, "tunnel connected");
-                        slots.spawn(run(runner.clone(), dialed, shared.stop.subscribe()));
-                        shared.update(|s| {
-                            s.connected = slots.len();
-                            s.protocol = Some(protocol);
-                            if public_url.is_some() {
-                                s.public_url = public_url;
-                            }
-                        });
+                        wanted = start(&config, &shared, &runner, &mut slots, dialed, urls.len());
                         delay = Duration::ZERO;
                     }
                     Err(error) => {
@@ -134,9 +115,54 @@ pub(super) async fn supervise(
         }
     };
     drop(dialing);
+    wind_down(&shared, slots, &outcome).await;
+    outcome
+}
+
+/// Serves a new connection in `slots`; returns how many connections the
+/// tunnel now wants, which depends on the protocol the relay chose.
+fn start(
+    config: &Config,
+    shared: &Shared,
+    runner: &Arc<Runner>,
+    slots: &mut JoinSet<Ended>,
+    dialed: Dialed,
+    urls: usize,
+) -> usize {
+    let protocol = dialed.transposed.protocol();
+    let wanted = config.connections.unwrap_or(match protocol {
+        Protocol::Http2 => urls,
+        Protocol::Http1 => super::DEFAULT_HTTP1_CONNECTIONS.max(urls),
+    });
+    let public_url = answer::public_url(dialed.transposed.headers());
+    info!(relay = %dialed.peer, %protocol, "tunnel connected");
+    slots.spawn(run(runner.clone(), dialed, shared.stop.subscribe()));
+    shared.update(|s| {
+        s.connected = slots.len();
+        s.protocol = Some(protocol);
+        if public_url.is_some() {
+            s.public_url = public_url;
+        }
+    });
+    wanted
+}
+
+/// A connection task that panicked, as a connection that ended at once.
+fn panicked(panic: tokio::task::JoinError) -> Ended {
+    Ended {
+        lived: Duration::ZERO,
+        served: 0,
+        idled_out: false,
+        result: Err(Error::from(std::io::Error::other(panic))),
+    }
+}
+
+/// Stops the connections, waits for each to close, and records how the
+/// tunnel ended.
+async fn wind_down(shared: &Shared, mut slots: JoinSet<Ended>, outcome: &Result<(), Error>) {
     shared.update(|s| s.phase = Phase::Stopping);
     shared.stop.send_replace(true);
-    match &outcome {
+    match outcome {
         Ok(()) => info!(connections = slots.len(), "tunnel shutting down"),
         Err(error) => {
             warn!(error = error as &dyn std::error::Error, "tunnel giving up");
@@ -155,7 +181,6 @@ pub(super) async fn supervise(
     };
     shared.update(|s| s.phase = phase);
     info!("tunnel stopped");
-    outcome
 }
 
 /// How long to wait before replacing a connection that ended. One retired
