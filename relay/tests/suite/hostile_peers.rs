@@ -96,6 +96,27 @@ async fn endless_informational_responses_are_a_502_and_close_the_connection() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
 }
 
+/// A peer may send a few interim answers (`100 Continue`, `103 Early
+/// Hints`) before its answer: up to the relay's bound of 4 the answer
+/// reaches the public; one more is a flood, and a 502.
+#[tokio::test]
+async fn interim_answers_up_to_the_bound_pass_and_one_more_is_a_502() {
+    for (interims, expected) in [(4, StatusCode::OK), (5, StatusCode::BAD_GATEWAY)] {
+        let running = relay(Settings::default()).await;
+        let mut io = raw_peer(running.addr).await;
+        joined(&running).await;
+        let url = format!("http://{}/lamp/", running.addr);
+        let public = tokio::spawn(async move { get(&url).await });
+        within(read_head(&mut io)).await;
+        let mut answer = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(interims);
+        answer.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        // The relay may close the connection before reading it all.
+        let _ = io.write_all(&answer).await;
+        let Reply { status, body, .. } = within(public).await.unwrap();
+        assert_eq!(status, expected, "{interims} interim answers: {body}");
+    }
+}
+
 #[tokio::test]
 async fn a_101_to_a_plain_request_is_a_502_never_a_switch() {
     let running = relay(Settings::default()).await;

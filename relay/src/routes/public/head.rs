@@ -49,9 +49,12 @@ where
     hyper::ext::on_informational(&mut request, move |_| counting.seen());
     let sending = sender.send_request(request);
     let head = tokio::time::timeout(timeout, async {
+        // Biased: a final head read in the same segment as the interim
+        // answer past the bound must not win by chance.
         tokio::select! {
-            sent = sending => sent.map_err(HeadError::Failed),
+            biased;
             () = informational.flooded.notified() => Err(HeadError::Informational),
+            sent = sending => sent.map_err(HeadError::Failed),
         }
     });
     let response = head.await.map_err(|_| HeadError::Timeout)??;
