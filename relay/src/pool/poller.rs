@@ -106,3 +106,84 @@ impl Poller {
         self.seen.lock().expect("the poller's clock")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(10);
+
+    fn poller() -> Poller {
+        let limits = Limits {
+            reply_wait: Duration::from_secs(5),
+            ..Limits::default()
+        };
+        Poller::new(limits, IDLE)
+    }
+
+    /// Bounds a wait that a broken poller would make endless.
+    async fn bounded<F: std::future::Future>(fut: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(300), fut)
+            .await
+            .expect("the poller never answered")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clients_are_idle_after_the_bound_and_each_sign_of_life_restarts_it() {
+        let quiet = poller();
+        let start = Instant::now();
+        bounded(quiet.idle()).await;
+        assert_eq!(start.elapsed(), IDLE);
+
+        let replying = poller();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(!replying.reply("gone", Ok(Response::new(Bytes::new()))));
+        bounded(replying.idle()).await;
+        assert_eq!(start.elapsed(), IDLE + Duration::from_secs(4 + 10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_parked_poll_is_counted_and_keeps_the_clients_from_idling() {
+        let poller = std::sync::Arc::new(poller());
+        assert_eq!(poller.parked(), 0);
+        let polling = poller.clone();
+        let poll = tokio::spawn(async move { polling.poll("k", 3 * IDLE).await });
+        bounded(async {
+            while poller.parked() != 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        let start = Instant::now();
+        bounded(poller.idle()).await;
+        // Parked for 3 x IDLE, then quiet for IDLE.
+        assert!(start.elapsed() >= 3 * IDLE, "{:?}", start.elapsed());
+        assert!(poll.await.unwrap().unwrap().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_no_poll_took_is_given_up_unless_a_client_was_seen_since() {
+        let pickup = Duration::from_secs(1);
+        // Seen only before the request: given up after the pickup wait.
+        let poller = poller();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let sent = bounded(poller.send(Request::new(Bytes::new()), pickup)).await;
+        assert!(sent.is_none());
+        // Seen at the very instant the request was queued, or after it: a
+        // client is there, and the request waits for its reply (which
+        // never comes here, so the reply wait ends it).
+        let poller = super::tests::poller();
+        let sent = bounded(poller.send(Request::new(Bytes::new()), pickup)).await;
+        assert!(sent.is_some_and(|reply| reply.is_err()));
+        let poller = std::sync::Arc::new(super::tests::poller());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let touching = poller.clone();
+        let touch = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            touching.reply("other", Ok(Response::new(Bytes::new())));
+        });
+        let sent = bounded(poller.send(Request::new(Bytes::new()), pickup)).await;
+        assert!(sent.is_some_and(|reply| reply.is_err()));
+        touch.await.unwrap();
+    }
+}
