@@ -10,6 +10,7 @@ use http::StatusCode;
 use ptth_relay::Liveness;
 use ptth_relay::Settings;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinHandle;
 
 /// An HTTP/1.1 PTTH peer whose transposed connection the test writes by
 /// hand: after the upgrade, the relay's requests arrive on it as bytes.
@@ -52,6 +53,26 @@ async fn stream_until_cut(io: &mut (impl AsyncWrite + Unpin), chunk: &[u8]) -> u
     written
 }
 
+/// A relay with `settings`, a raw HTTP/1.1 peer holding `lamp`, and a
+/// public GET of `/lamp/` whose head the peer has read: the peer's answer
+/// is the test's to write.
+async fn asked(
+    settings: Settings,
+) -> (
+    support::Running,
+    impl AsyncRead + AsyncWrite + Unpin,
+    JoinHandle<Reply>,
+) {
+    let running = relay(settings).await;
+    let mut io = raw_peer(running.addr).await;
+    joined(&running).await;
+    let url = format!("http://{}/lamp/", running.addr);
+    let public = tokio::spawn(async move { get(&url).await });
+    let head = within(read_head(&mut io)).await;
+    assert!(head.starts_with("GET /lamp/ HTTP/1.1\r\n"), "{head}");
+    (running, io, public)
+}
+
 #[tokio::test]
 async fn a_liveness_answer_with_an_endless_body_is_cut_at_once() {
     let running = relay(Settings {
@@ -79,17 +100,11 @@ async fn a_liveness_answer_with_an_endless_body_is_cut_at_once() {
 
 #[tokio::test]
 async fn endless_informational_responses_are_a_502_and_close_the_connection() {
-    let running = relay(Settings {
+    let (_running, mut io, public) = asked(Settings {
         response_timeout: Duration::from_secs(120),
         ..Settings::default()
     })
     .await;
-    let mut io = raw_peer(running.addr).await;
-    joined(&running).await;
-    let url = format!("http://{}/lamp/", running.addr);
-    let public = tokio::spawn(async move { get(&url).await });
-    let head = within(read_head(&mut io)).await;
-    assert!(head.starts_with("GET /lamp/ HTTP/1.1\r\n"), "{head}");
     let flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(1000);
     within(stream_until_cut(&mut io, &flood)).await;
     let Reply { status, body, .. } = within(public).await.unwrap();
@@ -102,12 +117,7 @@ async fn endless_informational_responses_are_a_502_and_close_the_connection() {
 #[tokio::test]
 async fn interim_answers_up_to_the_bound_pass_and_one_more_is_a_502() {
     for (interims, expected) in [(4, StatusCode::OK), (5, StatusCode::BAD_GATEWAY)] {
-        let running = relay(Settings::default()).await;
-        let mut io = raw_peer(running.addr).await;
-        joined(&running).await;
-        let url = format!("http://{}/lamp/", running.addr);
-        let public = tokio::spawn(async move { get(&url).await });
-        within(read_head(&mut io)).await;
+        let (_running, mut io, public) = asked(Settings::default()).await;
         let mut answer = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(interims);
         answer.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         // The relay may close the connection before reading it all.
@@ -119,12 +129,7 @@ async fn interim_answers_up_to_the_bound_pass_and_one_more_is_a_502() {
 
 #[tokio::test]
 async fn a_101_to_a_plain_request_is_a_502_never_a_switch() {
-    let running = relay(Settings::default()).await;
-    let mut io = raw_peer(running.addr).await;
-    joined(&running).await;
-    let url = format!("http://{}/lamp/", running.addr);
-    let public = tokio::spawn(async move { get(&url).await });
-    within(read_head(&mut io)).await;
+    let (running, mut io, public) = asked(Settings::default()).await;
     io.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n")
         .await
         .unwrap();
