@@ -6,6 +6,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::BytesMut;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -16,10 +17,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// as a TCP socket takes writes after the peer's FIN: the peer ends a
 /// channel with `END_STREAM` and a reset (`NO_ERROR` or `CANCEL`), which
 /// hyper reads as a clean end but reports to the writer as an error, so a
-/// server closing its side after the peer's would otherwise fail.
+/// server closing its side after the peer's would otherwise fail. A write
+/// can fail before the end has been read (a server writes its GOAWAY
+/// before reading on); the channel then reads ahead to see whether the
+/// stream has ended, and keeps what it read for the next read.
 pub struct Channel {
     io: TokioIo<Upgraded>,
     ended: bool,
+    /// Bytes read ahead after a failed write, not yet handed to a reader;
+    /// no more than the stream's flow-control window lets the peer send.
+    ahead: BytesMut,
 }
 
 impl Channel {
@@ -27,13 +34,38 @@ impl Channel {
         Channel {
             io: TokioIo::new(upgraded),
             ended: false,
+            ahead: BytesMut::new(),
         }
     }
 
-    fn after_end<T>(&self, polled: Poll<io::Result<T>>, taken: T) -> Poll<io::Result<T>> {
+    fn after_end<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+        taken: T,
+    ) -> Poll<io::Result<T>> {
         match polled {
-            Poll::Ready(Err(_)) if self.ended => Poll::Ready(Ok(taken)),
+            Poll::Ready(Err(_)) if self.ended || self.read_ahead_to_end(cx) => {
+                Poll::Ready(Ok(taken))
+            }
             other => other,
+        }
+    }
+
+    /// Reads what the peer has sent so far into `ahead`, and says whether
+    /// its end came with it. A read that would wait, or fails, is no end.
+    fn read_ahead_to_end(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut space = [0; 4096];
+        loop {
+            let mut buf = ReadBuf::new(&mut space);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                    self.ended = true;
+                    return true;
+                }
+                Poll::Ready(Ok(())) => self.ahead.extend_from_slice(buf.filled()),
+                Poll::Ready(Err(_)) | Poll::Pending => return false,
+            }
         }
     }
 }
@@ -52,6 +84,14 @@ impl AsyncRead for Channel {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.ahead.is_empty() {
+            let taken = self.ahead.len().min(buf.remaining());
+            buf.put_slice(&self.ahead.split_to(taken));
+            return Poll::Ready(Ok(()));
+        }
+        if self.ended {
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
@@ -70,7 +110,7 @@ impl AsyncWrite for Channel {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.after_end(polled, buf.len())
+        self.after_end(cx, polled, buf.len())
     }
 
     fn poll_write_vectored(
@@ -80,7 +120,7 @@ impl AsyncWrite for Channel {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
         let all = bufs.iter().map(|buf| buf.len()).sum();
-        self.after_end(polled, all)
+        self.after_end(cx, polled, all)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -89,11 +129,11 @@ impl AsyncWrite for Channel {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.io).poll_flush(cx);
-        self.after_end(polled, ())
+        self.after_end(cx, polled, ())
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.io).poll_shutdown(cx);
-        self.after_end(polled, ())
+        self.after_end(cx, polled, ())
     }
 }

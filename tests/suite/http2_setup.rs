@@ -387,3 +387,54 @@ async fn the_axum_listener_serves_a_router_over_channels() {
     })
     .await;
 }
+
+/// A hyper HTTP/2 server that accepts one extended CONNECT and ends the
+/// channel as soon as its own side is set up: `END_STREAM`, then a
+/// `CANCEL` reset.
+async fn acceptor_that_ends_at_once(listener: tokio::net::TcpListener) {
+    let (tcp, _) = listener.accept().await.unwrap();
+    let service = service_fn(|mut request: Request<hyper::body::Incoming>| async move {
+        let acceptor = ptth::acceptor::Builder::new();
+        let (answer, pending) =
+            ptth::upgrade::accept::<Full<Bytes>, Full<Bytes>>(&acceptor, &mut request).unwrap();
+        tokio::spawn(async move { drop(pending.await) });
+        Ok::<_, std::convert::Infallible>(answer)
+    });
+    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .enable_connect_protocol()
+        .serve_connection(TokioIo::new(tcp), service)
+        .await;
+}
+
+// The initiator's server may write (a GOAWAY, a last answer) before it has
+// read the peer's end; once the reset has arrived, that write failed and
+// the server with it (the demo did, one run in thirty on a busy machine).
+#[tokio::test]
+async fn writes_after_the_acceptor_ended_the_channel_are_taken_before_the_end_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    within(async {
+        let (listener, addr) = listener().await;
+        tokio::spawn(acceptor_that_ends_at_once(listener));
+        let channels = ptth::initiator::Builder::new()
+            .connect_http2(format!("http://{addr}/reverse"))
+            .await
+            .unwrap();
+        let mut io = channels.open().await.unwrap().into_io();
+        // 1-byte writes stay within the stream's first window, so none
+        // waits for credit the ended stream will never give; enough of
+        // them go out for the reset to arrive between two.
+        for written in 0..10_000 {
+            if let Err(error) = io.write_all(b"x").await {
+                panic!("write {written} after the acceptor's end: {error}");
+            }
+        }
+        // What the acceptor wrote before its end is still there to read.
+        let mut before_the_end = Vec::new();
+        io.read_to_end(&mut before_the_end).await.unwrap();
+        assert!(
+            before_the_end.starts_with(b"PRI * HTTP/2.0"),
+            "{before_the_end:?}"
+        );
+    })
+    .await;
+}
