@@ -3,8 +3,12 @@
 //! through an HTTP/2 peer as an extended CONNECT (RFC 8441), and the
 //! switched streams are bridged.
 
-use crate::support::{relay, within};
+use crate::support::{connected, relay, send, within};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use ptth::Protocol;
 use ptth_relay::Settings;
 use ptth_relay::cli::ExposeArgs;
 use tokio::net::TcpListener;
@@ -68,4 +72,47 @@ async fn websocket_through(h1: bool, http2_setup: bool) {
         assert_eq!(echoed, Message::text(text));
     }
     socket.close(None).await.unwrap();
+}
+
+/// A device with no WebSocket: every request, upgrades too, is a 404.
+async fn no_socket(
+    _: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+    let mut answer = http::Response::new(Full::new(Bytes::from("no socket here")));
+    *answer.status_mut() = http::StatusCode::NOT_FOUND;
+    Ok(answer)
+}
+
+// A peer that refuses an upgrade answers in its own words, on either
+// protocol (HTTP/1.1 without `101`, HTTP/2 without a 2xx to the extended
+// CONNECT); the public gets that answer, not a `101` to nothing.
+#[tokio::test]
+async fn a_refused_upgrade_reaches_the_public_as_the_peer_answered() {
+    for protocol in [Protocol::Http1, Protocol::Http2] {
+        let running = relay(Settings::default()).await;
+        let tunnel =
+            ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp", running.addr))
+                .initiator(
+                    ptth::initiator::Builder::new()
+                        .protocols([protocol])
+                        .header(http::header::AUTHORIZATION, "Bearer t".parse().unwrap()),
+                )
+                .serve(service_fn(no_socket));
+        let handle = tunnel.handle();
+        tokio::spawn(tunnel);
+        connected(&handle, 1).await;
+        let request = http::Request::get(format!("http://{}/lamp/ws", running.addr))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-version", "13")
+            .body(Full::default())
+            .unwrap();
+        let reply = send(request).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (http::StatusCode::NOT_FOUND, "no socket here"),
+            "through an {protocol} peer"
+        );
+    }
 }

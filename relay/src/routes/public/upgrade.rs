@@ -53,11 +53,12 @@ impl Upgrade {
         response: &mut Response<Incoming>,
         protocol: Protocol,
     ) -> Option<Response<RelayBody>> {
+        // HTTP/2 has no `101` (RFC 9113 §8.6), so the second arm sees
+        // only HTTP/1.1 answers.
         let headers = match protocol {
             Protocol::Http2 if connect_accepted(response.status()) => {
                 switching_from(response, self.protocol, self.key.as_ref())
             }
-            Protocol::Http2 => return None,
             _ if response.status() == StatusCode::SWITCHING_PROTOCOLS => response.headers().clone(),
             _ => return None,
         };
