@@ -22,7 +22,8 @@ pub struct Relay {
     pub(crate) settings: Settings,
     pub(crate) names: Names,
     pub(crate) acceptor: ptth::acceptor::Builder,
-    pub(crate) metrics: Metrics,
+    /// Shared with the bodies that count bytes as they pass.
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) limiter: Limiter,
     /// Polls parked on the whole relay, by client.
     pub(crate) parked: Arc<Slots>,
@@ -52,7 +53,7 @@ impl Relay {
             limiter: Limiter::new(settings.claim_rate),
             settings,
             acceptor,
-            metrics: Metrics::new(),
+            metrics: Arc::new(Metrics::new()),
             parked,
             in_flight,
             #[cfg(feature = "cluster")]

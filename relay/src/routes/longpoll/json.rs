@@ -30,10 +30,16 @@ pub(super) async fn post(
         Ok(claimed) => claimed,
         Err(error) => return refused(&error),
     };
-    let poller = poller_of(relay, &claimed.pool);
+    let poller = poller_of(&relay.settings, &claimed.pool);
     let (parts, body) = request.into_parts();
     let request = Request::from_parts(parts, ());
-    let body = match collect(relay, body, relay.settings.longpoll.max_body).await {
+    let body = match collect(
+        relay.settings.body_timeout,
+        body,
+        relay.settings.longpoll.max_body,
+    )
+    .await
+    {
         Ok(body) => body,
         Err(refused) => return refused,
     };
@@ -56,7 +62,7 @@ pub(super) async fn post(
         Err(error) => return refused_poll(&error),
     };
     let mut response = polled(
-        relay,
+        &relay.settings,
         client,
         &request,
         name,

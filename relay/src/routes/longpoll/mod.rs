@@ -26,6 +26,7 @@ use crate::http::form;
 use crate::http::{RelayBody, empty, full, retry_later, text};
 use crate::names::{ClaimError, Claimed};
 use crate::pool::{Poller, Pool};
+use crate::settings::Settings;
 use crate::state::{Charge, Relay};
 use crate::token::random_token;
 
@@ -142,7 +143,7 @@ async fn route(
         ),
         Ask::Check { name, token } => match pool(relay, &name, Some(&token), client).await {
             Ok(_) => polled(
-                relay,
+                &relay.settings,
                 client,
                 &request,
                 &name,
@@ -182,7 +183,7 @@ async fn register(
     let query = request.uri().query().map(str::to_owned);
     let (parts, body) = request.into_parts();
     let request = Request::from_parts(parts, ());
-    let body = match wire::collect(relay, body, 8 * 1024).await {
+    let body = match wire::collect(relay.settings.body_timeout, body, 8 * 1024).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
@@ -201,14 +202,22 @@ async fn register(
         Ok(claimed) => claimed,
         Err(error) => return refused(&error),
     };
-    poller_of(relay, &claimed.pool);
+    poller_of(&relay.settings, &claimed.pool);
     let code = if claimed.created {
         StatusCode::CREATED
     } else {
         StatusCode::NO_CONTENT
     };
     debug!(%name, created = claimed.created, "long-poll registration");
-    polled(relay, client, &request, name, &claimed.token, code, None)
+    polled(
+        &relay.settings,
+        client,
+        &request,
+        name,
+        &claimed.token,
+        code,
+        None,
+    )
 }
 
 /// `GET <access>/<name>/<token>/<id>`: a poll.
@@ -222,7 +231,7 @@ async fn poll(
         Ok(pool) => pool,
         Err(refused) => return refused,
     };
-    let poller = poller_of(relay, &pool);
+    let poller = poller_of(&relay.settings, &pool);
     let Some(_parked) = relay.parked.take(client.addr.ip()) else {
         return parked_full();
     };
@@ -230,7 +239,7 @@ async fn poll(
         Ok(Some(delivered)) => {
             let body = Bytes::from(message::encode_request(&delivered));
             let mut response = polled(
-                relay,
+                &relay.settings,
                 client,
                 &request,
                 name,
@@ -242,7 +251,7 @@ async fn poll(
             response
         }
         Ok(None) => polled(
-            relay,
+            &relay.settings,
             client,
             &request,
             name,
@@ -265,15 +274,20 @@ async fn reply(
         Ok(pool) => pool,
         Err(refused) => return refused,
     };
-    let body =
-        match wire::collect(relay, request.into_body(), relay.settings.longpoll.max_body).await {
-            Ok(body) if body.is_empty() => return text(StatusCode::BAD_REQUEST, "an empty reply"),
-            Ok(body) => body,
-            Err(refused) => return refused,
-        };
+    let body = match wire::collect(
+        relay.settings.body_timeout,
+        request.into_body(),
+        relay.settings.longpoll.max_body,
+    )
+    .await
+    {
+        Ok(body) if body.is_empty() => return text(StatusCode::BAD_REQUEST, "an empty reply"),
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     // Unreadable replies are accepted here and answered 502 to the public.
     let parsed = message::parse_response(&body);
-    if poller_of(relay, &pool).reply(id, parsed) {
+    if poller_of(&relay.settings, &pool).reply(id, parsed) {
         text(StatusCode::ACCEPTED, "")
     } else {
         text(StatusCode::NOT_FOUND, "no request waits for a reply here")
@@ -307,24 +321,24 @@ async fn private_pool(
     }
 }
 
-fn poller_of(relay: &Relay, pool: &Arc<Pool>) -> Arc<Poller> {
-    let settings = relay.settings.longpoll;
+fn poller_of(settings: &Settings, pool: &Arc<Pool>) -> Arc<Poller> {
+    let longpoll = settings.longpoll;
     pool.poller(|| {
         let limits = Limits {
-            requests: settings.requests,
-            polls: settings.polls,
-            reply_wait: relay.settings.response_timeout,
+            requests: longpoll.requests,
+            polls: longpoll.polls,
+            reply_wait: settings.response_timeout,
         };
         // A client re-polls at once after each answer; one that has not
         // for a hold and then some has gone.
-        Poller::new(limits, settings.hold + Duration::from_secs(10))
+        Poller::new(limits, longpoll.hold + Duration::from_secs(10))
     })
 }
 
 /// A poll's or registration's answer, with the URLs the client follows:
 /// `Link` to the next poll and the public URL, `Location` the private one.
 fn polled(
-    relay: &Relay,
+    settings: &Settings,
     client: Client,
     request: &Request<impl Sized>,
     name: &str,
@@ -332,7 +346,7 @@ fn polled(
     code: StatusCode,
     body: Option<Bytes>,
 ) -> Response<RelayBody> {
-    let access = relay.settings.access.trim_end_matches('/');
+    let access = settings.access.trim_end_matches('/');
     let private = format!(
         "{}://{}{access}/{}/{}",
         client.scheme(),
@@ -350,7 +364,7 @@ fn polled(
     *response.body_mut() = full(body.unwrap_or_default());
     let headers = response.headers_mut();
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    let public = public_url(&relay.settings, client, request, name);
+    let public = public_url(settings, client, request, name);
     for link in [
         format!("<{next}>; rel=\"{rel}\""),
         format!("<{public}>; rel=\"related\""),

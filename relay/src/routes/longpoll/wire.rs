@@ -36,13 +36,13 @@ pub(super) fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// The body, whole, if it is at most `max` bytes and never stalls for
-/// the relay's body timeout.
+/// `timeout`.
 pub(super) async fn collect(
-    relay: &Relay,
+    timeout: Duration,
     body: Incoming,
     max: usize,
 ) -> Result<Bytes, Response<RelayBody>> {
-    let body = Stalling::new(body, relay.settings.body_timeout);
+    let body = Stalling::new(body, timeout);
     match Limited::new(body, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(text(
@@ -94,7 +94,13 @@ pub(crate) async fn forward(
     body: Incoming,
     client: SocketAddr,
 ) -> Response<RelayBody> {
-    let body = match collect(relay, body, relay.settings.longpoll.max_body).await {
+    let body = match collect(
+        relay.settings.body_timeout,
+        body,
+        relay.settings.longpoll.max_body,
+    )
+    .await
+    {
         Ok(body) => body,
         Err(refused) => return refused,
     };

@@ -5,6 +5,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -12,18 +13,18 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::http::stall::Stalling;
 use crate::http::{BoxError, RelayBody};
+use crate::metrics::Metrics;
 use crate::pool::Picked;
 use crate::slots::Slot;
-use crate::state::Relay;
 
 /// A public request's body on its way to a peer: cut when it pauses for
-/// the body timeout, its bytes counted.
-pub(super) fn to_peer(relay: &Arc<Relay>, body: Incoming) -> RelayBody {
-    let counting = relay.clone();
-    Stalling::new(body, relay.settings.body_timeout)
+/// `timeout`, its bytes counted.
+pub(super) fn to_peer(metrics: &Arc<Metrics>, timeout: Duration, body: Incoming) -> RelayBody {
+    let metrics = metrics.clone();
+    Stalling::new(body, timeout)
         .map_frame(move |frame| {
             if let Some(data) = frame.data_ref() {
-                counting.metrics.to_peer(data.len());
+                metrics.to_peer(data.len());
             }
             frame
         })
@@ -34,7 +35,7 @@ pub(super) fn to_peer(relay: &Arc<Relay>, body: Incoming) -> RelayBody {
 /// (an HTTP/1.1 connection is busy until the body is done) and the
 /// client's place among requests in flight.
 pub(super) fn held(
-    relay: &Arc<Relay>,
+    metrics: &Arc<Metrics>,
     body: Incoming,
     picked: Picked,
     in_flight: Option<Slot>,
@@ -43,7 +44,7 @@ pub(super) fn held(
         body,
         _picked: picked,
         _in_flight: in_flight,
-        relay: relay.clone(),
+        metrics: metrics.clone(),
     }
     .boxed()
 }
@@ -52,7 +53,7 @@ struct Held {
     body: Incoming,
     _picked: Picked,
     _in_flight: Option<Slot>,
-    relay: Arc<Relay>,
+    metrics: Arc<Metrics>,
 }
 
 impl Body for Held {
@@ -65,7 +66,7 @@ impl Body for Held {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
         if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
-            self.relay.metrics.from_peer(data.map_or(0, Bytes::len));
+            self.metrics.from_peer(data.map_or(0, Bytes::len));
         }
         Poll::Ready(frame.map(|frame| frame.map_err(BoxError::from)))
     }

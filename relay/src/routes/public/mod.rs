@@ -124,7 +124,7 @@ impl Exchange<'_> {
         let head = head::send(&mut sender, request, timeout, upgrade.is_some());
         let (mut response, picked) = match head.await {
             Ok(response) => (response, picked),
-            Err(error) => match send::recover(self.relay, &pool, picked, replay, error).await {
+            Err(error) => match send::recover(timeout, &pool, picked, replay, error).await {
                 Ok(retried) => retried,
                 Err(failure) => return failure.answer(name),
             },
@@ -149,7 +149,7 @@ impl Exchange<'_> {
     ) -> (Request<RelayBody>, Option<Replay>) {
         parts.version = send::VERSION;
         let replay = Replay::of(&parts, body.is_end_stream(), upgrade.is_some());
-        let body = body::to_peer(self.relay, body);
+        let body = body::to_peer(&self.relay.metrics, self.relay.settings.body_timeout, body);
         let mut request = Request::from_parts(parts, body);
         if let Some(upgrade) = upgrade {
             upgrade.ask(&mut request, protocol);
@@ -163,7 +163,7 @@ impl Exchange<'_> {
         let (mut parts, body) = response.into_parts();
         debug!(status = %parts.status, "the peer answered");
         remove_hop_by_hop(&mut parts.headers);
-        let body = body::held(self.relay, body, picked, self.in_flight);
+        let body = body::held(&self.relay.metrics, body, picked, self.in_flight);
         Response::from_parts(parts, body)
     }
 

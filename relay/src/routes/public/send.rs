@@ -14,7 +14,6 @@ use super::head::{self, HeadError};
 use crate::http::{RelayBody, text};
 use crate::pool::{Picked, Pool};
 use crate::settings::Waits;
-use crate::state::Relay;
 
 /// What it takes to send a request without a body again.
 pub(super) struct Replay {
@@ -89,7 +88,7 @@ impl Failure {
 /// on it (the tunnel replaces quiet connections); the public should not
 /// see that as a 502.
 pub(super) async fn recover(
-    relay: &Relay,
+    timeout: Duration,
     pool: &Arc<Pool>,
     picked: Picked,
     replay: Option<Replay>,
@@ -106,7 +105,7 @@ pub(super) async fn recover(
     };
     drop(picked);
     let retried = match replay.filter(|_| error.is_closed()) {
-        Some(replay) => retry(relay, pool, replay, &error).await,
+        Some(replay) => retry(timeout, pool, replay, &error).await,
         None => None,
     };
     retried.ok_or_else(|| {
@@ -119,7 +118,7 @@ pub(super) async fn recover(
 }
 
 async fn retry(
-    relay: &Relay,
+    timeout: Duration,
     pool: &Arc<Pool>,
     replay: Replay,
     error: &ptth::Error,
@@ -136,7 +135,6 @@ async fn retry(
     *request.uri_mut() = replay.uri;
     *request.headers_mut() = replay.headers;
     *request.version_mut() = VERSION;
-    let timeout = relay.settings.response_timeout;
     match head::send(&mut sender, request, timeout, false).await {
         Ok(response) => Some((response, again)),
         Err(HeadError::Informational | HeadError::Switched) => {
