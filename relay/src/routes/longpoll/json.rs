@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use ptth::longpoll::json;
 
-use super::wire::{collect, delivered, refused_poll};
+use super::wire::{collect_message, delivered, refused_poll};
 use super::{parked_full, polled, poller_of, pool};
 use crate::http::{RelayBody, text};
 use crate::routes::access::{Client, refused};
@@ -33,13 +33,7 @@ pub(super) async fn post(
     let poller = poller_of(&relay.settings, &claimed.pool);
     let (parts, body) = request.into_parts();
     let request = Request::from_parts(parts, ());
-    let body = match collect(
-        relay.settings.body_timeout,
-        body,
-        relay.settings.longpoll.max_body,
-    )
-    .await
-    {
+    let body = match collect_message(&relay.settings, body).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };

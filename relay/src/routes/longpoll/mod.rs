@@ -274,13 +274,7 @@ async fn reply(
         Ok(pool) => pool,
         Err(refused) => return refused,
     };
-    let body = match wire::collect(
-        relay.settings.body_timeout,
-        request.into_body(),
-        relay.settings.longpoll.max_body,
-    )
-    .await
-    {
+    let body = match wire::collect_message(&relay.settings, request.into_body()).await {
         Ok(body) if body.is_empty() => return text(StatusCode::BAD_REQUEST, "an empty reply"),
         Ok(body) => body,
         Err(refused) => return refused,

@@ -18,6 +18,7 @@ use crate::http::headers::remove_hop_by_hop;
 use crate::http::stall::{Stalled, Stalling};
 use crate::http::{RelayBody, full, retry_later, text};
 use crate::pool::Poller;
+use crate::settings::Settings;
 use crate::state::Relay;
 
 /// The public client a delivered request came from, for the poll's
@@ -60,6 +61,15 @@ pub(super) async fn collect(
     }
 }
 
+/// A long-poll message's body, whole: a reply, a JSON post or a public
+/// request on its way to a poller.
+pub(super) async fn collect_message(
+    settings: &Settings,
+    body: Incoming,
+) -> Result<Bytes, Response<RelayBody>> {
+    collect(settings.body_timeout, body, settings.longpoll.max_body).await
+}
+
 /// Marks a poll's answer as carrying `delivered`.
 pub(super) fn delivered(
     response: &mut Response<RelayBody>,
@@ -94,13 +104,7 @@ pub(crate) async fn forward(
     body: Incoming,
     client: SocketAddr,
 ) -> Response<RelayBody> {
-    let body = match collect(
-        relay.settings.body_timeout,
-        body,
-        relay.settings.longpoll.max_body,
-    )
-    .await
-    {
+    let body = match collect_message(&relay.settings, body).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
