@@ -15,13 +15,42 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The two roles.
+/// The two roles, and the operator's tools.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a relay: public traffic and peers on one address.
     Serve(ServeArgs),
     /// Keep a local HTTP server reachable at a name on a relay.
     Expose(ExposeArgs),
+    /// Access keys for a relay's config file.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `ptth-relay key ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Makes a fresh key: prints it once, and the `[[keys]]` block with its
+    /// digest to paste into the relay's config file.
+    New(KeyNewArgs),
+}
+
+/// `ptth-relay key new`.
+#[derive(Debug, Args)]
+pub struct KeyNewArgs {
+    /// Who the key is for.
+    #[arg(long, value_name = "LABEL")]
+    pub label: String,
+    /// The names it may claim: a name, `prefix*` or `*`; repeatable.
+    #[arg(long = "names", value_name = "PATTERN", required = true)]
+    pub names: Vec<String>,
+    /// The most names it may hold at once [default: no bound of its own].
+    #[arg(long, value_name = "N")]
+    pub max_names: Option<usize>,
+    /// The most peer connections its names may have [default: no bound of
+    /// its own].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
 }
 
 /// How public requests find their name.
@@ -35,7 +64,7 @@ pub enum RoutingMode {
 }
 
 /// `ptth-relay serve`.
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Default, Clone, Args)]
 pub struct ServeArgs {
     /// The address for public traffic and peers [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]

@@ -13,7 +13,7 @@
 //! rules.
 //!
 //! The modules in dependency order: each names only modules before it
-//! in this list. `token`, `cidr`, `settings` (plain data) and `http` (the
+//! in this list. `token`, `keys`, `cidr`, `settings` (plain data), `grant` and `http` (the
 //! body type, answers and header rules); `route`, `limit`, `slots`,
 //! `pool`, `names`, `metrics`, `cluster`; `state` (the shared state and
 //! what changes it); `routes` (one file per handler, and the service that
@@ -31,7 +31,9 @@ pub mod config;
 pub mod expose;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod grant;
 mod http;
+pub mod keys;
 mod limit;
 pub mod metrics;
 pub mod names;

@@ -14,12 +14,13 @@ use crate::settings::ClaimRate;
 /// Token buckets per client address.
 #[derive(Debug)]
 pub struct Limiter {
-    rate: ClaimRate,
     buckets: Mutex<Buckets>,
 }
 
 #[derive(Debug)]
 struct Buckets {
+    /// Under the lock with the buckets, so a reload changes both at once.
+    rate: ClaimRate,
     map: HashMap<IpAddr, Bucket>,
     /// When idle buckets were last forgotten: at most once a second, so a
     /// flood of new clients does not cost a scan of the map each.
@@ -61,23 +62,29 @@ impl Limiter {
     /// A limiter with `rate` for every address.
     pub fn new(rate: ClaimRate) -> Self {
         Limiter {
-            rate,
             buckets: Mutex::new(Buckets {
+                rate,
                 map: HashMap::new(),
                 swept: Instant::now(),
             }),
         }
     }
 
+    /// Takes `rate` from now on; each client's bucket keeps what it holds,
+    /// up to the new burst.
+    pub fn set_rate(&self, rate: ClaimRate) {
+        self.buckets.lock().expect("the limiter lock").rate = rate;
+    }
+
     /// Takes one claim for `ip` (counted by [`client_key`]), or says how
     /// long until one is free.
     pub fn take(&self, ip: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
-        let burst = f64::from(self.rate.burst.max(1));
-        let per_second = f64::from(self.rate.per_second.max(1));
         let mut key = client_key(ip);
         let mut buckets = self.buckets.lock().expect("the limiter lock");
-        let Buckets { map, swept } = &mut *buckets;
+        let Buckets { rate, map, swept } = &mut *buckets;
+        let burst = f64::from(rate.burst.max(1));
+        let per_second = f64::from(rate.per_second.max(1));
         if map.len() > 1024 && !map.contains_key(&key) {
             if now - *swept >= Duration::from_secs(1) {
                 map.retain(|_, bucket| now - bucket.at < FORGET_AFTER);

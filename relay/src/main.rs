@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ptth_relay::cli::{Cli, Command, ServeArgs};
+use ptth_relay::cli::{Cli, Command, KeyCommand, ServeArgs};
 use ptth_relay::config::Serve;
 use ptth_relay::server::Server;
 use ptth_relay::{Relay, expose};
@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
         Command::Expose(args) => {
             expose::run(args, |url| announce(&format!("public URL: {url}"))).await
         }
+        Command::Key(KeyCommand::New(args)) => new_key(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,7 +45,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         args.advertise.clone(),
         args.cluster_ca.clone(),
     );
-    let config = Serve::from_args(args)?;
+    let config = Serve::from_args(args.clone())?;
+    if !config.listen.ip().is_loopback() && config.settings.policy.registration_open() {
+        eprintln!(
+            "ptth-relay: warning: registration is open on {}: anyone may claim a free name \
+             (configure [[keys]], or pin names with --closed)",
+            config.listen
+        );
+    }
     let relay = Relay::new(config.settings);
     let mut server = Server::bind(config.listen, relay.clone())
         .await
@@ -80,7 +88,37 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         relay.attach_cluster(cluster);
     }
     announce(&format!("listening on {scheme}://{addr}"));
+    tokio::spawn(reload_on_hangup(args, relay.clone()));
     server.run(shutdown_signal()).await;
+    Ok(())
+}
+
+/// On each SIGHUP, reads the flags and the config file again and hands
+/// the relay what it can take while it runs (docs/relay.md, "Reloading").
+/// A file that does not parse is refused with its reason, and the relay
+/// keeps what it had.
+async fn reload_on_hangup(args: ServeArgs, relay: std::sync::Arc<Relay>) {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("a SIGHUP handler");
+    while hangups.recv().await.is_some() {
+        match Serve::from_args(args.clone()) {
+            Ok(config) => {
+                let released = relay.reload(&config.settings);
+                tracing::info!(released, "config reloaded");
+            }
+            Err(error) => tracing::error!("config not reloaded, keeping the last one: {error}"),
+        }
+    }
+}
+
+/// `key new`: the key on stdout's first line, then the block to paste.
+fn new_key(args: &ptth_relay::cli::KeyNewArgs) -> Result<(), String> {
+    let (secret, block) = ptth_relay::config::new_key(args)?;
+    announce(&format!(
+        "key: {secret}\n\n# Give the key above to {}; it is shown only now.\n\
+         # The relay keeps its digest: paste this into its config file.\n{block}",
+        args.label
+    ));
     Ok(())
 }
 

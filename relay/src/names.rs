@@ -2,11 +2,13 @@
 //! connections that serve it (docs/relay.md, "Claiming a name").
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::grant::{Grant, Refusal, judge};
 use crate::pool::Pool;
 use crate::settings::Policy;
 use crate::token::{Digest, random_token};
@@ -24,6 +26,19 @@ pub enum ClaimError {
     /// Held with another token or none, or not pinned on a closed relay.
     #[error("the name {0:?} is taken or closed to this token")]
     Forbidden(String),
+    /// The relay has access keys and the claim presented none.
+    #[error("claiming {0:?} here needs an access key")]
+    KeyNeeded(String),
+    /// The claim's access key does not cover the name.
+    #[error("this key may not claim the name {0:?}")]
+    NotThisKey(String),
+    /// The claim's access key holds as many names as it may.
+    #[error("this key holds as many names as it may ({0})")]
+    KeyNames(usize),
+    /// The names of the claim's access key have as many connections as
+    /// the key allows; one may close.
+    #[error("this key's names have as many connections as it allows ({0}); retry later")]
+    KeyConnections(usize),
     /// The client address claimed too often; it may try again after this.
     #[error("too many claims from this address; retry later")]
     RateLimited(Duration),
@@ -49,13 +64,16 @@ struct Entry {
     digest: Digest,
     pool: Arc<Pool>,
     lease: Duration,
+    /// The rule the name was claimed by, judged again on a reload.
+    grant: Grant,
 }
 
 /// The names claimed on this relay. Cheap to share.
 #[derive(Debug)]
 pub struct Names {
-    policy: Policy,
-    max: usize,
+    /// Replaced whole on a reload; read once per claim.
+    policy: RwLock<Policy>,
+    max: AtomicUsize,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
@@ -64,8 +82,8 @@ impl Names {
     /// `max` names.
     pub fn new(policy: Policy, max: usize) -> Self {
         Names {
-            policy,
-            max,
+            policy: RwLock::new(policy),
+            max: AtomicUsize::new(max),
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -82,7 +100,7 @@ impl Names {
         lease: Option<Duration>,
         admit: impl FnOnce() -> Result<(), ClaimError>,
     ) -> Result<Claimed, ClaimError> {
-        self.permits(name, token)?;
+        let grant = self.permits(name, token)?;
         let forbidden = || ClaimError::Forbidden(name.to_owned());
         let lease = lease.unwrap_or(LEASE_FLOOR).max(LEASE_FLOOR);
         let mut entries = self.entries.lock().expect("the name table lock");
@@ -98,21 +116,31 @@ impl Names {
                 created: false,
             });
         }
+        let token = token.map_or_else(random_token, str::to_owned);
+        let digest = Digest::of(&token);
+        if let Grant::Keyed {
+            max_names: Some(max),
+        } = grant
+            && keyed(&entries, &digest).count() >= max
+        {
+            return Err(ClaimError::KeyNames(max));
+        }
         admit()?;
-        if entries.len() >= self.max {
+        let max = self.max.load(Ordering::Relaxed);
+        if entries.len() >= max {
             entries.retain(|_, entry| entry.live());
-            if entries.len() >= self.max {
+            if entries.len() >= max {
                 return Err(ClaimError::Full);
             }
         }
-        let token = token.map_or_else(random_token, str::to_owned);
         let pool = Arc::new(Pool::default());
         entries.insert(
             name.to_owned(),
             Entry {
-                digest: Digest::of(&token),
+                digest,
                 pool: pool.clone(),
                 lease,
+                grant,
             },
         );
         Ok(Claimed {
@@ -122,20 +150,75 @@ impl Names {
         })
     }
 
-    /// Whether the operator's policy lets `token` claim `name`: a valid
-    /// name, the pinned token if the name is pinned, and open
-    /// registration otherwise.
-    pub fn permits(&self, name: &str, token: Option<&str>) -> Result<(), ClaimError> {
+    /// Whether the operator's policy lets `token` claim `name`, and by
+    /// which rule: a valid name, then [`judge`].
+    pub fn permits(&self, name: &str, token: Option<&str>) -> Result<Grant, ClaimError> {
         if !valid_name(name) {
             return Err(ClaimError::InvalidName(name.to_owned()));
         }
-        let forbidden = || ClaimError::Forbidden(name.to_owned());
-        match (self.policy.pinned.get(name), token) {
-            (Some(pinned), Some(token)) if !pinned.matches(token) => Err(forbidden()),
-            (Some(_), None) => Err(forbidden()),
-            (None, _) if self.policy.closed => Err(forbidden()),
-            _ => Ok(()),
+        let presented = token.map(Digest::of);
+        let policy = self.policy.read().expect("the policy lock");
+        judge(&policy, name, presented.as_ref()).map_err(|refusal| match refusal {
+            Refusal::Forbidden => ClaimError::Forbidden(name.to_owned()),
+            Refusal::KeyNeeded => ClaimError::KeyNeeded(name.to_owned()),
+            Refusal::NotThisKey => ClaimError::NotThisKey(name.to_owned()),
+        })
+    }
+
+    /// Whether one more peer connection may join a name claimed with
+    /// `token`: when it is an access key with a bound on connections, its
+    /// names' connections are counted.
+    pub fn admits_connection(&self, token: Option<&str>) -> Result<(), ClaimError> {
+        let Some(digest) = token.map(Digest::of) else {
+            return Ok(());
+        };
+        let max = {
+            let policy = self.policy.read().expect("the policy lock");
+            match policy
+                .keys
+                .find(&digest)
+                .and_then(|key| key.max_connections)
+            {
+                Some(max) => max,
+                None => return Ok(()),
+            }
+        };
+        let entries = self.entries.lock().expect("the name table lock");
+        let connections: usize = keyed(&entries, &digest)
+            .map(|entry| {
+                let (h1, h2) = entry.pool.connections();
+                h1 + h2
+            })
+            .sum();
+        match connections < max {
+            true => Ok(()),
+            false => Err(ClaimError::KeyConnections(max)),
         }
+    }
+
+    /// Takes `policy` and the bound of `max` names from now on, and
+    /// releases every held name the new policy no longer grants by the
+    /// digest it was claimed with: a removed key, a pattern that no longer
+    /// covers the name, a changed pin, registration closed. Returns the
+    /// pools of the released names, for the caller to close.
+    pub fn reload(&self, policy: Policy, max: usize) -> Vec<Arc<Pool>> {
+        let mut entries = self.entries.lock().expect("the name table lock");
+        let mut released = Vec::new();
+        entries.retain(
+            |name, entry| match judge(&policy, name, Some(&entry.digest)) {
+                Ok(grant) => {
+                    entry.grant = grant;
+                    true
+                }
+                Err(_) => {
+                    released.push(entry.pool.clone());
+                    false
+                }
+            },
+        );
+        *self.policy.write().expect("the policy lock") = policy;
+        self.max.store(max, Ordering::Relaxed);
+        released
     }
 
     /// The pool serving `name`, while the name is held.
@@ -199,6 +282,16 @@ impl Names {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The live names claimed with the access key whose digest is `digest`.
+fn keyed<'a>(
+    entries: &'a HashMap<String, Entry>,
+    digest: &'a Digest,
+) -> impl Iterator<Item = &'a Entry> {
+    entries.values().filter(move |entry| {
+        matches!(entry.grant, Grant::Keyed { .. }) && entry.digest == *digest && entry.live()
+    })
 }
 
 impl Entry {

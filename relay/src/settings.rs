@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::cidr::Cidr;
+use crate::keys::Keys;
 use crate::token::Digest;
 
 /// What a relay is configured with.
@@ -85,13 +86,27 @@ pub enum Routing {
     },
 }
 
-/// Who may claim which names.
+/// Who may claim which names (docs/relay.md, "Claiming a name").
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     /// Names pinned to tokens by the operator, by the tokens' digests.
     pub pinned: HashMap<String, Digest>,
     /// Whether names that are not pinned are refused.
     pub closed: bool,
+    /// Access keys. With any, a claim of a name that is not pinned needs
+    /// a key that allows it, unless `open` says otherwise.
+    pub keys: Keys,
+    /// With keys, whether claims without one are still taken, as open
+    /// registration. Default is `false`.
+    pub open: bool,
+}
+
+impl Policy {
+    /// Whether a name that is neither pinned nor claimed with a key may be
+    /// claimed: first come, first served.
+    pub fn registration_open(&self) -> bool {
+        !self.closed && (self.keys.is_empty() || self.open)
+    }
 }
 
 /// How many claims one address may make: a burst, refilled at a rate.

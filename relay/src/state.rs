@@ -146,6 +146,21 @@ impl Relay {
         }
     }
 
+    /// Takes the policy (pins, keys, open registration), the bound on
+    /// names and the claim rate of `settings`, as a reload of the config
+    /// file does; the other settings stay as the relay started with them.
+    /// Names the new policy no longer grants are released and their peers
+    /// closed once their requests in flight are done. Returns how many
+    /// names were released.
+    pub fn reload(&self, settings: &Settings) -> usize {
+        self.limiter.set_rate(settings.claim_rate);
+        let released = (self.names).reload(settings.policy.clone(), settings.max_names);
+        for pool in &released {
+            pool.drain();
+        }
+        released.len()
+    }
+
     /// Closes every peer once it has no request in flight, and ends every
     /// parked poll: what a shutdown does before it waits for requests.
     pub fn drain(&self) {

@@ -37,7 +37,16 @@ pub(crate) fn refused(error: &ClaimError) -> Response<RelayBody> {
     let reason = error.to_string();
     match error {
         ClaimError::InvalidName(_) => text(StatusCode::BAD_REQUEST, &reason),
-        ClaimError::Forbidden(_) => text(StatusCode::FORBIDDEN, &reason),
+        ClaimError::Forbidden(_)
+        | ClaimError::KeyNeeded(_)
+        | ClaimError::NotThisKey(_)
+        | ClaimError::KeyNames(_) => text(StatusCode::FORBIDDEN, &reason),
+        // A connection may close soon; a tunnel waits and tries again.
+        ClaimError::KeyConnections(_) => retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            &reason,
+            Duration::from_secs(5),
+        ),
         ClaimError::RateLimited(wait) => retry_later(StatusCode::TOO_MANY_REQUESTS, &reason, *wait),
         ClaimError::Full => retry_later(
             StatusCode::SERVICE_UNAVAILABLE,

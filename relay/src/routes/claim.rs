@@ -42,6 +42,9 @@ pub(crate) async fn claim(
         }
     };
     let token = token(&request);
+    if let Err(error) = relay.names.admits_connection(token.as_deref()) {
+        return refused(&error);
+    }
     let claimed = relay
         .claim(
             name,

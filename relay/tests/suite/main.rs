@@ -24,6 +24,7 @@ mod forwarded;
 mod hostile;
 mod hostile_peers;
 mod http2_setup;
+mod keys;
 mod liveness;
 mod logs;
 mod longpoll;

@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod keys;
+
+pub use self::keys::new_key;
+use self::keys::{KeyFile, keys};
+
 use crate::cidr::Cidr;
 use crate::cli::{RoutingMode, ServeArgs};
 use crate::names::valid_name;
@@ -15,7 +20,8 @@ use crate::token::Digest;
 
 /// The TOML file: the flags' names, with `[names]` as a table of
 /// `name = "token"` (or `name = "sha256:<hex>"`, the token's digest, so
-/// the file need not hold it in clear), and the bounds no flag sets. Times are in seconds
+/// the file need not hold it in clear), `[[keys]]`, and the bounds no flag
+/// sets. Times are in seconds
 /// and may have a fraction; every key may be left out.
 ///
 /// ```toml
@@ -28,8 +34,15 @@ use crate::token::Digest;
 /// body-timeout = 30  # a request body's longest pause
 /// in-flight-per-client = 64  # public requests awaiting a head, per address
 /// trusted-proxies = ["10.0.0.0/8"]  # whose X-Forwarded-For is kept
+/// open = false    # with keys: whether claims without one are taken
 /// [names]
 /// lamp = "s3cret"
+/// [[keys]]        # access keys: `ptth-relay key new` makes one
+/// label = "alice"
+/// secret = "sha256:<64 hex digits>"
+/// names = ["alice-*", "lamp"]  # a name, `prefix*` or `*`
+/// max-names = 10        # held at once
+/// max-connections = 40  # peer connections of its names
 /// [claims]        # per client address
 /// burst = 20
 /// per-second = 10
@@ -61,6 +74,10 @@ pub struct File {
     names: HashMap<String, String>,
     #[serde(default)]
     closed: bool,
+    #[serde(default)]
+    open: bool,
+    #[serde(default)]
+    keys: Vec<KeyFile>,
     strip_prefix: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -208,6 +225,8 @@ impl Serve {
             policy: Policy {
                 pinned,
                 closed: args.closed || file.closed,
+                keys: keys(&file.keys)?,
+                open: file.open,
             },
             waits: Waits {
                 peer: or(file.waits.peer, defaults.waits.peer),
