@@ -6,30 +6,17 @@ use crate::support;
 use std::convert::Infallible;
 use std::process::Stdio;
 
+use crate::support::binary::{self, announced};
 use crate::support::{Reply, get, within};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 fn relay_command(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ptth-relay"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the ptth-relay binary runs")
-}
-
-/// The first line the process writes on stdout.
-async fn announced(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let line = within(BufReader::new(stdout).lines().next_line()).await;
-    line.unwrap().expect("a line on stdout")
+    binary::run(args, Stdio::null())
 }
 
 /// A local HTTP/1.1 server that answers `origin saw METHOD TARGET BODY`.
@@ -95,12 +82,7 @@ async fn expose_makes_a_local_origin_public_through_serve() {
         );
         expose.kill().await.unwrap();
     }
-    let pid = serve.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    binary::signal(&serve, "TERM");
     let exit = within(serve.wait()).await.unwrap();
     assert!(exit.success(), "serve exited with {exit}");
 }

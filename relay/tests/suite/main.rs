@@ -31,6 +31,7 @@ mod longpoll;
 mod longpoll_pools;
 mod metrics;
 mod pools;
+mod reload;
 mod routing;
 mod statuses;
 mod storm;

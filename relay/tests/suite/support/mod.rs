@@ -1,6 +1,7 @@
 //! A relay in-process on `127.0.0.1:0`, peers made with the `ptth`
 //! tunnel, and a public client.
 
+pub mod binary;
 pub mod chromium;
 #[cfg(feature = "cluster")]
 pub mod etcd;

@@ -1,0 +1,82 @@
+//! The `ptth-relay` binary as a script runs it: its announced line on
+//! stdout, its log lines on stderr, and signals.
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use super::within;
+
+/// `ptth-relay ARGS`, stdout piped, stderr as `stderr` says.
+pub fn run(args: &[&str], stderr: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ptth-relay"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the ptth-relay binary runs")
+}
+
+/// The first line the process writes on stdout.
+pub async fn announced(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let line = within(BufReader::new(stdout).lines().next_line()).await;
+    line.unwrap().expect("a line on stdout")
+}
+
+/// The lines a process writes on stderr, as they come.
+pub struct Log(mpsc::UnboundedReceiver<String>);
+
+impl Log {
+    /// Reads the stderr of `child`, which must be piped.
+    pub fn of(child: &mut Child) -> Log {
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = sender.send(plain(&line));
+            }
+        });
+        Log(receiver)
+    }
+
+    /// The next line that contains `needle`.
+    pub async fn until(&mut self, needle: &str) -> String {
+        within(async {
+            loop {
+                let line = self.0.recv().await.expect("stderr ended before the line");
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// `line` without ANSI colour sequences (`ESC [ ... m`).
+fn plain(line: &str) -> String {
+    let mut text = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            text.push(c);
+        }
+    }
+    text
+}
+
+/// Sends `signal` (`HUP`, `TERM`, ...) to `child`.
+pub fn signal(child: &Child, signal: &str) {
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
