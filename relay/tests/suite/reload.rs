@@ -20,8 +20,14 @@ async fn new_key(label: &str, pattern: &str) -> (String, String) {
     assert!(output.status.success(), "{output:?}");
     let text = String::from_utf8(output.stdout).unwrap();
     let (first, rest) = text.split_once('\n').unwrap();
-    let key = first.strip_prefix("key: ").expect("the key first").to_owned();
-    assert!(!rest.contains(&key), "the block holds the key in clear: {rest}");
+    let key = first
+        .strip_prefix("key: ")
+        .expect("the key first")
+        .to_owned();
+    assert!(
+        !rest.contains(&key),
+        "the block holds the key in clear: {rest}"
+    );
     (key, rest.to_owned())
 }
 
@@ -55,7 +61,13 @@ async fn sighup_takes_new_keys_and_drops_only_what_they_no_longer_allow() {
     let (bob, bob_block) = new_key("bob", "bob-*").await;
     let config = ConfigFile::new();
     config.write(&format!("{alice_block}\n{bob_block}"));
-    let args = ["serve", "--listen", "127.0.0.1:0", "--config", config.path()];
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.path(),
+    ];
     let mut serve = binary::run(&args, Stdio::piped());
     let mut log = Log::of(&mut serve);
     let line = announced(&mut serve).await;
@@ -83,7 +95,9 @@ async fn sighup_takes_new_keys_and_drops_only_what_they_no_longer_allow() {
 
     // A file that does not parse is refused with where and why; the
     // relay keeps the last one.
-    config.write(&format!("{bob_block}\n[[keys]]\nlabel = \"x\"\nsecret = 7\n"));
+    config.write(&format!(
+        "{bob_block}\n[[keys]]\nlabel = \"x\"\nsecret = 7\n"
+    ));
     binary::signal(&serve, "HUP");
     let refused = log.until("config not reloaded").await;
     assert!(refused.contains("line"), "{refused}");
