@@ -56,8 +56,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let relay = Relay::new(config.settings);
     let mut server = Server::bind(config.listen, relay.clone())
         .await
-        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?
-        .connection_limits(config.connections);
+        .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
     let scheme = match &config.tls {
         Some((cert, key)) => {
             server = server.tls(ptth_relay::tls::acceptor(cert, key)?);

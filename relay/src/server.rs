@@ -19,8 +19,6 @@ use tracing::{debug, info, warn};
 
 use crate::http::replay::Replay;
 use crate::routes::Service;
-use crate::settings::Bounds;
-use crate::slots::Slots;
 use crate::state::Relay;
 
 /// What every connection is served with.
@@ -37,7 +35,6 @@ pub struct Server {
     tls: Option<TlsAcceptor>,
     grace: Duration,
     head_timeout: Duration,
-    limits: Bounds,
 }
 
 impl std::fmt::Debug for Server {
@@ -47,7 +44,6 @@ impl std::fmt::Debug for Server {
             .field("tls", &self.tls.is_some())
             .field("grace", &self.grace)
             .field("head_timeout", &self.head_timeout)
-            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -61,16 +57,7 @@ impl Server {
             tls: None,
             grace: Duration::from_secs(30),
             head_timeout: Duration::from_secs(30),
-            limits: Bounds::connections(),
         })
-    }
-
-    /// How many connections the relay holds per client address and in
-    /// all; past either, a new connection is closed at once. Default is
-    /// [`Bounds::connections`].
-    pub fn connection_limits(mut self, limits: Bounds) -> Self {
-        self.limits = limits;
-        self
     }
 
     /// Serves over TLS with `acceptor`. Default is plain TCP.
@@ -116,7 +103,7 @@ impl Server {
             tls: self.tls.clone(),
             head_timeout: self.head_timeout,
         });
-        let conns = Slots::new(self.limits);
+        let conns = self.relay.connections.clone();
         let sweeper = tokio::spawn(Relay::sweep_names(
             Arc::downgrade(&self.relay),
             crate::names::LEASE_FLOOR / 3,

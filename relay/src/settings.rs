@@ -48,6 +48,10 @@ pub struct Settings {
     /// default), and one client stalling its uploads must not take them
     /// all. Past it, `429`. Default is 64.
     pub in_flight_per_client: usize,
+    /// Connections held at once, per client address (an IPv6 one by its
+    /// /64) and in all; past either, a new connection is closed at once.
+    /// Default is [`Bounds::connections`].
+    pub connections: Bounds,
     /// Proxies in front of the relay (a load balancer) whose forwarding
     /// fields are kept and appended to; anyone else's are replaced.
     /// Default is none.
@@ -69,6 +73,7 @@ impl Default for Settings {
             max_names: 100_000,
             body_timeout: Duration::from_secs(30),
             in_flight_per_client: 64,
+            connections: Bounds::connections(),
             trusted_proxies: Vec::new(),
         }
     }

@@ -12,12 +12,14 @@ use crate::settings::Bounds;
 /// The places held now, by client.
 #[derive(Debug)]
 pub struct Slots {
-    bounds: Bounds,
     held: Mutex<Held>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Held {
+    /// Under the lock with the counts, so a reload changes both at once;
+    /// places held past new, lower bounds stay until they are given back.
+    bounds: Bounds,
     total: usize,
     // Bounded by `total`: a client is here only while it holds one.
     by_client: HashMap<IpAddr, usize>,
@@ -27,9 +29,17 @@ impl Slots {
     /// No place held yet, bounded by `bounds`.
     pub fn new(bounds: Bounds) -> Arc<Self> {
         Arc::new(Slots {
-            bounds,
-            held: Mutex::new(Held::default()),
+            held: Mutex::new(Held {
+                bounds,
+                total: 0,
+                by_client: HashMap::new(),
+            }),
         })
+    }
+
+    /// Bounds new places by `bounds` from now on.
+    pub fn set_bounds(&self, bounds: Bounds) {
+        self.held.lock().expect("the slot counts").bounds = bounds;
     }
 
     /// Takes one more place for `ip`, held until the guard drops, or
@@ -38,7 +48,7 @@ impl Slots {
         let key = client_key(ip);
         let mut held = self.held.lock().expect("the slot counts");
         let mine = held.by_client.get(&key).copied().unwrap_or(0);
-        if held.total >= self.bounds.total || mine >= self.bounds.per_client {
+        if held.total >= held.bounds.total || mine >= held.bounds.per_client {
             return None;
         }
         held.total += 1;
@@ -106,5 +116,29 @@ mod tests {
         let _one = conns.take("2001:db8::1".parse().unwrap()).unwrap();
         assert!(conns.take("2001:db8::2".parse().unwrap()).is_none());
         assert!(conns.take("2001:db8:0:1::2".parse().unwrap()).is_some());
+    }
+
+    #[test]
+    fn new_bounds_hold_for_new_places_and_leave_the_held_ones() {
+        let conns = Slots::new(Bounds {
+            per_client: 3,
+            total: 10,
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let held: Vec<Slot> = (0..3).map(|_| conns.take(ip).unwrap()).collect();
+        conns.set_bounds(Bounds {
+            per_client: 1,
+            total: 10,
+        });
+        assert_eq!(conns.held(), 3, "held places stay");
+        assert!(conns.take(ip).is_none());
+        drop(held);
+        let _one = conns.take(ip).unwrap();
+        assert!(conns.take(ip).is_none());
+        conns.set_bounds(Bounds {
+            per_client: 5,
+            total: 1,
+        });
+        assert!(conns.take("192.0.2.2".parse().unwrap()).is_none(), "in all");
     }
 }

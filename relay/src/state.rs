@@ -29,6 +29,8 @@ pub struct Relay {
     pub(crate) parked: Arc<Slots>,
     /// Public requests in flight, by client.
     pub(crate) in_flight: Arc<Slots>,
+    /// Connections held, by client.
+    pub(crate) connections: Arc<Slots>,
     /// The cluster this node belongs to, once it joined one.
     #[cfg(feature = "cluster")]
     pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
@@ -43,11 +45,8 @@ impl Relay {
                 .keep_alive_while_idle(true);
         });
         let parked = Slots::new(settings.longpoll.parked_bounds());
-        let in_flight = Slots::new(Bounds {
-            per_client: settings.in_flight_per_client.max(1),
-            // Bounded in all by the connections that carry them.
-            total: usize::MAX,
-        });
+        let in_flight = Slots::new(in_flight_bounds(&settings));
+        let connections = Slots::new(settings.connections);
         Arc::new(Relay {
             names: Names::new(settings.policy.clone(), settings.max_names),
             limiter: Limiter::new(settings.claim_rate),
@@ -56,6 +55,7 @@ impl Relay {
             metrics: Arc::new(Metrics::new()),
             parked,
             in_flight,
+            connections,
             #[cfg(feature = "cluster")]
             cluster: std::sync::OnceLock::new(),
         })
@@ -146,14 +146,17 @@ impl Relay {
         }
     }
 
-    /// Takes the policy (pins, keys, open registration), the bound on
-    /// names and the claim rate of `settings`, as a reload of the config
-    /// file does; the other settings stay as the relay started with them.
-    /// Names the new policy no longer grants are released and their peers
-    /// closed once their requests in flight are done. Returns how many
-    /// names were released.
+    /// Takes the policy (pins, keys, open registration) and the bounds
+    /// of `settings` (names, claim rate, connections, requests in flight,
+    /// parked polls), as a reload of the config file does; the other
+    /// settings stay as the relay started with them. Names the new policy
+    /// no longer grants are released and their peers closed once their
+    /// requests in flight are done. Returns how many names were released.
     pub fn reload(&self, settings: &Settings) -> usize {
         self.limiter.set_rate(settings.claim_rate);
+        self.connections.set_bounds(settings.connections);
+        self.in_flight.set_bounds(in_flight_bounds(settings));
+        self.parked.set_bounds(settings.longpoll.parked_bounds());
         let released = (self.names).reload(settings.policy.clone(), settings.max_names);
         for pool in &released {
             pool.drain();
@@ -195,6 +198,15 @@ impl Relay {
     pub fn metrics_text(&self) -> String {
         let (names, h1, h2) = self.names.census();
         self.metrics.render(names, h1, h2)
+    }
+}
+
+/// Public requests in flight: per client as configured, and in all bounded
+/// by the connections that carry them.
+fn in_flight_bounds(settings: &Settings) -> Bounds {
+    Bounds {
+        per_client: settings.in_flight_per_client.max(1),
+        total: usize::MAX,
     }
 }
 

@@ -172,8 +172,6 @@ pub struct Serve {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Where to serve metrics.
     pub metrics: Option<SocketAddr>,
-    /// How many connections are held per client and in all.
-    pub connections: Bounds,
 }
 
 impl Serve {
@@ -240,6 +238,7 @@ impl Serve {
             body_timeout: or(file.body_timeout, defaults.body_timeout),
             in_flight_per_client: (file.in_flight_per_client)
                 .unwrap_or(defaults.in_flight_per_client),
+            connections,
             trusted_proxies,
         };
         Ok(Serve {
@@ -250,7 +249,6 @@ impl Serve {
             settings,
             tls,
             metrics: args.metrics.or(file.metrics),
-            connections,
         })
     }
 }

@@ -15,11 +15,14 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 async fn serve(settings: Settings, head_timeout: Duration, limits: Bounds) -> SocketAddr {
+    let settings = Settings {
+        connections: limits,
+        ..settings
+    };
     let server = Server::bind("127.0.0.1:0".parse().unwrap(), Relay::new(settings))
         .await
         .unwrap()
-        .head_timeout(head_timeout)
-        .connection_limits(limits);
+        .head_timeout(head_timeout);
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.run(std::future::pending()));
     addr
