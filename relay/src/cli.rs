@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a relay: public traffic and peers on one address.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Keep a local HTTP server reachable at a name on a relay.
     Expose(ExposeArgs),
     /// Access keys for a relay's config file.
@@ -90,6 +90,21 @@ pub struct ServeArgs {
     /// The private key, PEM, to serve TLS with.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Serves TLS with certificates from this ACME server's directory
+    /// URL, proven by TLS-ALPN-01 on --listen: for --domain, and with host
+    /// routing for each claimed name's host.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub acme_directory: Option<String>,
+    /// The ACME account's contact address.
+    #[arg(long, value_name = "ADDR")]
+    pub acme_email: Option<String>,
+    /// Where certificates and the ACME account are kept across restarts.
+    #[arg(long, value_name = "DIR")]
+    pub acme_cache: Option<PathBuf>,
+    /// Certificates, PEM, to trust in the ACME server's own HTTPS besides
+    /// the Mozilla roots.
+    #[arg(long, value_name = "PEM")]
+    pub acme_ca: Option<PathBuf>,
     /// Serves Prometheus metrics on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,

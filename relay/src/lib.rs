@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod acme;
 mod cidr;
 pub mod cli;
 #[cfg(feature = "cluster")]
@@ -37,6 +38,7 @@ pub mod keys;
 mod limit;
 pub mod metrics;
 pub mod names;
+mod pem;
 pub mod pool;
 mod route;
 mod routes;

@@ -2,12 +2,17 @@
 //! Announced lines go to stdout, everything logged to stderr.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use clap::Parser;
+use ptth_relay::acme::Acme;
 use ptth_relay::cli::{Cli, Command, KeyCommand, ServeArgs};
 use ptth_relay::config::Serve;
 use ptth_relay::server::Server;
+use ptth_relay::tls::Certificates;
 use ptth_relay::{Relay, expose};
 
 #[tokio::main]
@@ -17,7 +22,7 @@ async fn main() -> ExitCode {
         .with_max_level(tracing::Level::INFO)
         .init();
     let result = match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Expose(args) => {
             expose::run(args, |url| announce(&format!("public URL: {url}"))).await
         }
@@ -53,13 +58,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             config.listen
         );
     }
-    let relay = Relay::new(config.settings);
+    let relay = Relay::new(config.settings.clone());
     let mut server = Server::bind(config.listen, relay.clone())
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", config.listen))?;
-    let scheme = match &config.tls {
-        Some((cert, key)) => {
-            server = server.tls(ptth_relay::tls::acceptor(cert, key)?);
+    let certificates = certificates(&config, &relay)?;
+    let scheme = match &certificates {
+        Some(certificates) => {
+            server = server.tls(certificates.clone());
             "https"
         }
         None => "http",
@@ -87,7 +93,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         relay.attach_cluster(cluster);
     }
     announce(&format!("listening on {scheme}://{addr}"));
-    tokio::spawn(reload_on_hangup(args, relay.clone()));
+    tokio::spawn(reload_on_hangup(args, relay.clone(), certificates));
     server.run(shutdown_signal()).await;
     Ok(())
 }
@@ -96,7 +102,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 /// the relay what it can take while it runs (docs/relay.md, "Reloading").
 /// A file that does not parse is refused with its reason, and the relay
 /// keeps what it had.
-async fn reload_on_hangup(args: ServeArgs, relay: std::sync::Arc<Relay>) {
+async fn reload_on_hangup(args: ServeArgs, relay: Arc<Relay>, tls: Option<Certificates>) {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .expect("a SIGHUP handler");
     while hangups.recv().await.is_some() {
@@ -106,6 +112,56 @@ async fn reload_on_hangup(args: ServeArgs, relay: std::sync::Arc<Relay>) {
                 tracing::info!(released, "config reloaded");
             }
             Err(error) => tracing::error!("config not reloaded, keeping the last one: {error}"),
+        }
+        if let Some(Err(error)) = tls.as_ref().map(Certificates::reload) {
+            tracing::error!("TLS files not reloaded, keeping the last ones: {error}");
+        }
+    }
+}
+
+/// The relay's TLS: PEM files, read again when they change on disk and on
+/// SIGHUP, or certificates ordered from an ACME server for the names the
+/// relay holds.
+fn certificates(config: &Serve, relay: &Arc<Relay>) -> Result<Option<Certificates>, String> {
+    if let Some((cert, key)) = &config.tls {
+        let certificates = Certificates::files(cert, key)?;
+        tokio::spawn(reload_on_change(
+            certificates.clone(),
+            vec![cert.clone(), key.clone()],
+        ));
+        return Ok(Some(certificates));
+    }
+    let Some(settings) = config.acme.clone() else {
+        return Ok(None);
+    };
+    let relay = Arc::downgrade(relay);
+    let claimed = move |name: &str| {
+        relay
+            .upgrade()
+            .is_some_and(|relay| relay.names().lookup(name).is_some())
+    };
+    let acme = Acme::start(settings, Box::new(claimed))?;
+    Ok(Some(Certificates::acme(acme)))
+}
+
+/// Reads the TLS files again when their modification times change,
+/// checked every few seconds: a renewal by certbot or a secret manager
+/// takes effect without a signal.
+async fn reload_on_change(certificates: Certificates, files: Vec<PathBuf>) {
+    let stamps = || -> Vec<Option<SystemTime>> {
+        let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        files.iter().map(modified).collect()
+    };
+    let mut seen = stamps();
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let now = stamps();
+        if now != seen {
+            seen = now;
+            match certificates.reload() {
+                Ok(()) => tracing::info!("TLS files reloaded"),
+                Err(error) => tracing::error!("TLS files not reloaded: {error}"),
+            }
         }
     }
 }

@@ -14,17 +14,17 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::http::replay::Replay;
 use crate::routes::Service;
 use crate::state::Relay;
+use crate::tls::Certificates;
 
 /// What every connection is served with.
 struct Serving {
     builder: auto::Builder<TokioExecutor>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Certificates>,
     head_timeout: Duration,
 }
 
@@ -32,7 +32,7 @@ struct Serving {
 pub struct Server {
     listener: TcpListener,
     relay: Arc<Relay>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Certificates>,
     grace: Duration,
     head_timeout: Duration,
 }
@@ -60,9 +60,10 @@ impl Server {
         })
     }
 
-    /// Serves over TLS with `acceptor`. Default is plain TCP.
-    pub fn tls(mut self, acceptor: TlsAcceptor) -> Self {
-        self.tls = Some(acceptor);
+    /// Serves over TLS with `certificates` (or a `TlsAcceptor`). Default
+    /// is plain TCP.
+    pub fn tls(mut self, certificates: impl Into<Certificates>) -> Self {
+        self.tls = Some(certificates.into());
         self
     }
 
@@ -160,8 +161,8 @@ async fn serve(
 ) {
     let served = match &serving.tls {
         None => serve_io(serving, tcp, service, watcher).await,
-        Some(acceptor) => {
-            let handshake = tokio::time::timeout(serving.head_timeout, acceptor.accept(tcp));
+        Some(certificates) => {
+            let handshake = tokio::time::timeout(serving.head_timeout, certificates.accept(tcp));
             match handshake.await {
                 Ok(Ok(stream)) => serve_io(serving, stream, service, watcher).await,
                 Ok(Err(error)) => return debug!(%client, %error, "TLS handshake failed"),

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod acme;
 mod keys;
 
+use self::acme::{AcmeFile, acme};
 pub use self::keys::new_key;
 use self::keys::{KeyFile, keys};
 
+use crate::acme::AcmeSettings;
 use crate::cidr::Cidr;
 use crate::cli::{RoutingMode, ServeArgs};
 use crate::names::valid_name;
@@ -81,6 +84,8 @@ pub struct File {
     strip_prefix: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    #[serde(default)]
+    acme: AcmeFile,
     metrics: Option<SocketAddr>,
     /// `head-timeout`, its old name, still reads.
     #[serde(alias = "head-timeout")]
@@ -145,7 +150,7 @@ struct LivenessFile {
 /// NaN values are refused where the file is read.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(try_from = "f64")]
-struct Seconds(Duration);
+pub(super) struct Seconds(Duration);
 
 impl TryFrom<f64> for Seconds {
     type Error = String;
@@ -157,7 +162,7 @@ impl TryFrom<f64> for Seconds {
     }
 }
 
-fn or(value: Option<Seconds>, default: Duration) -> Duration {
+pub(super) fn or(value: Option<Seconds>, default: Duration) -> Duration {
     value.map_or(default, |Seconds(duration)| duration)
 }
 
@@ -170,6 +175,8 @@ pub struct Serve {
     pub settings: Settings,
     /// The certificate chain and key files, for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where TLS certificates are ordered, instead of files.
+    pub acme: Option<AcmeSettings>,
     /// Where to serve metrics.
     pub metrics: Option<SocketAddr>,
 }
@@ -190,17 +197,15 @@ impl Serve {
         let liveness = file.liveness(defaults.liveness)?;
         let claim_rate = file.claim_rate(defaults.claim_rate)?;
         let longpoll = file.longpoll(defaults.longpoll);
-        let pinned = pins(file.names, args.names)?;
+        let domain = (args.domain.clone().or(file.domain.clone())).map(|d| d.to_ascii_lowercase());
         let routing = match args.routing.or(file.routing).unwrap_or(RoutingMode::Path) {
             RoutingMode::Path => Routing::Path,
             RoutingMode::Host => Routing::Host {
-                domain: args
-                    .domain
-                    .or(file.domain)
-                    .ok_or("--routing host needs --domain")?
-                    .to_ascii_lowercase(),
+                domain: domain.clone().ok_or("--routing host needs --domain")?,
             },
         };
+        let acme = acme(&args, &file.acme, domain, &routing)?;
+        let pinned = pins(file.names, args.names)?;
         let access = args
             .access
             .or(file.access)
@@ -209,13 +214,16 @@ impl Serve {
             return Err(format!("--access {access:?} must start with /"));
         }
         let tls = match (
-            args.tls_cert.or(file.tls_cert),
-            args.tls_key.or(file.tls_key),
+            args.tls_cert.clone().or(file.tls_cert.clone()),
+            args.tls_key.clone().or(file.tls_key.clone()),
         ) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
             _ => return Err("TLS needs both a certificate and a key".to_owned()),
         };
+        if acme.is_some() && tls.is_some() {
+            return Err("TLS comes from ACME or from files, not both".to_owned());
+        }
         let settings = Settings {
             routing,
             access,
@@ -248,6 +256,7 @@ impl Serve {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             settings,
             tls,
+            acme,
             metrics: args.metrics.or(file.metrics),
         })
     }

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod acme;
 mod browser;
 mod bulk;
 mod chromium_smoke;

@@ -33,7 +33,16 @@ pub struct Log(mpsc::UnboundedReceiver<String>);
 impl Log {
     /// Reads the stderr of `child`, which must be piped.
     pub fn of(child: &mut Child) -> Log {
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        Log::read(child.stderr.take().unwrap())
+    }
+
+    /// Reads the stdout of `child`, which must be piped.
+    pub fn of_stdout(child: &mut Child) -> Log {
+        Log::read(child.stdout.take().unwrap())
+    }
+
+    fn read(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Log {
+        let mut lines = BufReader::new(stream).lines();
         let (sender, receiver) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -54,6 +63,22 @@ impl Log {
             }
         })
         .await
+    }
+}
+
+impl Log {
+    /// Every line from here to the end of the stream, once the process
+    /// has ended.
+    pub async fn rest(&mut self) -> String {
+        let mut rest = String::new();
+        within(async {
+            while let Some(line) = self.0.recv().await {
+                rest.push_str(&line);
+                rest.push('\n');
+            }
+        })
+        .await;
+        rest
     }
 }
 

@@ -5,6 +5,7 @@ pub mod binary;
 pub mod chromium;
 #[cfg(feature = "cluster")]
 pub mod etcd;
+pub mod pebble;
 // The core's tests use all of it; these only the listening pipe.
 #[allow(dead_code)]
 #[path = "../../../../tests/suite/support/pipe.rs"]
