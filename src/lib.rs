@@ -151,6 +151,14 @@
 //! HTTP/1.1 has no such probe: only a request proves the peer alive. The
 //! [`tunnel`] runs checks of its own on both.
 //!
+//! # Who may call
+//!
+//! A service reachable through a relay is public. A [`guard::Guard`] in
+//! front of it admits only requests with HTTP Basic credentials of its
+//! users, or from client addresses in its ranges, as the relay reports
+//! them; the others are answered `401` or `403` before the service sees
+//! them.
+//!
 //! # Cargo features
 //!
 //! None is on by default; the default build depends on tokio, hyper,
@@ -159,7 +167,9 @@
 //! - `tls`: `https://` URLs in [`initiator::Builder::connect`] (rustls with
 //!   the ring provider, Mozilla's roots from `webpki-roots`).
 //! - `tower`: serve tower services (an axum `Router`) on transposed
-//!   connections, and use [`acceptor::SendRequest`] as a tower `Service`.
+//!   connections, use [`acceptor::SendRequest`] as a tower `Service`, and
+//!   [`guard::Guard`] as a tower `Layer`; adds `tower-service` and
+//!   `tower-layer`.
 //! - `axum`: the `ptth::axum::PtthUpgrade` extractor; implies `tower` and
 //!   `http-body-util`.
 //! - `longpoll`: [`longpoll`], serving clients that can only poll (a
@@ -184,6 +194,7 @@ pub mod axum;
 mod channel;
 mod dialect;
 mod error;
+pub mod guard;
 mod head;
 pub mod initiator;
 #[cfg(feature = "longpoll")]

@@ -135,7 +135,7 @@ pub struct ServeArgs {
 }
 
 /// `ptth-relay expose`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ExposeArgs {
     /// The relay: its base URL, or the URL of its access path. Repeat it
     /// for the nodes of a relay cluster: connections spread over them, and
@@ -165,6 +165,21 @@ pub struct ExposeArgs {
     /// pass HTTP/2 and drop `Upgrade`.
     #[arg(long)]
     pub http2_setup: bool,
+    /// Answers public requests without these HTTP Basic credentials with
+    /// 401; repeatable. The password shows in the process list: prefer
+    /// --basic-auth-file.
+    #[arg(long, value_name = "USER:PASS")]
+    pub basic_auth: Vec<crate::visitors::Secret>,
+    /// As --basic-auth, for the users of FILE: `user:HASH` lines, HASH a
+    /// bcrypt hash (`$2b$...`, `$2y$...`) or `sha256:<hex>` of the
+    /// password.
+    #[arg(long, value_name = "FILE")]
+    pub basic_auth_file: Option<PathBuf>,
+    /// Answers public requests from outside CIDR with 403, judged by the
+    /// client address the relay reports (`X-Real-IP`); repeatable. A bare
+    /// address is a range of one.
+    #[arg(long, value_name = "CIDR")]
+    pub allow_ip: Vec<ptth::guard::Cidr>,
 }
 
 fn pin(text: &str) -> Result<(String, String), String> {
@@ -264,6 +279,50 @@ mod tests {
             panic!("not expose");
         };
         assert!(args.http2_setup);
+        let cli = Cli::try_parse_from([
+            "ptth-relay",
+            "expose",
+            "--relay",
+            "http://127.0.0.1:8080",
+            "--name",
+            "lamp",
+            "--to",
+            "http://127.0.0.1:3000",
+            "--basic-auth",
+            "ada:lovelace",
+            "--basic-auth",
+            "grace:hopper",
+            "--basic-auth-file",
+            "users.txt",
+            "--allow-ip",
+            "10.0.0.0/8",
+            "--allow-ip",
+            "::1",
+        ])
+        .unwrap();
+        let Command::Expose(args) = cli.command else {
+            panic!("not expose");
+        };
+        assert_eq!(
+            args.basic_auth,
+            ["ada:lovelace".into(), "grace:hopper".into()]
+        );
+        assert_eq!(args.basic_auth_file, Some(PathBuf::from("users.txt")));
+        let ranges = ["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
+        assert_eq!(args.allow_ip, ranges);
+        let bad_range = [
+            "ptth-relay",
+            "expose",
+            "--relay",
+            "r",
+            "--name",
+            "n",
+            "--to",
+            "t",
+            "--allow-ip",
+            "10/8",
+        ];
+        assert!(Cli::try_parse_from(bad_range).is_err());
         assert!(Cli::try_parse_from(["ptth-relay", "expose", "--name", "lamp"]).is_err());
     }
 }

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderValue};
@@ -14,6 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use ptth::guard::Guard;
 use ptth::tunnel::Phase;
 use ptth::{Dialect, Protocol};
 
@@ -84,6 +86,7 @@ pub async fn run(
     let forward = Forward {
         client: Client::builder(TokioExecutor::new()).build_http(),
         origin,
+        guard: Arc::new(crate::visitors::guard(&args)?),
     };
     let tunnel = tunnel.serve(forward);
     let handle = tunnel.handle();
@@ -114,12 +117,13 @@ fn report(error: &(dyn std::error::Error + 'static)) -> String {
     line
 }
 
-/// Forwards each request to the origin with a pooled hyper client,
-/// streaming both ways.
+/// Forwards each request the guard admits to the origin with a pooled
+/// hyper client, streaming both ways.
 #[derive(Debug, Clone)]
 struct Forward {
     client: Client<HttpConnector, Incoming>,
     origin: Uri,
+    guard: Arc<Guard>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Forward {
@@ -137,11 +141,17 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
         }
         let client = self.client.clone();
         let target = self.target(request.uri());
+        let guard = self.guard.clone();
         Box::pin(async move {
+            // Before anything of the request reaches the origin; the
+            // liveness check above is the relay's, not a visitor's.
+            let mut request = match guard.check(request).await {
+                Ok(request) => request,
+                Err(refusal) => return Ok(refusal.into_response()),
+            };
             let Some(target) = target else {
                 return Ok(text(StatusCode::BAD_REQUEST, "invalid request target"));
             };
-            let mut request = request;
             // From an HTTP/2 relay an upgrade comes as an extended CONNECT.
             let connect = crate::http::upgrade::from_extended_connect(&mut request);
             let upgrade = connect
@@ -217,6 +227,7 @@ mod tests {
         let forward = Forward {
             client: Client::builder(TokioExecutor::new()).build_http(),
             origin: Uri::from_static("http://127.0.0.1:3000/app/"),
+            guard: Arc::default(),
         };
         let target = forward.target(&Uri::from_static("/lamp/x?y=1")).unwrap();
         assert_eq!(target, "http://127.0.0.1:3000/app/lamp/x?y=1");

@@ -18,7 +18,8 @@
 //! `pool`, `names`, `metrics`, `cluster`; `state` (the shared state and
 //! what changes it); `routes` (one file per handler, and the service that
 //! names them all); `server`. Beside them: `tls`, and the command line
-//! (`cli`, `config`, `expose`).
+//! (`cli`, `config`, `expose`, and `visitors`, who may call an exposed
+//! name).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -48,6 +49,7 @@ mod slots;
 mod state;
 pub mod tls;
 pub mod token;
+pub mod visitors;
 
 pub use settings::{Bounds, ClaimRate, Liveness, LongPoll, Policy, Routing, Settings, Waits};
 pub use state::Relay;

@@ -8,6 +8,7 @@ mod support;
 mod authority;
 mod examples;
 mod faults;
+mod guard;
 mod hostile;
 mod http2_setup;
 mod hyper_server;

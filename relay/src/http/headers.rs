@@ -19,6 +19,9 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `Forwarded` (RFC 7239).
 pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+/// `X-Real-IP`: the one address the relay judges the public client's,
+/// which a device can check an allow list against.
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Removes the hop-by-hop fields (RFC 9110, section 7.6.1): the fixed list
 /// and every field `Connection` names.
@@ -51,7 +54,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// Fields only the relay may set toward a peer: a client's own would
 /// pass for the relay's word (who asked, from where, which node).
 const CLIENT_MAY_NOT_SET: [HeaderName; 3] = [
-    HeaderName::from_static("x-real-ip"),
+    X_REAL_IP,
     HeaderName::from_static("requesting-client"),
     HeaderName::from_static("ptth-relay-hop"),
 ];
@@ -70,13 +73,16 @@ pub struct Forwarding<'a> {
     pub trusted: bool,
 }
 
-/// Sets `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
-/// `Forwarded` (RFC 7239) for `from`, replacing what an untrusted client
-/// wrote, and removes the fields only the relay may set.
+/// Sets `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`,
+/// `Forwarded` (RFC 7239) and `X-Real-IP` for `from`, replacing what an
+/// untrusted client wrote, and removes the other fields only the relay
+/// may set.
 pub fn set_forwarded(headers: &mut HeaderMap, from: Forwarding<'_>) {
+    let real_ip = real_ip(headers, from);
     for name in CLIENT_MAY_NOT_SET {
         headers.remove(name);
     }
+    headers.insert(X_REAL_IP, real_ip);
     let ip = from.client.ip().to_string();
     let proto = if from.tls { "https" } else { "http" };
     let node = match from.client.ip() {
@@ -121,6 +127,26 @@ pub fn set_forwarded(headers: &mut HeaderMap, from: Forwarding<'_>) {
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST, host);
     }
+}
+
+/// The public client's address: the one the request came from, unless
+/// that is a trusted proxy or a cluster node, whose word is taken: its
+/// `X-Real-IP` (a node's, or a proxy's that sets it), else the last
+/// address it appended to `X-Forwarded-For` (the one it saw). A trusted
+/// hop that names no address is judged the client itself.
+fn real_ip(headers: &HeaderMap, from: Forwarding<'_>) -> HeaderValue {
+    let said = |value: &str| value.trim().parse::<std::net::IpAddr>().ok();
+    let trusted = from.trusted.then(|| {
+        let real = headers.get(X_REAL_IP).and_then(|v| v.to_str().ok());
+        let last_forwarded = || {
+            let chain = headers.get_all(X_FORWARDED_FOR).iter().next_back()?;
+            chain.to_str().ok()?.rsplit(',').next()
+        };
+        real.and_then(said)
+            .or_else(|| last_forwarded().and_then(said))
+    });
+    let ip = trusted.flatten().unwrap_or(from.client.ip());
+    HeaderValue::from_str(&ip.to_string()).expect("an address is a header value")
 }
 
 /// `text` as a `Forwarded` value (RFC 7239, section 4): bare when it is a
@@ -210,6 +236,7 @@ mod tests {
                     "http",
                     "lamp.relay.example",
                     "for=192.0.2.1;proto=http;host=lamp.relay.example",
+                    "192.0.2.1",
                 ],
             ),
             (
@@ -221,6 +248,7 @@ mod tests {
                     "http",
                     "",
                     "for=\"[2001:db8::1]\";proto=http",
+                    "2001:db8::1",
                 ],
             ),
             (
@@ -232,6 +260,7 @@ mod tests {
                     "https",
                     "bank.example",
                     "for=6.6.6.6, for=10.0.0.2;proto=http;host=lamp.relay.example",
+                    "6.6.6.6",
                 ],
             ),
         ] {
@@ -248,13 +277,52 @@ mod tests {
                 X_FORWARDED_PROTO,
                 X_FORWARDED_HOST,
                 FORWARDED,
+                X_REAL_IP,
             ]
             .map(|name| map.get(name).map_or("", |v| v.to_str().unwrap()).to_owned());
             assert_eq!(got, wanted, "{client} trusted={trusted}");
-            for gone in ["x-real-ip", "requesting-client", "ptth-relay-hop"] {
+            for gone in ["requesting-client", "ptth-relay-hop"] {
                 assert!(!map.contains_key(gone), "{gone} kept for {client}");
             }
             assert_eq!(map["accept"], "*/*");
+        }
+    }
+
+    #[test]
+    fn the_real_ip_is_a_trusted_hop_s_word_and_no_one_else_s() {
+        for (trusted, pairs, wanted) in [
+            (false, &[("x-real-ip", "6.6.6.6")][..], "192.0.2.1"),
+            (false, &[("x-forwarded-for", "6.6.6.6")][..], "192.0.2.1"),
+            (true, &[("x-real-ip", " 203.0.113.5 ")][..], "203.0.113.5"),
+            (
+                true,
+                &[
+                    ("x-real-ip", "unknown"),
+                    ("x-forwarded-for", "1.1.1.1, 6.6.6.6"),
+                ][..],
+                "6.6.6.6",
+            ),
+            (
+                true,
+                &[
+                    ("x-forwarded-for", "1.1.1.1"),
+                    ("x-forwarded-for", "2001:db8::7"),
+                ][..],
+                "2001:db8::7",
+            ),
+            (true, &[("x-forwarded-for", "_hidden")][..], "192.0.2.1"),
+            (true, &[][..], "192.0.2.1"),
+        ] {
+            let mut map = headers(pairs);
+            let from = Forwarding {
+                client: "192.0.2.1:5".parse().unwrap(),
+                tls: false,
+                host: None,
+                trusted,
+            };
+            set_forwarded(&mut map, from);
+            let got: Vec<_> = map.get_all(X_REAL_IP).iter().collect();
+            assert_eq!(got, [wanted], "{pairs:?} trusted={trusted}");
         }
     }
 

@@ -114,6 +114,7 @@ async fn a_gibibyte_each_way_with_the_relays_memory_bounded() {
         h1: false,
         legacy: false,
         http2_setup: false,
+        ..ExposeArgs::default()
     };
     tokio::spawn(ptth_relay::expose::run(args, move |url| {
         let _ = announce.send(url);

@@ -25,13 +25,14 @@ fn spoofing(url: &str) -> Request<Full<bytes::Bytes>> {
 
 #[tokio::test]
 async fn a_client_s_forwarding_fields_are_replaced_and_a_trusted_proxy_s_kept() {
-    for (trusted, chain, proto, host) in [
-        (Vec::new(), "127.0.0.1", "http", None),
+    for (trusted, chain, proto, host, real_ip) in [
+        (Vec::new(), "127.0.0.1", "http", None, "127.0.0.1"),
         (
             vec!["127.0.0.0/8".parse().unwrap()],
             "6.6.6.6, 127.0.0.1",
             "https",
             Some("bank.example"),
+            "6.6.6.6",
         ),
     ] {
         let running = relay(Settings {
@@ -49,11 +50,12 @@ async fn a_client_s_forwarding_fields_are_replaced_and_a_trusted_proxy_s_kept() 
             format!("x-forwarded-for: {chain}\n"),
             format!("x-forwarded-proto: {proto}\n"),
             format!("x-forwarded-host: {host}\n"),
+            format!("x-real-ip: {real_ip}\n"),
         ] {
             assert!(body.contains(&line), "no {line:?} in {body}");
         }
         assert!(body.contains("forwarded: "), "{body}");
-        for gone in ["x-real-ip", "requesting-client", "ptth-relay-hop"] {
+        for gone in ["requesting-client", "ptth-relay-hop"] {
             assert!(
                 !body.contains(&format!("{gone}:")),
                 "{gone} reached the device: {body}"

@@ -39,4 +39,5 @@ mod storm;
 mod streaming;
 mod takeover;
 mod tls;
+mod visitors;
 mod websocket;

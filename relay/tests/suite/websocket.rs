@@ -55,6 +55,7 @@ async fn websocket_through(h1: bool, http2_setup: bool) {
         h1,
         legacy: false,
         http2_setup,
+        ..ExposeArgs::default()
     };
     tokio::spawn(ptth_relay::expose::run(args, move |url| {
         let _ = announce.send(url);
