@@ -55,6 +55,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+#[cfg(feature = "tls")]
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{Instrument, debug, field};
 
@@ -160,6 +162,30 @@ impl Builder {
     #[cfg(feature = "tls")]
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
+        self
+    }
+
+    /// Trusts `roots` for `https` URLs beside Mozilla's root certificates:
+    /// a relay whose certificate comes from a company CA or a private ACME
+    /// server. The rest of the TLS settings are the default's; this
+    /// replaces an earlier [`tls_config`](Builder::tls_config), and a
+    /// later one replaces it. Certificates rustls cannot parse as trust
+    /// anchors are left out.
+    ///
+    /// Default is Mozilla's root certificates alone.
+    #[cfg(feature = "tls")]
+    pub fn trust(mut self, roots: impl IntoIterator<Item = CertificateDer<'static>>) -> Self {
+        self.tls = Some(tls::config_trusting(roots, true));
+        self
+    }
+
+    /// Trusts `roots` alone for `https` URLs, instead of Mozilla's root
+    /// certificates, as [`trust`](Builder::trust) does beside them.
+    ///
+    /// Default is Mozilla's root certificates alone.
+    #[cfg(feature = "tls")]
+    pub fn trust_only(mut self, roots: impl IntoIterator<Item = CertificateDer<'static>>) -> Self {
+        self.tls = Some(tls::config_trusting(roots, false));
         self
     }
 

@@ -180,6 +180,10 @@ pub struct ExposeArgs {
     /// address is a range of one.
     #[arg(long, value_name = "CIDR")]
     pub allow_ip: Vec<ptth::guard::Cidr>,
+    /// Certificates, PEM, to trust in the relay's `https://` certificate
+    /// beside the Mozilla roots: a company CA, a private ACME server's.
+    #[arg(long, value_name = "PEM")]
+    pub relay_ca: Option<PathBuf>,
 }
 
 fn pin(text: &str) -> Result<(String, String), String> {

@@ -73,6 +73,9 @@ pub async fn run(
     if args.legacy {
         initiator = initiator.dialect(Dialect::Legacy);
     }
+    if let Some(ca) = &args.relay_ca {
+        initiator = initiator.trust(crate::pem::chain(ca)?);
+    }
     let mut tunnel = ptth::tunnel::Builder::new(url.as_str()).initiator(initiator);
     for url in more {
         tunnel = tunnel.also(url.as_str());

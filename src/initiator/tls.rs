@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use rustls::ClientConfig;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -19,20 +19,28 @@ pub(super) const TLS_ALPN: &[u8] = b"http/1.1";
 /// only ALPN protocol; built once.
 pub(super) fn default_config() -> Arc<ClientConfig> {
     static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots =
-                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut config = ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("the ring provider supports the default TLS versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            config.alpn_protocols = vec![TLS_ALPN.to_vec()];
-            Arc::new(config)
-        })
-        .clone()
+    CONFIG.get_or_init(|| config_trusting([], true)).clone()
+}
+
+/// The default settings with `roots` trusted, beside Mozilla's root
+/// certificates or instead of them.
+pub(super) fn config_trusting(
+    roots: impl IntoIterator<Item = CertificateDer<'static>>,
+    mozilla: bool,
+) -> Arc<ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    if mozilla {
+        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    store.add_parsable_certificates(roots);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default TLS versions")
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![TLS_ALPN.to_vec()];
+    Arc::new(config)
 }
 
 pub(super) async fn connect(

@@ -18,7 +18,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use ptth::acceptor::SendRequest;
 use ptth::{Dialect, Protocol};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Barrier;
@@ -35,6 +35,9 @@ struct Tls {
     /// The client settings, for `ptth::initiator::Builder::tls_config`.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     client: Arc<ClientConfig>,
+    /// The certificate, as a root to trust.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    root: CertificateDer<'static>,
 }
 
 fn tls() -> Tls {
@@ -53,7 +56,7 @@ fn tls() -> Tls {
         .expect("server certificate");
 
     let mut roots = RootCertStore::empty();
-    roots.add(cert).expect("trust the certificate");
+    roots.add(cert.clone()).expect("trust the certificate");
     let mut server = server;
     // Lets the connect test see what the initiator offers at the TLS layer.
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -68,6 +71,7 @@ fn tls() -> Tls {
         acceptor: TlsAcceptor::from(Arc::new(server)),
         connector: TlsConnector::from(client.clone()),
         client,
+        root: cert,
     }
 }
 
@@ -375,6 +379,40 @@ async fn connect_refuses_an_untrusted_certificate_and_says_so() {
         let message = support::report::Report(&error).to_string();
         assert!(message.contains("invalid peer certificate"), "{message}");
         assert!(relay.await.unwrap(), "the relay saw the handshake fail");
+    })
+    .await;
+}
+
+/// A relay whose certificate comes from a private CA is reached by
+/// trusting that CA, beside Mozilla's roots or instead of them.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn a_private_root_is_trusted_beside_or_instead_of_mozilla_s() {
+    within(async {
+        let tls = tls();
+        let (listener, addr) = listener().await;
+        let acceptor = tls.acceptor.clone();
+        let relay = tokio::spawn(async move {
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let stream = acceptor.accept(tcp).await.unwrap();
+                let offer = ptth::acceptor::Builder::new()
+                    .read_request(stream)
+                    .await
+                    .unwrap();
+                drop(offer.accept::<Full<Bytes>>().await.unwrap());
+            }
+        });
+        let url = format!("https://localhost:{}/reverse", addr.port());
+        let root = || [tls.root.clone()];
+        for initiator in [
+            ptth::initiator::Builder::new().trust(root()),
+            ptth::initiator::Builder::new().trust_only(root()),
+        ] {
+            let transposed = initiator.connect(url.as_str()).await.unwrap();
+            assert!(transposed.io().is_tls());
+        }
+        relay.await.unwrap();
     })
     .await;
 }
