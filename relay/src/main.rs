@@ -113,8 +113,12 @@ async fn reload_on_hangup(args: ServeArgs, relay: Arc<Relay>, tls: Option<Certif
             }
             Err(error) => tracing::error!("config not reloaded, keeping the last one: {error}"),
         }
-        if let Some(Err(error)) = tls.as_ref().map(Certificates::reload) {
-            tracing::error!("TLS files not reloaded, keeping the last ones: {error}");
+        match tls.as_ref().map(Certificates::reload) {
+            Some(Ok(true)) => tracing::info!("TLS files reloaded"),
+            Some(Err(error)) => {
+                tracing::error!("TLS files not reloaded, keeping the last ones: {error}")
+            }
+            Some(Ok(false)) | None => {}
         }
     }
 }
@@ -157,10 +161,14 @@ async fn reload_on_change(certificates: Certificates, files: Vec<PathBuf>) {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let now = stamps();
         if now != seen {
-            seen = now;
+            // Until the pair loads (a certificate written before its
+            // key does not fit it), the change is tried again.
             match certificates.reload() {
-                Ok(()) => tracing::info!("TLS files reloaded"),
-                Err(error) => tracing::error!("TLS files not reloaded: {error}"),
+                Ok(_) => {
+                    seen = now;
+                    tracing::info!("TLS files reloaded");
+                }
+                Err(error) => tracing::error!("TLS files not reloaded yet: {error}"),
             }
         }
     }

@@ -74,15 +74,16 @@ impl Certificates {
         Certificates(Arc::new(Source::Acme(acme)))
     }
 
-    /// Reads the PEM files again; a pair that does not load leaves the
-    /// last one in use. Connections already open keep theirs. Other
-    /// sources have nothing to read.
-    pub fn reload(&self) -> Result<(), String> {
-        if let Source::Files { cert, key, current } = &*self.0 {
-            let fresh = acceptor(cert, key)?;
-            *current.write().expect("the TLS acceptor") = fresh;
-        }
-        Ok(())
+    /// Reads the PEM files again, and says whether there were files to
+    /// read; a pair that does not load leaves the last one in use.
+    /// Connections already open keep theirs.
+    pub fn reload(&self) -> Result<bool, String> {
+        let Source::Files { cert, key, current } = &*self.0 else {
+            return Ok(false);
+        };
+        let fresh = acceptor(cert, key)?;
+        *current.write().expect("the TLS acceptor") = fresh;
+        Ok(true)
     }
 
     /// The TLS handshake of a new connection.

@@ -39,5 +39,6 @@ mod storm;
 mod streaming;
 mod takeover;
 mod tls;
+mod tls_files;
 mod visitors;
 mod websocket;
