@@ -464,3 +464,38 @@ mod tests {
         assert!(error.contains("colour"), "{error}");
     }
 }
+
+#[cfg(test)]
+mod docs_tests {
+    use super::*;
+
+    /// The team's config file that docs/relay.md shows is one the relay
+    /// takes, once its placeholders are filled in.
+    #[test]
+    fn the_documented_team_config_is_taken() {
+        let docs = include_str!("../../../docs/relay.md");
+        let section = docs.split("### A team's config file").nth(1).unwrap();
+        let block = section.split("```toml\n").nth(1).unwrap();
+        let mut text = block.split("```").next().unwrap().to_owned();
+        for n in 0.. {
+            let digest = Digest::of(&n.to_string()).to_hex();
+            match text.replacen("<64 hex digits from key new>", &digest, 1) {
+                same if same == text => break,
+                filled => text = filled,
+            }
+        }
+        let path =
+            std::env::temp_dir().join(format!("ptth-docs-{}.toml", crate::token::random_token()));
+        std::fs::write(&path, &text).unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let serve = Serve::from_args(args);
+        std::fs::remove_file(path).unwrap();
+        let serve = serve.unwrap();
+        assert!(!serve.settings.policy.keys.is_empty());
+        assert!(!serve.settings.policy.registration_open());
+        assert_eq!(serve.acme.unwrap().domain, "relay.example");
+    }
+}
