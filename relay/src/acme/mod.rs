@@ -82,6 +82,8 @@ pub struct Acme {
     orders: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     failed: Mutex<HashMap<String, tokio::time::Instant>>,
     budget: Mutex<Budget>,
+    /// For the tasks it spawns.
+    me: std::sync::Weak<Acme>,
 }
 
 impl std::fmt::Debug for Acme {
@@ -119,6 +121,7 @@ impl Acme {
             orders: Mutex::default(),
             failed: Mutex::default(),
             budget: Mutex::new(Budget::new(20, Duration::from_secs(60))),
+            me: me.clone(),
         });
         tokio::spawn(renew(Arc::downgrade(&acme)));
         Ok(acme)
@@ -141,7 +144,13 @@ impl Acme {
             && self.store.get(&host).is_none()
             && self.may_order(&host)
         {
-            let _ = tokio::time::timeout(ORDER_WAIT, self.obtain(&host)).await;
+            // The order runs as a task of its own: a client that gives up
+            // (or the server's handshake timeout) must not cut it off
+            // halfway, with its challenge still served.
+            if let Some(me) = self.me.upgrade() {
+                let order = tokio::spawn(async move { me.obtain(&host).await });
+                let _ = tokio::time::timeout(ORDER_WAIT, order).await;
+            }
         }
         start.into_stream(self.config.clone()).await
     }
