@@ -13,6 +13,47 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+    /// How much is logged, on stderr.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The log's level and format, for every command. `RUST_LOG`, when set,
+/// wins over `-v` and `-q` (`RUST_LOG=ptth_relay=debug`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogArgs {
+    /// Logs more: `-v` debug, `-vv` trace [default: info].
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Logs less: `-q` warnings and errors, `-qq` errors only.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+    /// One line of text per event, or one JSON object [default: text].
+    #[arg(long, value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `2026-12-03T12:00:00Z  INFO ptth_relay: request method=GET ...`
+    Text,
+    /// `{"timestamp":..,"level":"INFO","fields":{..},"target":..}`
+    Json,
+}
+
+impl LogArgs {
+    /// The level `-v` and `-q` ask for.
+    pub fn level(&self) -> tracing::Level {
+        use tracing::Level;
+        match (self.verbose, self.quiet) {
+            (0, 0) => Level::INFO,
+            (1, _) => Level::DEBUG,
+            (_, 0) => Level::TRACE,
+            (_, 1) => Level::WARN,
+            _ => Level::ERROR,
+        }
+    }
 }
 
 /// The two roles, and the operator's tools.

@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderValue};
@@ -86,8 +87,11 @@ pub async fn run(
     if args.http2_setup {
         tunnel = tunnel.setup(ptth::Setup::Http2);
     }
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(ORIGIN_CONNECT_TIMEOUT));
+    connector.set_nodelay(true);
     let forward = Forward {
-        client: Client::builder(TokioExecutor::new()).build_http(),
+        client: Client::builder(TokioExecutor::new()).build(connector),
         origin,
         guard: Arc::new(crate::visitors::guard(&args)?),
     };
@@ -104,6 +108,38 @@ pub async fn run(
         }
     });
     tunnel.await.map_err(|error| report(&error))
+}
+
+/// How long the origin may take to accept a connection.
+const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The visitor's 502 when the origin failed before its response, saying
+/// so in a sentence, and the log line with the whole cause.
+fn origin_down(origin: &Uri, error: &hyper_util::client::legacy::Error) -> Response<RelayBody> {
+    let refused = io_cause(error).map(std::io::Error::kind);
+    let why = match refused {
+        Some(std::io::ErrorKind::ConnectionRefused) => "it refused the connection".to_owned(),
+        Some(std::io::ErrorKind::TimedOut) => "it did not accept a connection in time".to_owned(),
+        _ if error.is_connect() => "it could not be reached".to_owned(),
+        _ => "it closed the connection before its response".to_owned(),
+    };
+    tracing::warn!(%origin, cause = report(error), "the origin is down: {why}");
+    text(
+        StatusCode::BAD_GATEWAY,
+        &format!("the origin behind this name is down: {why}"),
+    )
+}
+
+/// The I/O error at the root of `error`, if there is one.
+fn io_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        cause = error.source();
+    }
+    None
 }
 
 /// `error` and each of its causes, `: `-separated: `ptth::Error` names
@@ -142,18 +178,46 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
             *response.body_mut() = crate::http::full(Bytes::new());
             return Box::pin(async move { Ok(response) });
         }
+        let started = tokio::time::Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path_and_query().map(|pq| pq.to_string());
+        let origin = self.origin.clone();
+        let answered = self.answer(request);
+        Box::pin(async move {
+            let response = answered.await;
+            tracing::info!(
+                %method,
+                target = %path.as_deref().unwrap_or("/"),
+                status = response.status().as_u16(),
+                ms = started.elapsed().as_millis() as u64,
+                %origin,
+                "request"
+            );
+            Ok(response)
+        })
+    }
+}
+
+impl Forward {
+    /// The answer to a visitor's request: the guard's refusal, the
+    /// origin's response, or a 502 that says the origin is down.
+    fn answer(
+        &self,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Response<RelayBody>> + Send + 'static {
         let client = self.client.clone();
         let target = self.target(request.uri());
         let guard = self.guard.clone();
-        Box::pin(async move {
+        let origin = self.origin.clone();
+        async move {
             // Before anything of the request reaches the origin; the
             // liveness check above is the relay's, not a visitor's.
             let mut request = match guard.check(request).await {
                 Ok(request) => request,
-                Err(refusal) => return Ok(refusal.into_response()),
+                Err(refusal) => return refusal.into_response(),
             };
             let Some(target) = target else {
-                return Ok(text(StatusCode::BAD_REQUEST, "invalid request target"));
+                return text(StatusCode::BAD_REQUEST, "invalid request target");
             };
             // From an HTTP/2 relay an upgrade comes as an extended CONNECT.
             let connect = crate::http::upgrade::from_extended_connect(&mut request);
@@ -170,10 +234,7 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
             parts.version = http::Version::HTTP_11;
             let mut response = match client.request(Request::from_parts(parts, body)).await {
                 Ok(response) => response,
-                Err(error) => {
-                    let reason = format!("the origin failed: {error}");
-                    return Ok(text(StatusCode::BAD_GATEWAY, &reason));
-                }
+                Err(error) => return origin_down(&origin, &error),
             };
             if response.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(relay_upgrade) = relay_upgrade
@@ -184,19 +245,14 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
                     parts.status = StatusCode::OK;
                     parts.headers = crate::http::upgrade::accepted_from(&parts.headers);
                 }
-                return Ok(Response::from_parts(parts, crate::http::full(Bytes::new())));
+                return Response::from_parts(parts, crate::http::full(Bytes::new()));
             }
             let (mut parts, body) = response.into_parts();
             remove_hop_by_hop(&mut parts.headers);
-            Ok(Response::from_parts(
-                parts,
-                body.map_err(BoxError::from).boxed(),
-            ))
-        })
+            Response::from_parts(parts, body.map_err(BoxError::from).boxed())
+        }
     }
-}
 
-impl Forward {
     /// The origin's scheme and authority, its path as a prefix, then the
     /// request's path and query.
     fn target(&self, uri: &Uri) -> Option<Uri> {

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use ptth_relay::acme::Acme;
-use ptth_relay::cli::{Cli, Command, KeyCommand, ServeArgs};
+use ptth_relay::cli::{Cli, Command, KeyCommand, LogArgs, LogFormat, ServeArgs};
 use ptth_relay::config::Serve;
 use ptth_relay::server::Server;
 use ptth_relay::tls::Certificates;
@@ -17,11 +17,9 @@ use ptth_relay::{Relay, expose};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO)
-        .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    logging(&cli.log);
+    let result = match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Expose(args) => {
             expose::run(args, |url| announce(&format!("public URL: {url}"))).await
@@ -183,6 +181,24 @@ fn new_key(args: &ptth_relay::cli::KeyNewArgs) -> Result<(), String> {
         args.label
     ));
     Ok(())
+}
+
+/// Log lines on stderr: at the level of `-v`/`-q`, or as `RUST_LOG` says;
+/// text, coloured only on a terminal, or JSON.
+fn logging(args: &LogArgs) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
+        _ => EnvFilter::new(args.level().as_str().to_ascii_lowercase()),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match args.log_format.unwrap_or(LogFormat::Text) {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 /// The one line a script reads, flushed at once.

@@ -73,11 +73,38 @@ async fn dispatch(
         }
         None => {
             let started = tokio::time::Instant::now();
+            let method = request.method().clone();
+            let target = request.uri().path_and_query().map(|pq| pq.to_string());
             let response = public::forward(&relay, request, client).await;
-            relay.metrics.answered(response.status(), started.elapsed());
+            let elapsed = started.elapsed();
+            relay.metrics.answered(response.status(), elapsed);
+            log_request(client, &method, target.as_deref(), &response, elapsed);
             response
         }
     }
+}
+
+/// One line per public request, when its response head is ready: who
+/// asked what, the status, how long the head took, and the body's length
+/// when it is known (`-` for a stream).
+fn log_request(
+    client: Client,
+    method: &http::Method,
+    target: Option<&str>,
+    response: &Response<RelayBody>,
+    elapsed: std::time::Duration,
+) {
+    use hyper::body::Body;
+    let bytes = response.body().size_hint().exact();
+    tracing::info!(
+        client = %client.addr,
+        %method,
+        target = %target.unwrap_or("/"),
+        status = response.status().as_u16(),
+        ms = elapsed.as_millis() as u64,
+        bytes = %bytes.map_or_else(|| "-".to_owned(), |bytes| bytes.to_string()),
+        "request"
+    );
 }
 
 /// Whether `path` is under the peers' `access` path, and the rest of it.

@@ -33,6 +33,7 @@ mod longpoll_pools;
 mod metrics;
 mod pools;
 mod reload;
+mod request_logs;
 mod routing;
 mod statuses;
 mod storm;

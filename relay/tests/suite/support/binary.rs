@@ -11,8 +11,14 @@ use super::within;
 
 /// `ptth-relay ARGS`, stdout piped, stderr as `stderr` says.
 pub fn run(args: &[&str], stderr: Stdio) -> Child {
+    run_with(args, stderr, &[])
+}
+
+/// [`run`] with `env` set as well.
+pub fn run_with(args: &[&str], stderr: Stdio, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ptth-relay"))
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(stderr)
         .kill_on_drop(true)
@@ -46,7 +52,7 @@ impl Log {
         let (sender, receiver) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                let _ = sender.send(plain(&line));
+                let _ = sender.send(line);
             }
         });
         Log(receiver)
@@ -80,20 +86,6 @@ impl Log {
         .await;
         rest
     }
-}
-
-/// `line` without ANSI colour sequences (`ESC [ ... m`).
-fn plain(line: &str) -> String {
-    let mut text = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| c.is_ascii_alphabetic());
-        } else {
-            text.push(c);
-        }
-    }
-    text
 }
 
 /// Sends `signal` (`HUP`, `TERM`, ...) to `child`.
