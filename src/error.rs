@@ -194,6 +194,18 @@ pub struct Declined {
 }
 
 impl Declined {
+    /// The peer's own words, when its body is one short line of text
+    /// (a relay's "the name is taken"): at most [`REASON_MAX`] characters
+    /// with no control characters, since the body comes from the peer and
+    /// ends up in logs.
+    pub fn reason(&self) -> Option<&str> {
+        let text = std::str::from_utf8(&self.body).ok()?.trim();
+        let fits = !text.is_empty()
+            && text.chars().count() <= REASON_MAX
+            && !text.chars().any(char::is_control);
+        fits.then_some(text)
+    }
+
     fn header(&self, name: HeaderName) -> &str {
         self.headers
             .get(name)
@@ -229,9 +241,19 @@ impl fmt::Display for Declined {
                 self.header(RETRY_AFTER)
             ),
             _ => write!(f, "upgrade declined with {status}"),
+        }?;
+        match (
+            status.is_client_error() || status.is_server_error(),
+            self.reason(),
+        ) {
+            (true, Some(reason)) => write!(f, ": {reason}"),
+            _ => Ok(()),
         }
     }
 }
+
+/// The longest peer's reason [`Declined`] repeats.
+const REASON_MAX: usize = 200;
 
 impl Error {
     /// The declined answer, when this error is [`Error::Declined`].
@@ -298,6 +320,10 @@ mod tests {
     use super::*;
 
     fn declined(status: u16, headers: &[(HeaderName, &'static str)]) -> String {
+        with_body(status, headers, "")
+    }
+
+    fn with_body(status: u16, headers: &[(HeaderName, &'static str)], body: &str) -> String {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.insert(name.clone(), http::HeaderValue::from_static(value));
@@ -305,9 +331,49 @@ mod tests {
         Error::Declined(Box::new(Declined {
             status: StatusCode::from_u16(status).unwrap(),
             headers: map,
-            body: Bytes::new(),
+            body: Bytes::copy_from_slice(body.as_bytes()),
         }))
         .to_string()
+    }
+
+    #[test]
+    fn declined_repeats_a_short_line_of_the_peer_s_text_and_nothing_else() {
+        let taken = "the name \"lamp\" is taken or closed to this token\n";
+        let long = "x".repeat(201);
+        for (status, body, said) in [
+            (
+                403,
+                taken,
+                "the peer refused the credentials (403 Forbidden): the name \"lamp\" is taken or closed to this token",
+            ),
+            (
+                500,
+                "boom",
+                "upgrade declined with 500 Internal Server Error: boom",
+            ),
+            (
+                403,
+                "two\nlines",
+                "the peer refused the credentials (403 Forbidden)",
+            ),
+            (
+                403,
+                "\u{1b}[31mred",
+                "the peer refused the credentials (403 Forbidden)",
+            ),
+            (
+                403,
+                &long,
+                "the peer refused the credentials (403 Forbidden)",
+            ),
+            (
+                200,
+                "hello",
+                "this endpoint does not speak PTTH: it answered the upgrade request with 200 OK",
+            ),
+        ] {
+            assert_eq!(with_body(status, &[], body), said, "{body:?}");
+        }
     }
 
     #[test]

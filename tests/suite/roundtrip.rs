@@ -143,7 +143,7 @@ async fn rejection_reaches_the_initiator_as_declined() {
         assert_eq!(declined.headers[WWW_AUTHENTICATE], "Basic realm=\"ptth\"");
         assert_eq!(
             error.to_string(),
-            "the peer refused the credentials (401 Unauthorized)"
+            "the peer refused the credentials (401 Unauthorized): who are you?"
         );
     })
     .await;

@@ -101,3 +101,30 @@ async fn the_level_comes_from_q_or_rust_log_and_json_is_one_object_a_line() {
     assert_eq!(object["fields"]["method"], "GET");
     assert_eq!(object["fields"]["status"], 404);
 }
+
+#[tokio::test]
+async fn a_refused_claim_ends_expose_with_the_relay_s_reason() {
+    let (_serve, _log, url) = serve(&["--name", "lamp=s3cret"], &[]).await;
+    let args = [
+        "expose",
+        "--relay",
+        &url,
+        "--name",
+        "lamp",
+        "--token",
+        "guess",
+        "--to",
+        "http://127.0.0.1:9",
+    ];
+    let output = crate::support::within(binary::run(&args, Stdio::piped()).wait_with_output())
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        "ptth-relay: the peer refused the credentials (403 Forbidden): \
+         the name \"lamp\" is taken or closed to this token"
+    );
+}
