@@ -103,6 +103,17 @@ pub enum Error {
     #[error("the acceptor cannot take the PTTH setup over HTTP/2: {0}")]
     NoHttp2Setup(&'static str),
 
+    /// The server speaks TLS where the URL says `http://`, or plain HTTP
+    /// where it says `https://`: the URL's scheme is wrong, which retrying
+    /// does not change.
+    #[error("{authority} {}", if *.url_tls { "does not speak TLS: its URL is http://, not https://" } else { "speaks TLS: its URL is https://, not http://" })]
+    WrongScheme {
+        /// The host and port dialled.
+        authority: String,
+        /// Whether the URL was `https://`.
+        url_tls: bool,
+    },
+
     /// The initiator sent bytes after its upgrade request before it could
     /// have seen the `101`.
     #[error("bytes received after the upgrade request and before the 101")]

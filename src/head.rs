@@ -88,9 +88,17 @@ pub(crate) fn parse_request(buf: &[u8], limits: Limits) -> Result<Option<Request
     }))
 }
 
+/// What [`parse_response`] calls a TLS record where HTTP was expected.
+pub(crate) const TLS_RECORD: &str = "a TLS record, not an HTTP response";
+
 /// Parses a response head from the start of `buf`; `Ok(None)` means more
 /// bytes are needed.
 pub(crate) fn parse_response(buf: &[u8], limits: Limits) -> Result<Option<ResponseHead>, Error> {
+    // A TLS alert or handshake record where a status line should be: the
+    // server speaks TLS (RFC 8446 §5.1, content types 21 and 22).
+    if let [21 | 22, 3, ..] = buf {
+        return Err(Error::Malformed(TLS_RECORD));
+    }
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap = Vec::new();
     let mut res = httparse::Response::new(slots(&mut stack, &mut heap, limits));

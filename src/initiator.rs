@@ -343,8 +343,10 @@ impl Builder {
         let dial = Dial::from_url(&url)?;
         let exchange = async {
             let tcp = dial.tcp().await?;
-            let io = self.secure(tcp, &dial).await?;
-            self.exchange(io, &url).await
+            let io = self.secure(tcp, &dial).await;
+            let io = io.map_err(|error| dial.wrong_scheme(error))?;
+            let exchanged = self.exchange(io, &url).await;
+            exchanged.map_err(|error| dial.wrong_scheme(error))
         };
         self.bounded(&url, exchange).await
     }

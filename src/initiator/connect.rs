@@ -76,6 +76,27 @@ pub(super) struct Dial {
 }
 
 impl Dial {
+    /// `error`, or [`Error::WrongScheme`] when it shows that the server
+    /// speaks TLS to a plain dial (a TLS record where the status line
+    /// should be) or plain HTTP to a TLS one (rustls read no TLS record).
+    pub(super) fn wrong_scheme(&self, error: Error) -> Error {
+        let plain_got_tls = matches!(error, Error::Malformed(crate::head::TLS_RECORD));
+        #[cfg(feature = "tls")]
+        let tls_got_plain = matches!(&error, Error::Io(io) if io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|tls| matches!(tls, rustls::Error::InvalidMessage(_))));
+        #[cfg(not(feature = "tls"))]
+        let tls_got_plain = false;
+        if !(plain_got_tls || tls_got_plain) {
+            return error;
+        }
+        Error::WrongScheme {
+            authority: format!("{}:{}", self.host, self.port),
+            url_tls: tls_got_plain,
+        }
+    }
+
     pub(super) fn from_url(url: &Uri) -> Result<Dial, Error> {
         let invalid = |reason: &str| Error::InvalidUrl {
             url: url.to_string(),

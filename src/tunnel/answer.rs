@@ -35,6 +35,7 @@ pub(super) fn judge(error: &Error, url: &Uri, retry_not_found: bool) -> Verdict 
         | Error::UnsupportedProtocol { .. }
         | Error::MissingAlpn
         | Error::NoHttp2Setup(_)
+        | Error::WrongScheme { .. }
         | Error::NoCommonProtocol { .. } => return Verdict::Fatal,
         // Named one by one, without a wildcard, so a new variant must be
         // judged here before the crate builds.
@@ -189,6 +190,17 @@ mod tests {
             judge(&declined(404, &[]), &url(), true),
             Verdict::Retry { at_least: None }
         );
+    }
+
+    #[test]
+    fn a_url_with_the_wrong_scheme_is_fatal() {
+        for url_tls in [true, false] {
+            let error = Error::WrongScheme {
+                authority: "relay.example:8443".into(),
+                url_tls,
+            };
+            assert_eq!(judge(&error, &url(), false), Verdict::Fatal);
+        }
     }
 
     #[test]

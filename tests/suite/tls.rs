@@ -451,3 +451,49 @@ async fn a_tunnel_serves_over_https() {
     })
     .await;
 }
+
+/// A URL whose scheme does not match the server fails at once with a
+/// sentence that says which to use, and the tunnel does not retry it:
+/// `https://` to a plain HTTP server, and `http://` to a TLS one.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn a_url_with_the_wrong_scheme_says_so_and_is_not_retried() {
+    within(async {
+        let tls = tls();
+        let (listener, addr) = listener().await;
+        let acceptor = tls.acceptor.clone();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            // First a plain HTTP server's answer to whatever comes, then a
+            // TLS server.
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let _ = tcp.read(&mut [0; 1024]).await;
+            let _ = tcp
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            let (tcp, _) = listener.accept().await.unwrap();
+            let _ = acceptor.accept(tcp).await;
+        });
+        for (scheme, said) in [
+            (
+                "https",
+                "does not speak TLS: its URL is http://, not https://",
+            ),
+            ("http", "speaks TLS: its URL is https://, not http://"),
+        ] {
+            let url = format!("{scheme}://localhost:{}/reverse", addr.port());
+            let initiator = ptth::initiator::Builder::new().tls_config(tls.client.clone());
+            let error = initiator.connect(url.as_str()).await.unwrap_err();
+            assert!(
+                matches!(error, ptth::Error::WrongScheme { .. }),
+                "{scheme}: {error:?}"
+            );
+            assert_eq!(
+                error.to_string(),
+                format!("localhost:{} {said}", addr.port())
+            );
+        }
+        server.await.unwrap();
+    })
+    .await;
+}

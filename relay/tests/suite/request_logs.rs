@@ -128,3 +128,28 @@ async fn a_refused_claim_ends_expose_with_the_relay_s_reason() {
          the name \"lamp\" is taken or closed to this token"
     );
 }
+
+#[tokio::test]
+async fn expose_with_https_against_a_plain_relay_stops_at_once_and_says_why() {
+    let (_serve, _log, url) = serve(&[], &[]).await;
+    let https = url.replace("http://", "https://");
+    let args = [
+        "expose",
+        "--relay",
+        &https,
+        "--name",
+        "lamp",
+        "--to",
+        "http://127.0.0.1:9",
+    ];
+    let output = crate::support::within(binary::run(&args, Stdio::piped()).wait_with_output())
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let authority = url.strip_prefix("http://").unwrap();
+    assert_eq!(
+        stderr.lines().last().unwrap_or_default(),
+        format!("ptth-relay: {authority} does not speak TLS: its URL is http://, not https://")
+    );
+}
