@@ -93,7 +93,14 @@ impl Server {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.head_timeout);
+            .header_read_timeout(self.head_timeout)
+            // Names are case-insensitive, but clients that exist are not:
+            // ReverseHttp's Java client finds `Link` only spelt so
+            // (docs/relay.md, "Long-polling: browsers and plain HTTP
+            // clients"). A peer's own spelling is not kept either: most
+            // peers write lower case, and HTTP/2 and long-poll replies
+            // carry none.
+            .title_case_headers(true);
         // Peers may set up their channels over HTTP/2 (extended CONNECT).
         builder
             .http2()

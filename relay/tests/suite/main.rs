@@ -22,6 +22,7 @@ mod connections;
 mod descriptors;
 mod drain;
 mod forwarded;
+mod header_case;
 mod hostile;
 mod hostile_peers;
 mod http2_setup;

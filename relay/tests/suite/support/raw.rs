@@ -46,6 +46,12 @@ impl Answer {
 /// Sends `head` (without its blank line) and `body` on a new connection,
 /// and reads the whole answer.
 pub async fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> Answer {
+    parse(&exchange_bytes(addr, head, body).await)
+}
+
+/// [`exchange`], the answer as the bytes that came, for tests of how
+/// they are spelt.
+pub async fn exchange_bytes(addr: SocketAddr, head: &str, body: &[u8]) -> Vec<u8> {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let mut bytes = format!(
         "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -56,7 +62,26 @@ pub async fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> Answer {
     tcp.write_all(&bytes).await.unwrap();
     let mut answer = Vec::new();
     tcp.read_to_end(&mut answer).await.unwrap();
-    parse(&answer)
+    answer
+}
+
+/// The field lines of an answer's head, as written, after its status line.
+pub fn field_lines(answer: &[u8]) -> Vec<&str> {
+    let text = std::str::from_utf8(answer).unwrap_or_default();
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    head.split("\r\n").skip(1).collect()
+}
+
+/// Every value of the field spelt exactly `name`, case and all, as a
+/// client that looks names up by their exact case (Java's
+/// `HttpURLConnection.getHeaderFields()`) finds them.
+pub fn exact<'a>(answer: &'a [u8], name: &str) -> Vec<&'a str> {
+    let prefix = format!("{name}:");
+    field_lines(answer)
+        .into_iter()
+        .filter_map(|line| line.strip_prefix(prefix.as_str()))
+        .map(str::trim)
+        .collect()
 }
 
 /// The path of an absolute URL.
@@ -65,7 +90,8 @@ pub fn path(url: &str) -> &str {
     &rest[rest.find('/').unwrap_or(rest.len())..]
 }
 
-fn parse(answer: &[u8]) -> Answer {
+/// An answer read with its names lower-cased.
+pub fn parse(answer: &[u8]) -> Answer {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
     let len = match response.parse(answer) {
