@@ -144,7 +144,13 @@ impl<T: AsyncRead + Unpin> Reader<T> {
                 }
             }
             Framing::UntilClose => {
-                while self.buf.len() < limit {
+                // Refusing must know whether a byte follows the limit;
+                // cutting must not wait for one.
+                let enough = match excess {
+                    Excess::Truncate => limit,
+                    Excess::Refuse => limit.saturating_add(1),
+                };
+                while self.buf.len() < enough {
                     match self.read_more().await {
                         Ok(()) => {}
                         Err(Error::Closed) => break,
@@ -238,6 +244,37 @@ mod tests {
         // Exactly at the limit is within it.
         let (body, _) = read_body(b"abcdef", Framing::UntilClose, 6, Excess::Refuse).await;
         assert_eq!(body.unwrap(), "abcdef");
+    }
+
+    /// Bytes in the reads given, then the end.
+    struct Reads(std::collections::VecDeque<&'static [u8]>);
+
+    impl tokio::io::AsyncRead for Reads {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if let Some(read) = self.0.pop_front() {
+                buf.put_slice(read);
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    // A first read that ends exactly at the limit was taken as the whole
+    // body (proptest found it: `proptest-regressions/reader.txt`).
+    #[tokio::test]
+    async fn a_body_until_close_one_byte_past_a_read_at_the_limit_is_refused() {
+        let mut reader = Reader::new(Reads([&b"abcd"[..], b"e"].into()));
+        let body = reader.body(Framing::UntilClose, 4, Excess::Refuse).await;
+        assert!(
+            matches!(body, Err(Error::BodyTooLarge { limit: 4 })),
+            "{body:?}"
+        );
+        let mut reader = Reader::new(Reads([&b"abcd"[..]].into()));
+        let body = reader.body(Framing::UntilClose, 4, Excess::Refuse).await;
+        assert_eq!(body.unwrap(), "abcd");
     }
 
     /// A body cut at its limit needs no read past the limit: the peer may
