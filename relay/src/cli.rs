@@ -152,6 +152,10 @@ pub struct ServeArgs {
     /// Reads the same settings from a TOML file; flags win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Taken without the `cluster` feature only to say that it is needed.
+    #[cfg(not(feature = "cluster"))]
+    #[arg(long, hide = true, value_name = "URL")]
+    pub cluster_etcd: Vec<String>,
     /// Joins a cluster of relay nodes through etcd at these client URLs.
     #[cfg(feature = "cluster")]
     #[arg(

@@ -166,6 +166,11 @@ pub(super) fn or(value: Option<Seconds>, default: Duration) -> Duration {
     value.map_or(default, |Seconds(duration)| duration)
 }
 
+/// What `--cluster-etcd` says on a build without the `cluster` feature.
+#[cfg(not(feature = "cluster"))]
+const NO_CLUSTER: &str = "--cluster-etcd needs ptth-relay built with the `cluster` feature: \
+     cargo install --locked --path relay --features cluster";
+
 /// Everything `serve` runs with.
 #[derive(Debug)]
 pub struct Serve {
@@ -184,6 +189,10 @@ pub struct Serve {
 impl Serve {
     /// Merges the flags over the file named by `--config`, if any.
     pub fn from_args(args: ServeArgs) -> Result<Serve, String> {
+        #[cfg(not(feature = "cluster"))]
+        if !args.cluster_etcd.is_empty() {
+            return Err(NO_CLUSTER.to_owned());
+        }
         let file = match &args.config {
             Some(path) => read(path)?,
             None => File::default(),

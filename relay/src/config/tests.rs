@@ -156,3 +156,13 @@ fn the_documented_team_config_is_taken() {
     assert!(!serve.settings.policy.registration_open());
     assert_eq!(serve.acme.unwrap().domain, "relay.example");
 }
+
+#[cfg(not(feature = "cluster"))]
+#[test]
+fn cluster_flags_on_a_build_without_the_feature_name_it() {
+    let args = ServeArgs {
+        cluster_etcd: vec!["http://127.0.0.1:2379".into()],
+        ..ServeArgs::default()
+    };
+    assert_eq!(Serve::from_args(args).unwrap_err(), NO_CLUSTER);
+}
