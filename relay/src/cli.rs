@@ -182,10 +182,16 @@ pub struct ServeArgs {
 /// `ptth-relay expose`.
 #[derive(Debug, Default, Args)]
 pub struct ExposeArgs {
-    /// The relay: its base URL, or the URL of its access path. Repeat it
-    /// for the nodes of a relay cluster: connections spread over them, and
-    /// move to the others when one dies.
-    #[arg(long, value_name = "URL", required = true)]
+    /// The relay: its base URL (`http://` when no scheme is given), or the
+    /// URL of its access path. Repeat it for the nodes of a relay cluster:
+    /// connections spread over them, and move to the others when one dies.
+    #[arg(
+        long,
+        value_name = "URL",
+        required = true,
+        env = "PTTH_RELAY",
+        value_delimiter = ','
+    )]
     pub relay: Vec<String>,
     /// The name to claim.
     #[arg(long, value_name = "NAME")]
@@ -193,9 +199,14 @@ pub struct ExposeArgs {
     /// The name's token [default: a random one, made for this run].
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
-    /// The local HTTP server to forward requests to.
-    #[arg(long, value_name = "ORIGIN_URL")]
-    pub to: String,
+    /// The local HTTP server to forward requests to, as `--to`: a port
+    /// alone (`3000` is `http://127.0.0.1:3000`), `HOST:PORT`, or a URL.
+    #[arg(value_name = "PORT|HOST:PORT|URL", required_unless_present = "to")]
+    pub origin: Option<String>,
+    /// The local HTTP server to forward requests to, as the positional
+    /// argument does.
+    #[arg(long, value_name = "ORIGIN_URL", conflicts_with = "origin")]
+    pub to: Option<String>,
     /// Connections to keep open [default: 1 on HTTP/2, 4 on HTTP/1.1].
     #[arg(long, value_name = "N")]
     pub connections: Option<usize>,

@@ -27,6 +27,7 @@ use crate::http::{BoxError, RelayBody, text};
 /// The URL to upgrade on: the relay's access path and the name. A relay
 /// URL with no path gets the default access path.
 pub fn claim_url(relay: &str, name: &str) -> Result<String, String> {
+    let relay = &with_scheme(relay);
     let uri: Uri = relay
         .parse()
         .map_err(|error| format!("--relay {relay:?}: {error}"))?;
@@ -35,6 +36,23 @@ pub fn claim_url(relay: &str, name: &str) -> Result<String, String> {
         "" | "/" => format!("{base}/reversehttp/{name}"),
         _ => format!("{base}/{name}"),
     })
+}
+
+/// `text` with `http://` in front when it names no scheme.
+fn with_scheme(text: &str) -> String {
+    match text.contains("://") {
+        true => text.to_owned(),
+        false => format!("http://{text}"),
+    }
+}
+
+/// The origin's URL from what `expose` was given: a port alone is on
+/// loopback, and a missing scheme is `http://`.
+fn origin_url(given: &str) -> String {
+    match given.parse::<u16>() {
+        Ok(port) => format!("http://127.0.0.1:{port}"),
+        Err(_) => with_scheme(given),
+    }
 }
 
 /// Runs the tunnel for `args` until it meets an error retrying cannot
@@ -51,12 +69,13 @@ pub async fn run(
     let Some((url, more)) = urls.split_first() else {
         return Err("--relay is required".to_owned());
     };
-    let origin: Uri = args
-        .to
-        .parse()
-        .map_err(|error| format!("--to {:?}: {error}", args.to))?;
+    let given = (args.origin.as_deref().or(args.to.as_deref()))
+        .ok_or("name the local server: `expose 3000`, `expose HOST:PORT` or --to URL")?;
+    let origin_text = origin_url(given);
+    let origin: Uri =
+        (origin_text.parse()).map_err(|error| format!("the origin {given:?}: {error}"))?;
     if origin.scheme() != Some(&Scheme::HTTP) || origin.authority().is_none() {
-        return Err(format!("--to {:?} must be an http:// URL", args.to));
+        return Err(format!("the origin {given:?} must be an http:// URL"));
     }
     // Without --token, a token of this run's own: the relay refuses a
     // claim without one on a held name, and this run's connections and
@@ -267,6 +286,22 @@ impl Forward {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_and_relays_may_be_written_short() {
+        for (given, origin) in [
+            ("3000", "http://127.0.0.1:3000"),
+            ("localhost:8000", "http://localhost:8000"),
+            ("http://10.0.0.2:80/app", "http://10.0.0.2:80/app"),
+            ("https://example.org", "https://example.org"),
+        ] {
+            assert_eq!(origin_url(given), origin, "{given}");
+        }
+        assert_eq!(
+            claim_url("relay.example:8080", "lamp").unwrap(),
+            "http://relay.example:8080/reversehttp/lamp"
+        );
+    }
 
     #[test]
     fn claim_urls_add_the_default_access_path_only_to_a_bare_relay() {

@@ -109,7 +109,7 @@ async fn a_gibibyte_each_way_with_the_relays_memory_bounded() {
         relay: vec![relay.clone()],
         name: "bulk".into(),
         token: None,
-        to: format!("http://{origin}"),
+        to: Some(format!("http://{origin}")),
         connections: Some(1),
         h1: false,
         legacy: false,

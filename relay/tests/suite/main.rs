@@ -36,6 +36,7 @@ mod pools;
 mod reload;
 mod request_logs;
 mod routing;
+mod short_commands;
 mod statuses;
 mod storm;
 mod streaming;

@@ -96,7 +96,7 @@ async fn tls_files_are_read_again_on_sighup_and_on_change_and_open_connections_g
         relay: vec![format!("https://localhost:{port}")],
         name: "lamp".into(),
         token: Some("t".into()),
-        to: format!("http://{origin}"),
+        to: Some(format!("http://{origin}")),
         relay_ca: Some(cert.clone()),
         ..ExposeArgs::default()
     };

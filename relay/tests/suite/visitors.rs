@@ -18,7 +18,7 @@ async fn exposed(settings: Settings, flags: impl FnOnce(&mut ExposeArgs)) -> Run
         relay: vec![format!("http://{}", running.addr)],
         name: "lamp".into(),
         token: Some("t".into()),
-        to: format!("http://{origin}"),
+        to: Some(format!("http://{origin}")),
         ..ExposeArgs::default()
     };
     flags(&mut args);
@@ -186,7 +186,7 @@ async fn a_bad_users_file_stops_expose_without_echoing_it() {
     let args = ExposeArgs {
         relay: vec!["http://127.0.0.1:1".into()],
         name: "lamp".into(),
-        to: "http://127.0.0.1:1".into(),
+        to: Some("http://127.0.0.1:1".into()),
         basic_auth_file: Some(path.clone()),
         ..ExposeArgs::default()
     };
@@ -199,7 +199,7 @@ async fn a_bad_users_file_stops_expose_without_echoing_it() {
     let args = ExposeArgs {
         relay: vec!["http://127.0.0.1:1".into()],
         name: "lamp".into(),
-        to: "http://127.0.0.1:1".into(),
+        to: Some("http://127.0.0.1:1".into()),
         basic_auth: vec!["adalovelace".into()],
         ..ExposeArgs::default()
     };

@@ -50,7 +50,7 @@ async fn websocket_through(h1: bool, http2_setup: bool) {
         relay: vec![format!("http://{}", running.addr)],
         name: "lamp".into(),
         token: Some("t".into()),
-        to: format!("http://{origin}"),
+        to: Some(format!("http://{origin}")),
         connections: Some(2),
         h1,
         legacy: false,
