@@ -1,5 +1,6 @@
 //! The command line, exactly as scripts and tests rely on it.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -225,7 +226,7 @@ pub struct ExposeArgs {
     /// 401; repeatable. The password shows in the process list: prefer
     /// --basic-auth-file.
     #[arg(long, value_name = "USER:PASS")]
-    pub basic_auth: Vec<crate::visitors::Secret>,
+    pub basic_auth: Vec<Secret>,
     /// As --basic-auth, for the users of FILE: `user:HASH` lines, HASH a
     /// bcrypt hash (`$2b$...`, `$2y$...`) or `sha256:<hex>` of the
     /// password.
@@ -240,6 +241,36 @@ pub struct ExposeArgs {
     /// beside the Mozilla roots: a company CA, a private ACME server's.
     #[arg(long, value_name = "PEM")]
     pub relay_ca: Option<PathBuf>,
+}
+
+/// A command-line value that holds a secret (`--basic-auth USER:PASS`):
+/// `Debug` shows none of it, and no error message names it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that checks it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(text: String) -> Self {
+        Secret(text)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(text: &str) -> Self {
+        Secret(text.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 fn pin(text: &str) -> Result<(String, String), String> {

@@ -13,29 +13,6 @@ use subtle::ConstantTimeEq;
 
 use crate::cli::ExposeArgs;
 
-/// A command-line value that holds a secret (`--basic-auth USER:PASS`):
-/// `Debug` shows none of it, and no error message names it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl From<String> for Secret {
-    fn from(text: String) -> Self {
-        Secret(text)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(text: &str) -> Self {
-        Secret(text.to_owned())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
-
 /// A password as a `--basic-auth-file` line holds it: hashed.
 #[derive(Clone, PartialEq, Eq)]
 enum Hashed {
@@ -79,7 +56,7 @@ pub fn guard(args: &ExposeArgs) -> Result<Guard, String> {
         false => Err(format!("user {user:?} is named twice")),
     };
     for secret in &args.basic_auth {
-        let (user, password) = user_and_password(&secret.0)?;
+        let (user, password) = user_and_password(secret.expose())?;
         named(user)?;
         guard = guard.basic_auth(user, password);
     }
@@ -158,6 +135,7 @@ fn sha256_hex(hex: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Secret;
 
     // SHA-256 of "lovelace".
     const LOVELACE: &str = "fb1e7ec987523d2cb9e022cec1d6ae7c99dc46edfae4fe51254025fe4bea571f";
