@@ -206,7 +206,7 @@ pub struct Declined {
 
 impl Declined {
     /// The peer's own words, when its body is one short line of text
-    /// (a relay's "the name is taken"): at most [`REASON_MAX`] characters
+    /// (a relay's "the name is taken"): at most 200 characters
     /// with no control characters, since the body comes from the peer and
     /// ends up in logs.
     pub fn reason(&self) -> Option<&str> {
