@@ -194,9 +194,10 @@ pub struct ExposeArgs {
         value_delimiter = ','
     )]
     pub relay: Vec<String>,
-    /// The name to claim.
+    /// The name to claim [default: a readable one the relay derives from
+    /// the token, the same for every run with that token].
     #[arg(long, value_name = "NAME")]
-    pub name: String,
+    pub name: Option<String>,
     /// The name's token [default: a random one, made for this run].
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,

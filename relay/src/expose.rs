@@ -64,7 +64,7 @@ pub async fn run(
 ) -> Result<(), String> {
     let mut urls = Vec::new();
     for relay in &args.relay {
-        urls.push(claim_url(relay, &args.name)?);
+        urls.push(claim_url(relay, args.name.as_deref().unwrap_or_default())?);
     }
     let Some((url, more)) = urls.split_first() else {
         return Err("--relay is required".to_owned());

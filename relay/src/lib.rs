@@ -50,6 +50,7 @@ mod state;
 pub mod tls;
 pub mod token;
 pub mod visitors;
+mod wordname;
 
 pub use settings::{Bounds, ClaimRate, Liveness, LongPoll, Policy, Routing, Settings, Waits};
 pub use state::Relay;

@@ -221,6 +221,14 @@ impl Names {
         released
     }
 
+    /// Whether `name` is held with `token`.
+    pub fn held_with(&self, name: &str, token: &str) -> bool {
+        let entries = self.entries.lock().expect("the name table lock");
+        entries
+            .get(name)
+            .is_some_and(|entry| entry.live() && entry.digest.matches(token))
+    }
+
     /// The pool serving `name`, while the name is held.
     pub fn lookup(&self, name: &str) -> Option<Arc<Pool>> {
         let mut entries = self.entries.lock().expect("the name table lock");

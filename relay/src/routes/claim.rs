@@ -19,6 +19,41 @@ pub(crate) fn is_setup<B>(request: &Request<B>) -> bool {
             && request.extensions().get::<hyper::ext::Protocol>().is_some())
 }
 
+/// A claim that names no name is sent, with a permanent redirect (which a
+/// tunnel keeps for its later dials), to the first name derived from its
+/// token that is free or already its own: the same for every connection
+/// and reconnect of a device (docs/relay.md, "Claiming a name").
+fn to_a_name_of_its_own<B>(relay: &Relay, request: &Request<B>) -> Response<RelayBody> {
+    let Some(token) = token(request) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "a claim without a name needs a token, which keeps its name",
+        );
+    };
+    let free = (0..8)
+        .map(|attempt| crate::wordname::derived(&token, attempt))
+        .find(|name| relay.names.lookup(name).is_none() || relay.names.held_with(name, &token));
+    let Some(name) = free else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no free name; claim one by name",
+        );
+    };
+    let path = request.uri().path().trim_end_matches('/');
+    let location = match request.uri().query() {
+        Some(query) => format!("{path}/{name}?{query}"),
+        None => format!("{path}/{name}"),
+    };
+    let mut response = text(
+        StatusCode::PERMANENT_REDIRECT,
+        &format!("your name is {name}"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    response
+}
+
 /// Handles a request under the access path; `rest` is the path after it.
 pub(crate) async fn claim(
     relay: &Relay,
@@ -27,7 +62,10 @@ pub(crate) async fn claim(
     client: Client,
 ) -> Response<RelayBody> {
     let name = rest.trim_start_matches('/');
-    if name.is_empty() || name.contains('/') {
+    if name.is_empty() {
+        return to_a_name_of_its_own(relay, &request);
+    }
+    if name.contains('/') {
         return text(StatusCode::NOT_FOUND, "claim a name at <access>/<name>");
     }
     // Validated before the claim, so a request that cannot become a peer

@@ -107,7 +107,7 @@ async fn a_gibibyte_each_way_with_the_relays_memory_bounded() {
     let (announce, announced) = tokio::sync::oneshot::channel();
     let args = ExposeArgs {
         relay: vec![relay.clone()],
-        name: "bulk".into(),
+        name: Some("bulk".into()),
         token: None,
         to: Some(format!("http://{origin}")),
         connections: Some(1),

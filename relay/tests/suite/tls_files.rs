@@ -94,7 +94,7 @@ async fn tls_files_are_read_again_on_sighup_and_on_change_and_open_connections_g
     let (announce, announced_url) = tokio::sync::oneshot::channel();
     let args = ExposeArgs {
         relay: vec![format!("https://localhost:{port}")],
-        name: "lamp".into(),
+        name: Some("lamp".into()),
         token: Some("t".into()),
         to: Some(format!("http://{origin}")),
         relay_ca: Some(cert.clone()),

@@ -16,7 +16,7 @@ async fn exposed(settings: Settings, flags: impl FnOnce(&mut ExposeArgs)) -> Run
     let origin = http1_origin(service_fn(describe)).await;
     let mut args = ExposeArgs {
         relay: vec![format!("http://{}", running.addr)],
-        name: "lamp".into(),
+        name: Some("lamp".into()),
         token: Some("t".into()),
         to: Some(format!("http://{origin}")),
         ..ExposeArgs::default()
@@ -185,7 +185,7 @@ async fn a_bad_users_file_stops_expose_without_echoing_it() {
     std::fs::write(&path, "ada:lovelace\n").unwrap();
     let args = ExposeArgs {
         relay: vec!["http://127.0.0.1:1".into()],
-        name: "lamp".into(),
+        name: Some("lamp".into()),
         to: Some("http://127.0.0.1:1".into()),
         basic_auth_file: Some(path.clone()),
         ..ExposeArgs::default()
@@ -198,7 +198,7 @@ async fn a_bad_users_file_stops_expose_without_echoing_it() {
     assert!(!error.contains("lovelace"), "{error}");
     let args = ExposeArgs {
         relay: vec!["http://127.0.0.1:1".into()],
-        name: "lamp".into(),
+        name: Some("lamp".into()),
         to: Some("http://127.0.0.1:1".into()),
         basic_auth: vec!["adalovelace".into()],
         ..ExposeArgs::default()

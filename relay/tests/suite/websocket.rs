@@ -48,7 +48,7 @@ async fn websocket_through(h1: bool, http2_setup: bool) {
     let (announce, announced) = tokio::sync::oneshot::channel();
     let args = ExposeArgs {
         relay: vec![format!("http://{}", running.addr)],
-        name: "lamp".into(),
+        name: Some("lamp".into()),
         token: Some("t".into()),
         to: Some(format!("http://{origin}")),
         connections: Some(2),
