@@ -19,6 +19,8 @@ mod budget;
 #[cfg(feature = "cluster")]
 mod cluster;
 #[cfg(feature = "cluster")]
+// The benches start etcd once and never restart it.
+#[allow(dead_code)]
 #[path = "../../tests/suite/support/etcd.rs"]
 mod etcd;
 mod load;

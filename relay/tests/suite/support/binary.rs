@@ -60,13 +60,19 @@ impl Log {
 
     /// The next line that contains `needle`.
     pub async fn until(&mut self, needle: &str) -> String {
+        (self.until_or_end(needle).await).expect("the stream ended before the line")
+    }
+
+    /// The next line that contains `needle`, or `None` when the stream
+    /// ends first.
+    pub async fn until_or_end(&mut self, needle: &str) -> Option<String> {
         within(async {
-            loop {
-                let line = self.0.recv().await.expect("stderr ended before the line");
+            while let Some(line) = self.0.recv().await {
                 if line.contains(needle) {
-                    return line;
+                    return Some(line);
                 }
             }
+            None
         })
         .await
     }

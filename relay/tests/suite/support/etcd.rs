@@ -2,7 +2,6 @@
 //! directory; the test fails, never skips, when etcd cannot start.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -25,17 +24,27 @@ impl Etcd {
             std::path::Path::new(BINARY).exists(),
             "{BINARY} not found: run `apt-get install -y etcd-server`"
         );
-        let (client, peer) = (free_port(), free_port());
-        let dir = std::env::temp_dir().join(format!("ptth-etcd-{client}-{}", std::process::id()));
-        let endpoint = format!("http://127.0.0.1:{client}");
-        let mut etcd = Etcd {
-            child: None,
-            dir,
-            peer,
-            endpoint,
-        };
-        etcd.restart();
-        etcd
+        // The ports are free when picked, not when etcd binds them: a
+        // test running beside this one may take one first, so a start
+        // that finds its port taken picks new ones.
+        let mut tries = 0;
+        loop {
+            let [client, peer] = free_ports();
+            let dir =
+                std::env::temp_dir().join(format!("ptth-etcd-{client}-{}", std::process::id()));
+            let endpoint = format!("http://127.0.0.1:{client}");
+            let mut etcd = Etcd {
+                child: None,
+                dir,
+                peer,
+                endpoint,
+            };
+            match etcd.try_start() {
+                Ok(()) => return etcd,
+                Err(tail) if tail.contains("address already in use") && tries < 3 => tries += 1,
+                Err(tail) => panic!("etcd exited before it was ready:\n{tail}"),
+            }
+        }
     }
 
     /// Kills etcd, keeping its data for [`Etcd::restart`].
@@ -48,6 +57,13 @@ impl Etcd {
 
     /// Starts etcd again on the same ports and data.
     pub fn restart(&mut self) {
+        if let Err(tail) = self.try_start() {
+            panic!("etcd exited before it was ready:\n{tail}");
+        }
+    }
+
+    /// Starts etcd on its ports and data, or says why it stopped.
+    fn try_start(&mut self) -> Result<(), String> {
         self.stop();
         let (dir, endpoint) = (&self.dir, &self.endpoint);
         let peer_url = format!("http://127.0.0.1:{}", self.peer);
@@ -81,10 +97,14 @@ impl Etcd {
         });
         match readiness.recv_timeout(Duration::from_secs(30)) {
             Ok(Ok(())) => {}
-            Ok(Err(tail)) => panic!("etcd exited before it was ready:\n{tail}"),
+            Ok(Err(tail)) => {
+                let _ = child.wait();
+                return Err(tail);
+            }
             Err(_) => panic!("etcd was not ready within 30 s"),
         }
         self.child = Some(child);
+        Ok(())
     }
 }
 
@@ -95,9 +115,9 @@ impl Drop for Etcd {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("no free port")
+/// Two ports the system handed out at once and took back (this file is
+/// also included by the benches, which have no `pebble` module).
+fn free_ports() -> [u16; 2] {
+    let listeners = [(); 2].map(|()| std::net::TcpListener::bind("127.0.0.1:0").expect("a port"));
+    listeners.map(|listener| listener.local_addr().expect("its address").port())
 }

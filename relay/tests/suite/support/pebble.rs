@@ -48,8 +48,19 @@ pub struct Pebble {
 }
 
 impl Pebble {
-    /// Starts pebble validating TLS-ALPN-01 on `tls_port`.
+    /// Starts pebble validating TLS-ALPN-01 on `tls_port`. Its own ports
+    /// are free when picked, not when it binds them: a test beside this
+    /// one may take one first, so a start that stops early picks others.
     pub async fn start(tls_port: u16) -> Pebble {
+        for _ in 0..3 {
+            if let Some(pebble) = Pebble::try_start(tls_port).await {
+                return pebble;
+            }
+        }
+        panic!("pebble did not start in three tries");
+    }
+
+    async fn try_start(tls_port: u16) -> Option<Pebble> {
         let dir =
             std::env::temp_dir().join(format!("ptth-pebble-{}", ptth_relay::token::random_token()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -94,9 +105,8 @@ impl Pebble {
                 "",
             ],
         );
-        Log::of_stdout(&mut dns_server)
-            .until("Starting challenge servers")
-            .await;
+        let mut dns_log = Log::of_stdout(&mut dns_server);
+        dns_log.until_or_end("Starting challenge servers").await?;
         let config = dir.join("pebble.json");
         let mut pebble = spawn(
             "pebble",
@@ -108,8 +118,8 @@ impl Pebble {
             ],
         );
         let mut log = Log::of_stdout(&mut pebble);
-        log.until("ACME directory available").await;
-        Pebble {
+        log.until_or_end("ACME directory available").await?;
+        Some(Pebble {
             directory: format!("https://127.0.0.1:{acme}/dir"),
             ca: dir.join("ca.pem"),
             log,
@@ -117,7 +127,7 @@ impl Pebble {
             ca_der: ca.cert.der().clone(),
             dir,
             _children: [dns_server, pebble],
-        }
+        })
     }
 
     /// The root pebble issues under, from its management interface: new
