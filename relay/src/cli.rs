@@ -242,6 +242,14 @@ pub struct ExposeArgs {
     /// beside the Mozilla roots: a company CA, a private ACME server's.
     #[arg(long, value_name = "PEM")]
     pub relay_ca: Option<PathBuf>,
+    /// Certificates, PEM, to trust in an `https://` origin's certificate
+    /// beside the Mozilla roots.
+    #[arg(long, value_name = "PEM")]
+    pub to_ca: Option<PathBuf>,
+    /// The `Host` the origin sees: the visitor's, or the origin's own
+    /// authority [default: keep].
+    #[arg(long, value_enum, value_name = "keep|rewrite")]
+    pub host_header: Option<HostHeader>,
 }
 
 /// A command-line value that holds a secret (`--basic-auth USER:PASS`):
@@ -272,6 +280,15 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(..)")
     }
+}
+
+/// The `Host` an origin sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostHeader {
+    /// The visitor's, as the relay forwarded it.
+    Keep,
+    /// The origin's own authority, for origins that serve by name.
+    Rewrite,
 }
 
 fn pin(text: &str) -> Result<(String, String), String> {

@@ -20,7 +20,7 @@ use ptth::guard::Guard;
 use ptth::tunnel::Phase;
 use ptth::{Dialect, Protocol};
 
-use crate::cli::ExposeArgs;
+use crate::cli::{ExposeArgs, HostHeader};
 use crate::http::headers::remove_hop_by_hop;
 use crate::http::{BoxError, RelayBody, text};
 
@@ -37,6 +37,52 @@ pub fn claim_url(relay: &str, name: &str) -> Result<String, String> {
         _ => format!("{base}/{name}"),
     })
 }
+
+/// The origin `expose` forwards to: `http://` or `https://`, with an
+/// authority.
+fn origin(args: &ExposeArgs) -> Result<Uri, String> {
+    let given = (args.origin.as_deref().or(args.to.as_deref()))
+        .ok_or("name the local server: `expose 3000`, `expose HOST:PORT` or --to URL")?;
+    let origin: Uri =
+        (origin_url(given).parse()).map_err(|error| format!("the origin {given:?}: {error}"))?;
+    let scheme_fits =
+        origin.scheme() == Some(&Scheme::HTTP) || origin.scheme() == Some(&Scheme::HTTPS);
+    if !scheme_fits || origin.authority().is_none() {
+        return Err(format!(
+            "the origin {given:?} must be an http:// or https:// URL"
+        ));
+    }
+    Ok(origin)
+}
+
+/// The pooled client for the origin: plain HTTP, or TLS trusting the
+/// Mozilla roots and `ca`; each connect bounded, Nagle off.
+fn origin_client(ca: Option<&std::path::Path>) -> Result<OriginClient, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = ca {
+        crate::pem::add_roots(&mut roots, ca)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(ORIGIN_CONNECT_TIMEOUT));
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// hyper's client for the origin, over TCP or TLS.
+type OriginClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
 
 /// `text` with `http://` in front when it names no scheme.
 fn with_scheme(text: &str) -> String {
@@ -69,14 +115,7 @@ pub async fn run(
     let Some((url, more)) = urls.split_first() else {
         return Err("--relay is required".to_owned());
     };
-    let given = (args.origin.as_deref().or(args.to.as_deref()))
-        .ok_or("name the local server: `expose 3000`, `expose HOST:PORT` or --to URL")?;
-    let origin_text = origin_url(given);
-    let origin: Uri =
-        (origin_text.parse()).map_err(|error| format!("the origin {given:?}: {error}"))?;
-    if origin.scheme() != Some(&Scheme::HTTP) || origin.authority().is_none() {
-        return Err(format!("the origin {given:?} must be an http:// URL"));
-    }
+    let origin = origin(&args)?;
     // Without --token, a token of this run's own: the relay refuses a
     // claim without one on a held name, and this run's connections and
     // reconnects must all hold the name it got.
@@ -106,12 +145,10 @@ pub async fn run(
     if args.http2_setup {
         tunnel = tunnel.setup(ptth::Setup::Http2);
     }
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(ORIGIN_CONNECT_TIMEOUT));
-    connector.set_nodelay(true);
     let forward = Forward {
-        client: Client::builder(TokioExecutor::new()).build(connector),
+        client: origin_client(args.to_ca.as_deref())?,
         origin,
+        rewrite_host: args.host_header == Some(HostHeader::Rewrite),
         guard: Arc::new(crate::visitors::guard(&args)?),
     };
     let tunnel = tunnel.serve(forward);
@@ -179,8 +216,10 @@ fn report(error: &(dyn std::error::Error + 'static)) -> String {
 /// hyper client, streaming both ways.
 #[derive(Debug, Clone)]
 struct Forward {
-    client: Client<HttpConnector, Incoming>,
+    client: OriginClient,
     origin: Uri,
+    /// Whether the origin sees its own authority as `Host`.
+    rewrite_host: bool,
     guard: Arc<Guard>,
 }
 
@@ -228,6 +267,13 @@ impl Forward {
         let target = self.target(request.uri());
         let guard = self.guard.clone();
         let origin = self.origin.clone();
+        let origin_host = (self.rewrite_host)
+            .then(|| {
+                origin
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            })
+            .flatten();
         async move {
             // Before anything of the request reaches the origin; the
             // liveness check above is the relay's, not a visitor's.
@@ -248,6 +294,16 @@ impl Forward {
             remove_hop_by_hop(&mut parts.headers);
             if let Some(upgrade) = upgrade {
                 crate::http::upgrade::restore(&mut parts.headers, upgrade);
+            }
+            // The visitor's host comes as `Host` from an HTTP/1.1 relay
+            // and as the authority from an HTTP/2 one; hyper would put the
+            // origin's in its place.
+            let visitor_host = (parts.headers.get(http::header::HOST).cloned()).or_else(|| {
+                let authority = parts.uri.authority()?;
+                HeaderValue::from_str(authority.as_str()).ok()
+            });
+            if let Some(host) = origin_host.or(visitor_host) {
+                parts.headers.insert(http::header::HOST, host);
             }
             parts.uri = target;
             parts.version = http::Version::HTTP_11;
@@ -319,7 +375,8 @@ mod tests {
     #[test]
     fn targets_join_the_origin_prefix_and_the_request() {
         let forward = Forward {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: origin_client(None).unwrap(),
+            rewrite_host: false,
             origin: Uri::from_static("http://127.0.0.1:3000/app/"),
             guard: Arc::default(),
         };

@@ -62,3 +62,80 @@ async fn without_a_name_the_relay_gives_one_that_stays_with_the_token() {
     let (_other, other) = exposed(&url, &port, "device-two").await;
     assert_ne!(other, public);
 }
+
+/// An HTTPS origin on loopback for `localhost`, serving `describe`; its
+/// port and its certificate's PEM file.
+async fn https_origin(dir: &std::path::Path) -> (u16, std::path::PathBuf) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let pem = dir.join("origin.pem");
+    std::fs::write(&pem, certified.cert.pem()).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let io = hyper_util::rt::TokioIo::new(tls);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service_fn(describe))
+                    .await;
+            });
+        }
+    });
+    (port, pem)
+}
+
+#[tokio::test]
+async fn an_https_origin_is_reached_with_its_ca_and_sees_its_own_host_if_asked() {
+    let dir = crate::support::pebble::scratch("https-origin");
+    let (port, pem) = https_origin(&dir).await;
+    let mut serve = binary::run(&["serve", "--listen", "127.0.0.1:0"], Stdio::null());
+    let line = announced(&mut serve).await;
+    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let to = format!("https://localhost:{port}");
+    for (name, host_header, host) in [
+        (
+            "kept",
+            "keep",
+            url.strip_prefix("http://").unwrap().to_owned(),
+        ),
+        ("rewritten", "rewrite", format!("localhost:{port}")),
+    ] {
+        let args = [
+            "expose",
+            "--relay",
+            &url,
+            "--name",
+            name,
+            "--to",
+            &to,
+            "--to-ca",
+            pem.to_str().unwrap(),
+            "--host-header",
+            host_header,
+        ];
+        let mut expose = binary::run(&args, Stdio::null());
+        announced(&mut expose).await;
+        let Reply { status, body, .. } = get(&format!("{url}/{name}/x")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // `x-forwarded-host: ...` ends the same way: whole lines only.
+        assert!(
+            body.lines().any(|line| line == format!("host: {host}")),
+            "{host_header}: {body}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

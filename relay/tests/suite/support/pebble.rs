@@ -135,7 +135,21 @@ impl Pebble {
     pub async fn root(&self) -> CertificateDer<'static> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca_der.clone()).unwrap();
-        let tcp = TcpStream::connect(self.management).await.unwrap();
+        // pebble logs that its management interface listens before the
+        // goroutine that serves it has bound the port, and says nothing
+        // when it has: a refused connection is tried again, a while.
+        let tcp = within(async {
+            loop {
+                match TcpStream::connect(self.management).await {
+                    Ok(tcp) => return tcp,
+                    Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                    Err(error) => panic!("pebble's management interface: {error}"),
+                }
+            }
+        })
+        .await;
         let name = ServerName::try_from("127.0.0.1").unwrap();
         let tls = connector(roots, &[b"http/1.1"])
             .connect(name, tcp)
