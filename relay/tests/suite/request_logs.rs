@@ -102,6 +102,17 @@ async fn the_level_comes_from_q_or_rust_log_and_json_is_one_object_a_line() {
     assert_eq!(object["fields"]["status"], 404);
 }
 
+/// Runs `ptth-relay ARGS` to its end, which must be a failure; its last
+/// line on stderr.
+async fn failed_with(args: &[&str]) -> String {
+    let output = crate::support::within(binary::run(args, Stdio::piped()).wait_with_output())
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    stderr.lines().last().unwrap_or_default().to_owned()
+}
+
 #[tokio::test]
 async fn a_refused_claim_ends_expose_with_the_relay_s_reason() {
     let (_serve, _log, url) = serve(&["--name", "lamp=s3cret"], &[]).await;
@@ -116,14 +127,8 @@ async fn a_refused_claim_ends_expose_with_the_relay_s_reason() {
         "--to",
         "http://127.0.0.1:9",
     ];
-    let output = crate::support::within(binary::run(&args, Stdio::piped()).wait_with_output())
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stderr.lines().last().unwrap_or_default();
     assert_eq!(
-        last,
+        failed_with(&args).await,
         "ptth-relay: the peer refused the credentials (403 Forbidden): \
          the name \"lamp\" is taken or closed to this token"
     );
@@ -142,14 +147,9 @@ async fn expose_with_https_against_a_plain_relay_stops_at_once_and_says_why() {
         "--to",
         "http://127.0.0.1:9",
     ];
-    let output = crate::support::within(binary::run(&args, Stdio::piped()).wait_with_output())
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
     let authority = url.strip_prefix("http://").unwrap();
     assert_eq!(
-        stderr.lines().last().unwrap_or_default(),
+        failed_with(&args).await,
         format!("ptth-relay: {authority} does not speak TLS: its URL is http://, not https://")
     );
 }
