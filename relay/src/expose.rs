@@ -58,17 +58,7 @@ fn origin(args: &ExposeArgs) -> Result<Uri, String> {
 /// The pooled client for the origin: plain HTTP, or TLS trusting the
 /// Mozilla roots and `ca`; each connect bounded, Nagle off.
 fn origin_client(ca: Option<&std::path::Path>) -> Result<OriginClient, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(ca) = ca {
-        crate::pem::add_roots(&mut roots, ca)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = crate::pem::client_config(true, ca)?;
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(ORIGIN_CONNECT_TIMEOUT));
     http.set_nodelay(true);
@@ -172,7 +162,12 @@ const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The visitor's 502 when the origin failed before its response, saying
 /// so in a sentence, and the log line with the whole cause.
 fn origin_down(origin: &Uri, error: &hyper_util::client::legacy::Error) -> Response<RelayBody> {
-    let refused = io_cause(error).map(std::io::Error::kind);
+    // The I/O error under hyper's, if there is one.
+    let causes = std::iter::successors(std::error::Error::source(error), |cause| cause.source());
+    let refused = causes
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
+        .next();
     let why = match refused {
         Some(std::io::ErrorKind::ConnectionRefused) => "it refused the connection".to_owned(),
         Some(std::io::ErrorKind::TimedOut) => "it did not accept a connection in time".to_owned(),
@@ -184,18 +179,6 @@ fn origin_down(origin: &Uri, error: &hyper_util::client::legacy::Error) -> Respo
         StatusCode::BAD_GATEWAY,
         &format!("the origin behind this name is down: {why}"),
     )
-}
-
-/// The I/O error at the root of `error`, if there is one.
-fn io_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            return Some(io);
-        }
-        cause = error.source();
-    }
-    None
 }
 
 /// `error` and each of its causes, `: `-separated: `ptth::Error` names

@@ -31,15 +31,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
 /// A TLS client that trusts the certificates in the PEM file `roots`,
 /// for the nodes of a cluster reaching each other at `https://` URLs.
 pub fn client(roots: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut store = rustls::RootCertStore::empty();
-    crate::pem::add_roots(&mut store, roots)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(Arc::new(crate::pem::client_config(false, Some(roots))?))
 }
 
 /// Where the relay's TLS connections get their certificate: fixed, PEM
