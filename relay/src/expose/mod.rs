@@ -1,0 +1,162 @@
+//! `expose`: the tunnel to a relay, forwarding every request it receives
+//! to a local HTTP server.
+
+mod forward;
+
+use std::sync::Arc;
+
+use http::Uri;
+use http::header::{AUTHORIZATION, HeaderValue};
+use http::uri::Scheme;
+use ptth::tunnel::Phase;
+use ptth::{Dialect, Protocol};
+
+use crate::cli::{ExposeArgs, HostHeader};
+use forward::{Forward, origin_client, report};
+
+/// The URL to upgrade on: the relay's access path and the name. A relay
+/// URL with no path gets the default access path.
+pub fn claim_url(relay: &str, name: &str) -> Result<String, String> {
+    let relay = &with_scheme(relay);
+    let uri: Uri = relay
+        .parse()
+        .map_err(|error| format!("--relay {relay:?}: {error}"))?;
+    let base = relay.trim_end_matches('/');
+    Ok(match uri.path() {
+        "" | "/" => format!("{base}/reversehttp/{name}"),
+        _ => format!("{base}/{name}"),
+    })
+}
+
+/// The origin `expose` forwards to: `http://` or `https://`, with an
+/// authority.
+fn origin(args: &ExposeArgs) -> Result<Uri, String> {
+    let given = (args.origin.as_deref().or(args.to.as_deref()))
+        .ok_or("name the local server: `expose 3000`, `expose HOST:PORT` or --to URL")?;
+    let origin: Uri =
+        (origin_url(given).parse()).map_err(|error| format!("the origin {given:?}: {error}"))?;
+    let scheme_fits =
+        origin.scheme() == Some(&Scheme::HTTP) || origin.scheme() == Some(&Scheme::HTTPS);
+    if !scheme_fits || origin.authority().is_none() {
+        return Err(format!(
+            "the origin {given:?} must be an http:// or https:// URL"
+        ));
+    }
+    Ok(origin)
+}
+
+/// `text` with `http://` in front when it names no scheme.
+fn with_scheme(text: &str) -> String {
+    match text.contains("://") {
+        true => text.to_owned(),
+        false => format!("http://{text}"),
+    }
+}
+
+/// The origin's URL from what `expose` was given: a port alone is on
+/// loopback, and a missing scheme is `http://`.
+fn origin_url(given: &str) -> String {
+    match given.parse::<u16>() {
+        Ok(port) => format!("http://127.0.0.1:{port}"),
+        Err(_) => with_scheme(given),
+    }
+}
+
+/// Runs the tunnel for `args` until it meets an error retrying cannot
+/// fix; calls `announce` with the public URL once the first connection is
+/// up.
+pub async fn run(
+    args: ExposeArgs,
+    announce: impl FnOnce(String) + Send + 'static,
+) -> Result<(), String> {
+    let mut urls = Vec::new();
+    for relay in &args.relay {
+        urls.push(claim_url(relay, args.name.as_deref().unwrap_or_default())?);
+    }
+    let Some((url, more)) = urls.split_first() else {
+        return Err("--relay is required".to_owned());
+    };
+    let origin = origin(&args)?;
+    // Without --token, a token of this run's own: the relay refuses a
+    // claim without one on a held name, and this run's connections and
+    // reconnects must all hold the name it got.
+    let token = args
+        .token
+        .clone()
+        .unwrap_or_else(crate::token::random_token);
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| "--token holds characters a header cannot".to_owned())?;
+    let mut initiator = ptth::initiator::Builder::new().header(AUTHORIZATION, bearer);
+    if args.h1 {
+        initiator = initiator.protocols([Protocol::Http1]);
+    }
+    if args.legacy {
+        initiator = initiator.dialect(Dialect::Legacy);
+    }
+    if let Some(ca) = &args.relay_ca {
+        initiator = initiator.trust(crate::pem::chain(ca)?);
+    }
+    let mut tunnel = ptth::tunnel::Builder::new(url.as_str()).initiator(initiator);
+    for url in more {
+        tunnel = tunnel.also(url.as_str());
+    }
+    if let Some(connections) = args.connections {
+        tunnel = tunnel.connections(connections);
+    }
+    if args.http2_setup {
+        tunnel = tunnel.setup(ptth::Setup::Http2);
+    }
+    let forward = Forward {
+        client: origin_client(args.to_ca.as_deref())?,
+        origin,
+        rewrite_host: args.host_header == Some(HostHeader::Rewrite),
+        guard: Arc::new(crate::visitors::guard(&args)?),
+    };
+    let tunnel = tunnel.serve(forward);
+    let handle = tunnel.handle();
+    let url = url.clone();
+    tokio::spawn(async move {
+        let up = handle
+            .wait_for(|s| s.connected > 0 || s.phase != Phase::Running)
+            .await;
+        if up.connected > 0 {
+            let public = up.public_url.as_ref().map_or(url, Uri::to_string);
+            announce(public);
+        }
+    });
+    tunnel.await.map_err(|error| report(&error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_and_relays_may_be_written_short() {
+        for (given, origin) in [
+            ("3000", "http://127.0.0.1:3000"),
+            ("localhost:8000", "http://localhost:8000"),
+            ("http://10.0.0.2:80/app", "http://10.0.0.2:80/app"),
+            ("https://example.org", "https://example.org"),
+        ] {
+            assert_eq!(origin_url(given), origin, "{given}");
+        }
+        assert_eq!(
+            claim_url("relay.example:8080", "lamp").unwrap(),
+            "http://relay.example:8080/reversehttp/lamp"
+        );
+    }
+
+    #[test]
+    fn claim_urls_add_the_default_access_path_only_to_a_bare_relay() {
+        assert_eq!(
+            claim_url("http://127.0.0.1:8080", "lamp").unwrap(),
+            "http://127.0.0.1:8080/reversehttp/lamp"
+        );
+        assert_eq!(
+            claim_url("https://relay.example/peers/", "lamp").unwrap(),
+            "https://relay.example/peers/lamp"
+        );
+        assert!(claim_url("http://exa mple", "lamp").is_err());
+    }
+}
