@@ -250,6 +250,11 @@ pub struct ExposeArgs {
     /// authority [default: keep].
     #[arg(long, value_enum, value_name = "keep|rewrite")]
     pub host_header: Option<HostHeader>,
+    /// Asks a path-routing relay to take `/NAME` off the path: the origin
+    /// sees `/hello.txt` for `/NAME/hello.txt` [default: the relay's
+    /// choice, which is to keep it unless its operator set otherwise].
+    #[arg(long)]
+    pub strip_prefix: bool,
 }
 
 /// A command-line value that holds a secret (`--basic-auth USER:PASS`):

@@ -20,7 +20,8 @@ pub struct Route {
     pub host: Option<String>,
 }
 
-/// Routes `request` as the relay routes a public request. The error is
+/// Routes `request` as the relay routes a public request, for a name
+/// whose claim asked for its name taken off when `strip_prefix`. The error is
 /// why it is refused, only for a failing target to show: which refusal
 /// it is is not part of the routing rules.
 pub fn route<B>(
@@ -28,12 +29,16 @@ pub fn route<B>(
     strip_prefix: bool,
     request: &Request<B>,
 ) -> Result<Route, String> {
-    match crate::route::route(routing, strip_prefix, request) {
-        Ok(routed) => Ok(Route {
-            name: routed.name,
-            target: routed.target,
-            host: routed.host,
-        }),
+    let routed = crate::route::route(routing, request).and_then(|routed| {
+        let path = strip_prefix && matches!(routing, Routing::Path);
+        let target = match path {
+            true => crate::route::without_name(&routed.target, &routed.name)?,
+            false => routed.target,
+        };
+        Ok((routed.name, target, routed.host))
+    });
+    match routed {
+        Ok((name, target, host)) => Ok(Route { name, target, host }),
         Err(unrouted) => Err(format!("{unrouted:?}")),
     }
 }

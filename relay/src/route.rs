@@ -31,13 +31,10 @@ pub(crate) enum Unrouted {
     Elsewhere(String),
 }
 
-/// Routes `request` by `routing`; `strip_prefix` removes `/<name>` from
-/// the target in path routing.
-pub(crate) fn route<B>(
-    routing: &Routing,
-    strip_prefix: bool,
-    request: &Request<B>,
-) -> Result<Routed, Unrouted> {
+/// Routes `request` by `routing`. The target is the request's own; in
+/// path routing, a name whose claim asked for it has `/<name>` taken off
+/// later by [`without_name`], once the name is looked up.
+pub(crate) fn route<B>(routing: &Routing, request: &Request<B>) -> Result<Routed, Unrouted> {
     let host = host(request.version(), request.uri(), request.headers())?;
     let path_and_query = match request.uri().path_and_query().map(PathAndQuery::as_str) {
         // `http::Uri` reads `http://a.b?x` as the path and query `?x`, which
@@ -60,17 +57,7 @@ pub(crate) fn route<B>(
             if name.is_empty() {
                 return Err(Unrouted::NoName);
             }
-            let target = if strip_prefix {
-                let stripped = &rest[end..];
-                match stripped.strip_prefix('?') {
-                    Some(query) => target(&format!("/?{query}"))?,
-                    None if stripped.is_empty() => target("/")?,
-                    None => target(stripped)?,
-                }
-            } else {
-                target(&path_and_query)?
-            };
-            (name.to_owned(), target)
+            (name.to_owned(), target(&path_and_query)?)
         }
         Routing::Host { domain } => {
             let authority = host.ok_or(Unrouted::NoHost)?;
@@ -94,6 +81,23 @@ pub(crate) fn route<B>(
         target,
         host: host.map(str::to_owned),
     })
+}
+
+/// A path-routed `target` (`/<name>...`) without `/<name>`, for a name
+/// whose claim asked for it (docs/relay.md, "Stripping the name"): the
+/// origin sees `/hello.txt` for `/lamp/hello.txt`, and `/` for `/lamp`.
+pub(crate) fn without_name(target: &Uri, name: &str) -> Result<Uri, Unrouted> {
+    let path_and_query = target.path_and_query().map_or("/", PathAndQuery::as_str);
+    let rest = (path_and_query.strip_prefix('/'))
+        .and_then(|rest| rest.strip_prefix(name))
+        .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+        .ok_or(Unrouted::NoName)?;
+    let stripped = match rest.strip_prefix('?') {
+        Some(query) => Cow::Owned(format!("/?{query}")),
+        None if rest.is_empty() => Cow::Borrowed("/"),
+        None => Cow::Borrowed(rest),
+    };
+    stripped.parse::<Uri>().map_err(|_| Unrouted::BadTarget)
 }
 
 /// Whether `authority` is only `host [":" port]` with a port of digits, as
@@ -231,7 +235,7 @@ mod tests {
                 Err(Unrouted::Elsewhere("[::1]".into())),
             ),
         ] {
-            let got = route(&domain(), false, &request(version, target, host));
+            let got = route(&domain(), &request(version, target, host));
             let got = got.map(|routed| routed.name);
             let wanted = routed.map(str::to_owned);
             assert_eq!(got, wanted, "{version:?} {target} {host:?}");
@@ -242,7 +246,7 @@ mod tests {
     fn an_absolute_target_with_a_query_and_no_path_has_the_path_slash() {
         // RFC 9110, section 4.2.3: `http://lamp.relay.example?x` is `/?x`.
         let request = request(Version::HTTP_11, "http://lamp.relay.example?x", None);
-        let routed = route(&domain(), false, &request).unwrap();
+        let routed = route(&domain(), &request).unwrap();
         assert_eq!(
             (routed.name.as_str(), routed.target.to_string().as_str()),
             ("lamp", "/?x")
@@ -256,11 +260,19 @@ mod tests {
             ("/lamp/a?b=1", true, Ok(("lamp", "/a?b=1"))),
             ("/lamp", true, Ok(("lamp", "/"))),
             ("/lamp?x", true, Ok(("lamp", "/?x"))),
+            ("/lamp/", true, Ok(("lamp", "/"))),
+            ("/lamp//x", true, Ok(("lamp", "//x"))),
             ("/", false, Err(Unrouted::NoName)),
             ("/?x", false, Err(Unrouted::NoName)),
         ] {
             let request = request(Version::HTTP_11, target, Some("relay.example:8080"));
-            let got = route(&Routing::Path, strip, &request);
+            let got = route(&Routing::Path, &request).and_then(|routed| match strip {
+                true => Ok(Routed {
+                    target: without_name(&routed.target, &routed.name)?,
+                    ..routed
+                }),
+                false => Ok(routed),
+            });
             let got = got.map(|routed| {
                 assert_eq!(routed.host.as_deref(), Some("relay.example:8080"));
                 (routed.name, routed.target.to_string())

@@ -87,6 +87,10 @@ pub async fn run(
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| "--token holds characters a header cannot".to_owned())?;
     let mut initiator = ptth::initiator::Builder::new().header(AUTHORIZATION, bearer);
+    if args.strip_prefix {
+        let yes = HeaderValue::from_static("?1");
+        initiator = initiator.header(crate::http::headers::PTTH_STRIP_PREFIX, yes);
+    }
     if args.h1 {
         initiator = initiator.protocols([Protocol::Http1]);
     }

@@ -23,6 +23,27 @@ pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 /// which a device can check an allow list against.
 pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
+/// A claim's choice of whether path routing takes `/<name>` off the
+/// targets its peers get: `?1` or `?0`, a structured-field boolean
+/// (RFC 8941, section 3.3.6); docs/relay.md, "Stripping the name".
+pub const PTTH_STRIP_PREFIX: HeaderName = HeaderName::from_static("ptth-strip-prefix");
+
+/// The choice a claim's `Ptth-Strip-Prefix` makes, if it has one; `Err`
+/// for a value that is not one boolean.
+pub fn strip_prefix(headers: &HeaderMap) -> Result<Option<bool>, ()> {
+    let mut values = headers.get_all(PTTH_STRIP_PREFIX).iter();
+    let choice = match values.next().map(HeaderValue::as_bytes) {
+        None => None,
+        Some(b"?1") => Some(true),
+        Some(b"?0") => Some(false),
+        Some(_) => return Err(()),
+    };
+    match values.next() {
+        Some(_) => Err(()),
+        None => Ok(choice),
+    }
+}
+
 /// Removes the hop-by-hop fields (RFC 9110, section 7.6.1): the fixed list
 /// and every field `Connection` names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
@@ -178,6 +199,25 @@ pub(crate) fn split_port(host: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claim_s_strip_prefix_is_one_structured_boolean() {
+        for (values, choice) in [
+            (&[][..], Ok(None)),
+            (&["?1"][..], Ok(Some(true))),
+            (&["?0"][..], Ok(Some(false))),
+            (&["1"][..], Err(())),
+            (&["true"][..], Err(())),
+            (&["?1 "][..], Err(())),
+            (&["?1", "?1"][..], Err(())),
+        ] {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(PTTH_STRIP_PREFIX, HeaderValue::from_static(value));
+            }
+            assert_eq!(strip_prefix(&headers), choice, "{values:?}");
+        }
+    }
 
     #[test]
     fn hop_by_hop_fields_and_the_ones_connection_names_go() {

@@ -1,7 +1,7 @@
 //! The connections that serve one name: pick the least loaded, queue for a
 //! busy HTTP/1.1 pool, and drop connections that died.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ptth::Protocol;
@@ -100,7 +100,16 @@ pub struct Pool {
     changed: Notify,
     /// Set when the relay shuts down: connections close once idle.
     draining: AtomicBool,
+    /// Whether path routing takes `/<name>` off the targets this name's
+    /// peers get, as the latest claim that said so asked: `UNSAID`,
+    /// `KEEP` or `STRIP`.
+    strip_name: AtomicU8,
 }
+
+/// No claim of the name said whether to strip it: the relay's default.
+const UNSAID: u8 = 0;
+const KEEP: u8 = 1;
+const STRIP: u8 = 2;
 
 impl Default for Pool {
     /// An empty pool, empty since now.
@@ -112,11 +121,28 @@ impl Default for Pool {
             }),
             changed: Notify::new(),
             draining: AtomicBool::new(false),
+            strip_name: AtomicU8::new(UNSAID),
         }
     }
 }
 
 impl Pool {
+    /// Records a claim's choice of whether the name is taken off the
+    /// targets its peers get (docs/relay.md, "Stripping the name").
+    pub fn set_strip_name(&self, strip: bool) {
+        let choice = if strip { STRIP } else { KEEP };
+        self.strip_name.store(choice, Ordering::Relaxed);
+    }
+
+    /// Whether the name is taken off the targets its peers get: as its
+    /// claims asked, else `default`.
+    pub fn strips_name(&self, default: bool) -> bool {
+        match self.strip_name.load(Ordering::Relaxed) {
+            UNSAID => default,
+            choice => choice == STRIP,
+        }
+    }
+
     /// Closes the members with no request in flight, and each other one
     /// as its last request ends, so a shutdown waits for requests and not
     /// for idle peers (an idle channel set up over HTTP/2 would hold its

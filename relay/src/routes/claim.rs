@@ -79,6 +79,9 @@ pub(crate) async fn claim(
                 .map(|body| body.map_err(|never| match never {}).boxed());
         }
     };
+    let Ok(strip_prefix) = crate::http::headers::strip_prefix(request.headers()) else {
+        return text(StatusCode::BAD_REQUEST, "Ptth-Strip-Prefix is ?1 or ?0");
+    };
     let token = token(&request);
     if let Err(error) = relay.names.admits_connection(token.as_deref()) {
         return refused(&error);
@@ -98,6 +101,9 @@ pub(crate) async fn claim(
     };
     let link = public_url(&relay.settings, client, &request, name);
     let pool = claimed.pool;
+    if let Some(strip) = strip_prefix {
+        pool.set_strip_name(strip);
+    }
     let name = name.to_owned();
     let liveness = relay.settings.liveness;
     tokio::spawn(async move {

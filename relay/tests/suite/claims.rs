@@ -109,3 +109,21 @@ async fn a_left_name_is_kept_for_its_lease_and_answers_503() {
     let Reply { status, .. } = get(&format!("http://{}/nobody/", running.addr)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_strip_prefix_that_is_not_one_boolean_is_400_and_holds_no_name() {
+    let running = relay(Settings::default()).await;
+    for value in ["yes", "?1, ?0"] {
+        let initiator = ptth::initiator::Builder::new().header(
+            http::HeaderName::from_static("ptth-strip-prefix"),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+        let tunnel =
+            ptth::tunnel::Builder::new(format!("http://{}/reversehttp/lamp?token=t", running.addr))
+                .initiator(initiator)
+                .serve(service_fn(support::describe));
+        let refused = within(tunnel).await.unwrap_err();
+        assert_eq!(declined(&refused), StatusCode::BAD_REQUEST, "{value}");
+    }
+    assert!(running.relay.names().lookup("lamp").is_none());
+}

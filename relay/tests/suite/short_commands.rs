@@ -139,3 +139,31 @@ async fn an_https_origin_is_reached_with_its_ca_and_sees_its_own_host_if_asked()
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn strip_prefix_is_the_choice_of_the_name_whose_claim_asked_for_it() {
+    let mut serve = binary::run(&["serve", "--listen", "127.0.0.1:0"], Stdio::null());
+    let line = announced(&mut serve).await;
+    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let port = http1_origin(service_fn(describe)).await.port().to_string();
+    let mut exposed = Vec::new();
+    for (name, strip) in [("stripped", true), ("kept", false)] {
+        let mut args = vec!["expose", &port, "--relay", &url, "--name", name];
+        if strip {
+            args.push("--strip-prefix");
+        }
+        let mut expose = binary::run(&args, Stdio::null());
+        announced(&mut expose).await;
+        exposed.push(expose);
+    }
+    for (target, seen) in [
+        ("/stripped/hello.txt?x=1", "GET /hello.txt?x=1\n"),
+        ("/stripped", "GET /\n"),
+        ("/stripped?x", "GET /?x\n"),
+        ("/kept/hello.txt", "GET /kept/hello.txt\n"),
+    ] {
+        let Reply { status, body, .. } = get(&format!("{url}{target}")).await;
+        assert_eq!(status, StatusCode::OK, "{target}");
+        assert!(body.starts_with(seen), "{target}: {body}");
+    }
+}

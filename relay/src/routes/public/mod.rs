@@ -23,8 +23,9 @@ use self::upgrade::Upgrade;
 use crate::http::headers::{Forwarding, remove_hop_by_hop, set_forwarded};
 use crate::http::{RelayBody, retry_later, text};
 use crate::pool::{Picked, Unavailable};
-use crate::route::{Routed, Unrouted, route};
+use crate::route::{Routed, Unrouted, route, without_name};
 use crate::routes::access::Client;
+use crate::settings::Routing;
 use crate::slots::Slot;
 use crate::state::Relay;
 
@@ -35,7 +36,7 @@ pub(crate) async fn forward(
     client: Client,
 ) -> Response<RelayBody> {
     let settings = &relay.settings;
-    let routed = match route(&settings.routing, settings.strip_prefix, &request) {
+    let routed = match route(&settings.routing, &request) {
         Ok(routed) => routed,
         Err(unrouted) => return unrouted_response(&unrouted),
     };
@@ -92,7 +93,7 @@ struct Exchange<'a> {
 impl Exchange<'_> {
     async fn run(
         self,
-        parts: Parts,
+        mut parts: Parts,
         body: Incoming,
         upgrade: Option<Upgrade>,
     ) -> Response<RelayBody> {
@@ -102,6 +103,13 @@ impl Exchange<'_> {
             debug!("no such name");
             return text(StatusCode::NOT_FOUND, &format!("no peer named {name}"));
         };
+        let settings = &self.relay.settings;
+        if settings.routing == Routing::Path && pool.strips_name(settings.strip_prefix) {
+            parts.uri = match without_name(&parts.uri, name) {
+                Ok(target) => target,
+                Err(unrouted) => return unrouted_response(&unrouted),
+            };
+        }
         // Pick.
         let picked = match pool.pick(self.relay.settings.waits).await {
             Ok(picked) => picked,
