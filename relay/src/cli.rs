@@ -186,14 +186,13 @@ pub struct ExposeArgs {
     /// The relay: its base URL (`http://` when no scheme is given), or the
     /// URL of its access path. Repeat it for the nodes of a relay cluster:
     /// connections spread over them, and move to the others when one dies.
-    #[arg(
-        long,
-        value_name = "URL",
-        required = true,
-        env = "PTTH_RELAY",
-        value_delimiter = ','
-    )]
+    #[arg(long, value_name = "URL", env = "PTTH_RELAY", value_delimiter = ',')]
     pub relay: Vec<String>,
+    /// Reads `relay`, `token`, `name`, `relay-ca` and `strip-prefix` from
+    /// a TOML file; flags win [default: ~/.config/ptth-relay/expose.toml,
+    /// or under $XDG_CONFIG_HOME, when it exists].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The name to claim [default: a readable one the relay derives from
     /// the token, the same for every run with that token].
     #[arg(long, value_name = "NAME")]

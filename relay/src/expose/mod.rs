@@ -1,6 +1,7 @@
 //! `expose`: the tunnel to a relay, forwarding every request it receives
 //! to a local HTTP server.
 
+mod config;
 mod forward;
 
 use std::sync::Arc;
@@ -66,15 +67,19 @@ fn origin_url(given: &str) -> String {
 /// fix; calls `announce` with the public URL once the first connection is
 /// up.
 pub async fn run(
-    args: ExposeArgs,
+    mut args: ExposeArgs,
     announce: impl FnOnce(String) + Send + 'static,
 ) -> Result<(), String> {
+    config::apply(&mut args)?;
     let mut urls = Vec::new();
     for relay in &args.relay {
         urls.push(claim_url(relay, args.name.as_deref().unwrap_or_default())?);
     }
     let Some((url, more)) = urls.split_first() else {
-        return Err("--relay is required".to_owned());
+        return Err(
+            "name the relay: --relay URL, PTTH_RELAY, or `relay = \"URL\"` in the config file"
+                .to_owned(),
+        );
     };
     let origin = origin(&args)?;
     // Without --token, a token of this run's own: the relay refuses a

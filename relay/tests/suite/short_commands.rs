@@ -167,3 +167,75 @@ async fn strip_prefix_is_the_choice_of_the_name_whose_claim_asked_for_it() {
         assert!(body.starts_with(seen), "{target}: {body}");
     }
 }
+
+/// A fresh directory holding `ptth-relay/expose.toml` with `text`, mode
+/// `mode`; the directory, to be `XDG_CONFIG_HOME`, and the file.
+fn config_dir(text: &str, mode: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::support::pebble::scratch("expose-config");
+    let file = dir.join("ptth-relay").join("expose.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, text).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    (dir, file)
+}
+
+#[tokio::test]
+async fn the_relay_name_and_token_come_from_a_config_file_and_flags_win() {
+    let mut serve = binary::run(&["serve", "--listen", "127.0.0.1:0"], Stdio::null());
+    let line = announced(&mut serve).await;
+    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let port = http1_origin(service_fn(describe)).await.port().to_string();
+    let text = format!("relay = \"{url}\"\nname = \"desk\"\ntoken = \"t1\"\nstrip-prefix = true\n");
+    let (dir, file) = config_dir(&text, 0o600);
+    let xdg = [("XDG_CONFIG_HOME", dir.to_str().unwrap())];
+    // The default file, found under XDG_CONFIG_HOME.
+    let mut expose = binary::run_with(&["expose", &port], Stdio::null(), &xdg);
+    assert_eq!(
+        announced(&mut expose).await,
+        format!("public URL: {url}/desk/")
+    );
+    let Reply { body, .. } = get(&format!("{url}/desk/hello")).await;
+    assert!(body.starts_with("GET /hello\n"), "{body}");
+    // The file's token holds the name: another run of it joins.
+    let named = ["expose", &port, "--config", file.to_str().unwrap()];
+    let mut joined = binary::run(&named, Stdio::null());
+    assert_eq!(
+        announced(&mut joined).await,
+        format!("public URL: {url}/desk/")
+    );
+    // A flag wins over the file.
+    let flagged = ["expose", &port, "--name", "den", "--token", "t2"];
+    let mut flagged = binary::run_with(&flagged, Stdio::null(), &xdg);
+    assert_eq!(
+        announced(&mut flagged).await,
+        format!("public URL: {url}/den/")
+    );
+}
+
+#[tokio::test]
+async fn a_token_in_a_file_others_may_read_is_warned_of_and_a_missing_file_is_an_error() {
+    let mut serve = binary::run(&["serve", "--listen", "127.0.0.1:0"], Stdio::null());
+    let line = announced(&mut serve).await;
+    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    // An invalid name ends the run at once, with the file read.
+    let text = format!("relay = \"{url}\"\nname = \"Not_A_Name\"\ntoken = \"t\"\n");
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        let (_, file) = config_dir(&text, mode);
+        let args = ["expose", "3000", "--config", file.to_str().unwrap()];
+        let mut expose = binary::run(&args, Stdio::piped());
+        let stderr = binary::Log::of(&mut expose).rest().await;
+        assert_eq!(
+            stderr.contains("others may read it"),
+            warned,
+            "{mode:o}: {stderr}"
+        );
+    }
+    let missing = ["expose", "3000", "--config", "/nonexistent/expose.toml"];
+    let mut expose = binary::run(&missing, Stdio::piped());
+    let stderr = binary::Log::of(&mut expose).rest().await;
+    assert!(
+        stderr.contains("/nonexistent/expose.toml: No such file"),
+        "{stderr}"
+    );
+}
