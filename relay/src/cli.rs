@@ -63,7 +63,7 @@ pub enum Command {
     /// Run a relay: public traffic and peers on one address.
     Serve(Box<ServeArgs>),
     /// Keep a local HTTP server reachable at a name on a relay.
-    Expose(ExposeArgs),
+    Expose(Box<ExposeArgs>),
     /// Access keys for a relay's config file.
     #[command(subcommand)]
     Key(KeyCommand),

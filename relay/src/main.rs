@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Expose(args) => {
-            expose::run(args, |url| announce(&format!("public URL: {url}"))).await
+            expose::run(*args, |url| announce(&format!("public URL: {url}"))).await
         }
         Command::Key(KeyCommand::New(args)) => new_key(&args),
     };
