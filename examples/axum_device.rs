@@ -37,15 +37,8 @@ async fn main() -> Result<(), String> {
                 .await;
         }
     });
-    let stopping = handle.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stopping.stopping().await })
+    // Unlike `axum::serve`, returns the answer that ended the tunnel.
+    ptth::axum::serve(listener, app)
         .await
-        .map_err(|error| error.to_string())?;
-    handle.stopped().await;
-    let status = handle.status();
-    match (status.phase, status.last_error) {
-        (Phase::Failed, Some(error)) => Err(error.to_string()),
-        _ => Ok(()),
-    }
+        .map_err(|error| error.to_string())
 }

@@ -1,4 +1,5 @@
-//! Accepting PTTH peers in an axum handler (feature `axum`).
+//! axum and PTTH (feature `axum`): accepting PTTH peers in an axum
+//! handler, and [`serve`] for a router served through a tunnel.
 //!
 //! [`PtthUpgrade`] is to PTTH what axum's `WebSocketUpgrade` is to
 //! WebSocket: take it as a handler argument, look at the upgrade request
@@ -216,4 +217,32 @@ impl IntoResponse for PtthUpgradeRejection {
             None => (StatusCode::UPGRADE_REQUIRED, self.error.to_string()).into_response(),
         }
     }
+}
+
+/// Serves `app` on the connections of `listener` (from
+/// [`tunnel::Builder::listen`](crate::tunnel::Builder::listen)) as
+/// `axum::serve` does, until the tunnel stops; then returns how it ended:
+/// `Ok(())` after [`Handle::shutdown`](crate::tunnel::Handle::shutdown),
+/// or the error that ended it, such as the relay's `403` with its reason.
+///
+/// `axum::serve` itself cannot say: its listener's `accept` has no error
+/// to give, and with a graceful shutdown it always returns `Ok(())`, so
+/// a tunnel the relay refused would look like a clean stop.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), ptth::Error> {
+/// let app = axum::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+/// let listener = ptth::tunnel::Builder::new("https://relay.example/reversehttp/lamp").listen();
+/// ptth::axum::serve(listener, app).await
+/// # }
+/// ```
+pub async fn serve(listener: crate::tunnel::Listener, app: axum::Router) -> Result<(), Error> {
+    let handle = listener.handle();
+    let stopping = handle.clone();
+    // Always `Ok(())` with a graceful shutdown (axum 0.8); the tunnel's
+    // outcome is the answer.
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stopping.stopping().await })
+        .await;
+    handle.outcome().await
 }

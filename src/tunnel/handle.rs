@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::{Phase, Status};
+use crate::Error;
 
 /// What the supervisor, the handles and the connections share.
 pub(super) struct Shared {
@@ -69,6 +70,22 @@ impl Handle {
     pub async fn stopped(&self) {
         self.wait_for(|s| matches!(s.phase, Phase::Stopped | Phase::Failed))
             .await;
+    }
+
+    /// Resolves once the tunnel has stopped, as [`stopped`](Handle::stopped)
+    /// does, with what the [`Tunnel`](super::Tunnel) future would have
+    /// given: `Ok(())` after [`shutdown`](Handle::shutdown), or the error
+    /// retrying cannot fix (a `401`, `403` or `404` from the relay, say).
+    /// For a tunnel whose future someone else polls, as
+    /// [`Builder::listen`](super::Builder::listen)'s is.
+    pub async fn outcome(&self) -> Result<(), Error> {
+        let status = self
+            .wait_for(|s| matches!(s.phase, Phase::Stopped | Phase::Failed))
+            .await;
+        match (status.phase, status.last_error) {
+            (Phase::Failed, Some(error)) => Err(error),
+            _ => Ok(()),
+        }
     }
 }
 

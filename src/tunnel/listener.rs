@@ -17,7 +17,9 @@ use super::{Builder, Handle, Tunnel};
 use crate::rewind::Rewind;
 
 impl Builder {
-    /// The tunnel as a listener for `axum::serve`:
+    /// The tunnel as a listener for `axum::serve`; serve it with
+    /// [`ptth::axum::serve`](crate::axum::serve) to learn how the tunnel
+    /// ended, which `axum::serve` cannot return:
     ///
     /// ```no_run
     /// # async fn run() {
@@ -40,9 +42,10 @@ impl Builder {
     ///
     /// The tunnel starts on the first `accept`, inside the runtime. When it
     /// stops (after [`Handle::shutdown`] or an error retrying cannot fix,
-    /// found in [`Handle::status`]) `accept` waits forever, so pass
-    /// [`Handle::stopping`] to axum's graceful shutdown as above: axum then
-    /// drains the connections, and the tunnel waits for them up to its
+    /// found in [`Handle::status`] and [`Handle::outcome`]) `accept` waits
+    /// forever, so pass [`Handle::stopping`] to axum's graceful shutdown
+    /// as above (`ptth::axum::serve` does): axum then drains the
+    /// connections, and the tunnel waits for them up to its
     /// [`grace_period`](Builder::grace_period).
     pub fn listen(self) -> Listener {
         let (sender, accepted) = mpsc::channel(1);

@@ -371,3 +371,27 @@ async fn the_axum_listener_serves_a_router_through_a_relay_restart() {
     within(serving).await.unwrap().unwrap();
     within(handle.stopped()).await;
 }
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn ptth_axum_serve_returns_the_relay_s_refusal_and_ok_after_a_shutdown() {
+    let router = || axum::Router::new().route("/hi", axum::routing::get(|| async { "hello" }));
+    for status in [401, 403, 404] {
+        let relay = FakeRelay::start(any_port(), refusing(status, &[])).await;
+        let listener = quick(relay.addr).connections(1).listen();
+        let error = within(ptth::axum::serve(listener, router()))
+            .await
+            .unwrap_err();
+        assert_eq!(error.declined().map(|d| d.status.as_u16()), Some(status));
+        assert!(error.to_string().contains(&status.to_string()), "{error}");
+    }
+    let mut relay = FakeRelay::start(any_port(), accept_all()).await;
+    let listener = quick(relay.addr).connections(1).listen();
+    let handle = listener.handle();
+    let serving = tokio::spawn(ptth::axum::serve(listener, router()));
+    let mut sender = relay.next_sender().await;
+    let (status, _) = exchange(&mut sender, request("GET", "/hi", "")).await;
+    assert_eq!(status, StatusCode::OK);
+    handle.shutdown();
+    within(serving).await.unwrap().unwrap();
+}
