@@ -255,3 +255,56 @@ async fn acceptor_example_names_why_a_vanished_peer_failed() {
     })
     .await;
 }
+
+/// The crates a path in `code` starts from: `a` of each `a::b` that is
+/// not itself after `::`, nor a method's turbofish (`.collect::<T>()`).
+fn path_roots(code: &str) -> Vec<&str> {
+    let mut roots = Vec::new();
+    for (at, _) in code.match_indices("::") {
+        let before = &code[..at];
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        let word = &before[start..];
+        let after_path = before[..start].ends_with("::") || before[..start].ends_with('.');
+        if !after_path && word.starts_with(|c: char| c.is_ascii_lowercase()) {
+            roots.push(word);
+        }
+    }
+    roots
+}
+
+#[test]
+fn path_roots_are_the_first_segments_of_lower_case_paths() {
+    for (code, roots) in [
+        ("use ptth::hyper::body::Bytes;", &["ptth"][..]),
+        ("let x = hyper::Request::new(());", &["hyper"][..]),
+        ("Duration::from_secs(1); std::io::Error", &["std"][..]),
+        ("{ptth::axum::serve(a, b)}", &["ptth"][..]),
+        ("offer.accept::<Empty<Bytes>>()", &[][..]),
+    ] {
+        assert_eq!(path_roots(code), roots, "{code}");
+    }
+}
+
+/// The README's Rust blocks compile as doc tests; this holds them to what
+/// a user's new crate has after the README's install lines: `ptth` (with
+/// hyper and http-body-util inside it), tokio's runtime, the standard
+/// library, and axum in the `axum` feature's block.
+#[test]
+fn the_readme_s_code_names_only_ptth_tokio_std_and_axum() {
+    let readme = include_str!("../../README.md");
+    let blocks = readme.split("```rust").skip(1);
+    let mut seen = 0;
+    for block in blocks {
+        let code = &block[..block.find("```").unwrap()];
+        for root in path_roots(code) {
+            assert!(
+                ["ptth", "tokio", "std", "axum"].contains(&root),
+                "the README names `{root}::` in:\n{code}"
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "{seen} Rust blocks");
+}
