@@ -31,6 +31,18 @@ impl Key {
     pub fn allows(&self, name: &str) -> bool {
         self.names.iter().any(|pattern| pattern.matches(name))
     }
+
+    /// The name a claim without one gets from this key, made from `word`
+    /// (a readable name derived from the key): under its first pattern,
+    /// so `alice-*` gives `alice-quiet-lamp-42`, and a key for one name
+    /// gives that name.
+    pub fn name_from(&self, word: &str) -> Option<String> {
+        self.names.first().map(|pattern| match pattern {
+            Pattern::Exact(name) => name.clone(),
+            Pattern::Prefix(prefix) => format!("{prefix}{word}"),
+            Pattern::Any => word.to_owned(),
+        })
+    }
 }
 
 /// The keys of a relay.
@@ -120,6 +132,28 @@ impl fmt::Display for Pattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claim_without_a_name_gets_one_under_the_key_s_first_pattern() {
+        let key = |patterns: &[&str]| Key {
+            label: "k".into(),
+            digest: Digest::of("k"),
+            names: patterns.iter().map(|p| p.parse().unwrap()).collect(),
+            max_names: None,
+            max_connections: None,
+        };
+        for (patterns, name) in [
+            (&["alice-*"][..], "alice-quiet-lamp-42"),
+            (&["alice-*", "*"][..], "alice-quiet-lamp-42"),
+            (&["*"][..], "quiet-lamp-42"),
+            (&["lamp", "alice-*"][..], "lamp"),
+        ] {
+            let key = key(patterns);
+            let made = key.name_from("quiet-lamp-42").unwrap();
+            assert_eq!(made, name, "{patterns:?}");
+            assert!(key.allows(&made));
+        }
+    }
 
     #[test]
     fn patterns_read_and_match_as_written() {

@@ -165,6 +165,17 @@ impl Names {
         })
     }
 
+    /// The name a claim without one and `token` is offered, from `word`:
+    /// under the patterns of the access key `token` is, if it is one
+    /// ([`Key::name_from`](crate::keys::Key::name_from)), else `word`.
+    pub fn name_for(&self, token: &str, word: String) -> Option<String> {
+        let policy = self.policy.read().expect("the policy lock");
+        match policy.keys.find(&Digest::of(token)) {
+            Some(key) => key.name_from(&word),
+            None => Some(word),
+        }
+    }
+
     /// Whether one more peer connection may join a name claimed with
     /// `token`: when it is an access key with a bound on connections, its
     /// names' connections are counted.

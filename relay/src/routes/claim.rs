@@ -30,10 +30,25 @@ fn to_a_name_of_its_own<B>(relay: &Relay, request: &Request<B>) -> Response<Rela
             "a claim without a name needs a token, which keeps its name",
         );
     };
+    // A key's holder gets a name its key may claim (`alice-*` gives
+    // `alice-quiet-lamp-42`); a token the policy refuses hears why.
+    let mut refusal = None;
     let free = (0..8)
-        .map(|attempt| crate::wordname::derived(&token, attempt))
-        .find(|name| relay.names.lookup(name).is_none() || relay.names.held_with(name, &token));
+        .filter_map(|attempt| {
+            let word = crate::wordname::derived(&token, attempt);
+            relay.names.name_for(&token, word)
+        })
+        .find(|name| match relay.names.permits(name, Some(&token)) {
+            Ok(_) => relay.names.lookup(name).is_none() || relay.names.held_with(name, &token),
+            Err(error) => {
+                refusal.get_or_insert(error);
+                false
+            }
+        });
     let Some(name) = free else {
+        if let Some(error) = refusal {
+            return refused(&error);
+        }
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "no free name; claim one by name",

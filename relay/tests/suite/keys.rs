@@ -144,3 +144,40 @@ async fn a_key_s_names_hold_at_most_its_connections_and_the_rest_wait() {
     let Reply { status, .. } = get(&format!("http://{addr}/alice-lamp/")).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The public URL a tunnel claiming no name with `token` is given, or
+/// the status it was refused with.
+async fn nameless(addr: std::net::SocketAddr, token: &str) -> Result<String, u16> {
+    let url = format!("http://{addr}/reversehttp/?token={token}");
+    let tunnel = ptth::tunnel::Builder::new(url)
+        .connections(1)
+        .serve(hyper::service::service_fn(crate::support::describe));
+    let handle = tunnel.handle();
+    let running = tokio::spawn(tunnel);
+    let status = within(handle.wait_for(|s| s.connected > 0 || s.last_error.is_some())).await;
+    running.abort();
+    match (status.public_url, status.last_error) {
+        (Some(url), _) => Ok(url.to_string()),
+        (None, Some(error)) => Err(error.declined().map_or(0, |d| d.status.as_u16())),
+        (None, None) => panic!("neither connected nor refused"),
+    }
+}
+
+#[tokio::test]
+async fn a_key_s_holder_without_a_name_gets_one_its_key_may_claim() {
+    let keys = vec![
+        key("alice", ALICE, &["alice-*"]),
+        key("lamp", "lamp-key", &["lamp"]),
+    ];
+    let running = relay(settings(keys, false)).await;
+    let addr = running.addr;
+    let url = nameless(addr, ALICE).await.unwrap();
+    let name = url
+        .strip_prefix(&format!("http://{addr}/alice-"))
+        .unwrap_or_else(|| panic!("not under alice-: {url}"));
+    assert_eq!(name.split('-').count(), 3, "{url}");
+    let lamp = nameless(addr, "lamp-key").await.unwrap();
+    assert_eq!(lamp, format!("http://{addr}/lamp/"));
+    // Without a key, on a relay that is not open, the refusal says why.
+    assert_eq!(nameless(addr, "no-key").await, Err(403));
+}
