@@ -254,6 +254,19 @@ pub struct ExposeArgs {
     /// choice, which is to keep it unless its operator set otherwise].
     #[arg(long)]
     pub strip_prefix: bool,
+    /// Serves the inspector on ADDR: the recent requests, live, with
+    /// replay (docs/relay.md, "Inspector"). It shows the secrets that
+    /// pass, so ADDR must be loopback unless --inspect-public is given.
+    #[arg(long, value_name = "ADDR")]
+    pub inspect: Option<SocketAddr>,
+    /// Lets --inspect listen on an address that is not loopback.
+    #[arg(long, requires = "inspect")]
+    pub inspect_public: bool,
+    /// How many exchanges the inspector keeps, the oldest dropped first
+    /// [default: 200].
+    #[arg(long, value_name = "N", requires = "inspect",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub inspect_history: Option<u64>,
 }
 
 /// A command-line value that holds a secret (`--basic-auth USER:PASS`):

@@ -19,7 +19,7 @@
 //! what changes it); `routes` (one file per handler, and the service that
 //! names them all); `server`. Beside them: `tls`, and the command line
 //! (`cli`, `config`, `expose`, and `visitors`, who may call an exposed
-//! name).
+//! name), and `inspect`, `expose`'s inspector, which names only `http`.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -35,6 +35,7 @@ pub mod expose;
 pub mod fuzzing;
 pub mod grant;
 mod http;
+pub mod inspect;
 pub mod keys;
 mod limit;
 pub mod metrics;

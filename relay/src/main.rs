@@ -22,7 +22,9 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Expose(args) => {
-            expose::run(*args, |url| announce(&format!("public URL: {url}"))).await
+            let public = |url| announce(&format!("public URL: {url}"));
+            let inspector = |url| announce(&format!("inspector: {url}"));
+            expose::run_inspected(*args, public, inspector).await
         }
         Command::Key(KeyCommand::New(args)) => new_key(&args),
     };

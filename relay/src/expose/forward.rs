@@ -20,6 +20,7 @@ use ptth::guard::Guard;
 
 use crate::http::headers::remove_hop_by_hop;
 use crate::http::{BoxError, RelayBody, text};
+use crate::inspect::Inspector;
 
 /// The pooled client for the origin: plain HTTP, or TLS trusting the
 /// Mozilla roots and `ca`; each connect bounded, Nagle off.
@@ -37,8 +38,9 @@ pub(super) fn origin_client(ca: Option<&std::path::Path>) -> Result<OriginClient
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
-/// hyper's client for the origin, over TCP or TLS.
-pub(super) type OriginClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+/// hyper's client for the origin, over TCP or TLS. Boxed bodies: a
+/// visitor's streams in, an inspector's replay is bytes kept.
+pub(super) type OriginClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, RelayBody>;
 
 /// How long the origin may take to accept a connection.
 const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,6 +90,8 @@ pub(super) struct Forward {
     /// Whether the origin sees its own authority as `Host`.
     pub(super) rewrite_host: bool,
     pub(super) guard: Arc<Guard>,
+    /// Records each exchange, with `--inspect`.
+    pub(super) inspector: Option<Inspector>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Forward {
@@ -103,12 +107,38 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
             *response.body_mut() = crate::http::full(Bytes::new());
             return Box::pin(async move { Ok(response) });
         }
+        let request = request.map(|body| body.map_err(BoxError::from).boxed());
+        let (request, recording) = match &self.inspector {
+            Some(inspector) => {
+                let (request, recording) = inspector.begin(request);
+                (request, Some(recording))
+            }
+            None => (request, None),
+        };
+        let forwarded = self.forward(request);
+        Box::pin(async move {
+            let response = forwarded.await;
+            Ok(match recording {
+                Some(recording) => recording.finish(response),
+                None => response,
+            })
+        })
+    }
+}
+
+impl Forward {
+    /// The answer to `request` and its log line: the path of a visitor's
+    /// request, and of the inspector's replay of one.
+    pub(super) fn forward(
+        &self,
+        request: Request<RelayBody>,
+    ) -> impl Future<Output = Response<RelayBody>> + Send + 'static {
         let started = tokio::time::Instant::now();
         let method = request.method().clone();
         let path = request.uri().path_and_query().map(|pq| pq.to_string());
         let origin = self.origin.clone();
         let answered = self.answer(request);
-        Box::pin(async move {
+        async move {
             let response = answered.await;
             tracing::info!(
                 %method,
@@ -118,17 +148,15 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
                 %origin,
                 "request"
             );
-            Ok(response)
-        })
+            response
+        }
     }
-}
 
-impl Forward {
     /// The answer to a visitor's request: the guard's refusal, the
     /// origin's response, or a 502 that says the origin is down.
     fn answer(
         &self,
-        request: Request<Incoming>,
+        request: Request<RelayBody>,
     ) -> impl Future<Output = Response<RelayBody>> + Send + 'static {
         let client = self.client.clone();
         let target = self.target(request.uri());
@@ -217,6 +245,7 @@ mod tests {
             rewrite_host: false,
             origin: Uri::from_static("http://127.0.0.1:3000/app/"),
             guard: Arc::default(),
+            inspector: None,
         };
         let target = forward.target(&Uri::from_static("/lamp/x?y=1")).unwrap();
         assert_eq!(target, "http://127.0.0.1:3000/app/lamp/x?y=1");

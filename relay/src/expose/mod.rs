@@ -3,6 +3,7 @@
 
 mod config;
 mod forward;
+mod inspector;
 
 use std::sync::Arc;
 
@@ -67,8 +68,18 @@ fn origin_url(given: &str) -> String {
 /// fix; calls `announce` with the public URL once the first connection is
 /// up.
 pub async fn run(
+    args: ExposeArgs,
+    announce: impl FnOnce(String) + Send + 'static,
+) -> Result<(), String> {
+    run_inspected(args, announce, |_| {}).await
+}
+
+/// [`run`], calling `inspecting` with the inspector's URL once it
+/// listens, with `--inspect`.
+pub async fn run_inspected(
     mut args: ExposeArgs,
     announce: impl FnOnce(String) + Send + 'static,
+    inspecting: impl FnOnce(String) + Send,
 ) -> Result<(), String> {
     config::apply(&mut args)?;
     let mut urls = Vec::new();
@@ -115,12 +126,14 @@ pub async fn run(
     if args.http2_setup {
         tunnel = tunnel.setup(ptth::Setup::Http2);
     }
-    let forward = Forward {
+    let mut forward = Forward {
         client: origin_client(args.to_ca.as_deref())?,
         origin,
         rewrite_host: args.host_header == Some(HostHeader::Rewrite),
         guard: Arc::new(crate::visitors::guard(&args)?),
+        inspector: None,
     };
+    forward.inspector = inspector::start(&args, &forward, inspecting).await?;
     let tunnel = tunnel.serve(forward);
     let handle = tunnel.handle();
     let url = url.clone();
