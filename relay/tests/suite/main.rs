@@ -26,6 +26,7 @@ mod header_case;
 mod hostile;
 mod hostile_peers;
 mod http2_setup;
+mod inspect;
 mod keys;
 mod liveness;
 mod logs;
