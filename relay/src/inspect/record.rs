@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::header::{HOST, HeaderValue};
 use http::{HeaderMap, Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
@@ -46,13 +47,23 @@ impl Inspector {
         let (parts, body) = request.into_parts();
         let (body, cut) = tee(body);
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let mut headers = parts.headers.clone();
+        // From an HTTP/2 relay the visitor's host comes as the authority;
+        // the origin sees it as `Host`, and a replay must carry it too.
+        let authority = parts
+            .uri
+            .authority()
+            .map(|a| HeaderValue::from_str(a.as_str()));
+        if let (false, Some(Ok(host))) = (headers.contains_key(HOST), authority) {
+            headers.insert(HOST, host);
+        }
         let recording = Recording {
             history: self.history.clone(),
             started: Instant::now(),
             replay_of: of,
             method: parts.method.clone(),
             target: target.to_owned(),
-            headers: parts.headers.clone(),
+            headers,
             body: cut,
         };
         (Request::from_parts(parts, body), recording)

@@ -121,6 +121,11 @@ async fn requests_through_the_relay_are_listed_with_their_heads_and_bodies_and_r
         "x-visitor",
         "1"
     ));
+    // The visitor's host, which an HTTP/2 relay sends as the authority:
+    // the origin sees it, and so must a replay's origin.
+    let host = relay.strip_prefix("http://").unwrap();
+    let request_headers = &exchange["request"]["headers"];
+    assert!(has_header(request_headers, "host", host), "{exchange}");
     assert!(has_header(
         &exchange["response"]["headers"],
         "x-from",
@@ -140,6 +145,8 @@ async fn requests_through_the_relay_are_listed_with_their_heads_and_bodies_and_r
     assert_eq!(seen.load(Ordering::SeqCst), 2);
     assert_eq!(replayed["replay_of"], exchange["id"]);
     assert_eq!(replayed["status"], 200);
+    let request_headers = &replayed["request"]["headers"];
+    assert!(has_header(request_headers, "host", host), "{replayed}");
     assert_eq!(
         replayed["response"]["body"]["data"],
         "hello from /lamp/hello"
