@@ -231,7 +231,16 @@ mod tests {
     #[test]
     fn bodies_are_cut_at_the_limit_and_say_so() {
         // (limit, frames, ended, kept, size, truncated, whole)
-        let table: &[(usize, &[&[u8]], bool, &[u8], u64, bool, bool)] = &[
+        type Row = (
+            usize,
+            &'static [&'static [u8]],
+            bool,
+            &'static [u8],
+            u64,
+            bool,
+            bool,
+        );
+        let table: &[Row] = &[
             (4, &[], true, b"", 0, false, true),
             (4, &[b"ab", b"cd"], true, b"abcd", 4, false, true),
             (4, &[b"abc", b"de"], true, b"abcd", 5, true, false),
