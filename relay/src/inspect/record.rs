@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
@@ -46,24 +46,16 @@ impl Inspector {
     ) -> (Request<RelayBody>, Recording) {
         let (parts, body) = request.into_parts();
         let (body, cut) = tee(body);
+        let (method, headers, upgrade) = head_of(&parts);
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let mut headers = parts.headers.clone();
-        // From an HTTP/2 relay the visitor's host comes as the authority;
-        // the origin sees it as `Host`, and a replay must carry it too.
-        let authority = parts
-            .uri
-            .authority()
-            .map(|a| HeaderValue::from_str(a.as_str()));
-        if let (false, Some(Ok(host))) = (headers.contains_key(HOST), authority) {
-            headers.insert(HOST, host);
-        }
         let recording = Recording {
             history: self.history.clone(),
             started: Instant::now(),
             replay_of: of,
-            method: parts.method.clone(),
+            method,
             target: target.to_owned(),
             headers,
+            upgrade,
             body: cut,
         };
         (Request::from_parts(parts, body), recording)
@@ -85,6 +77,9 @@ pub struct Recording {
     method: Method,
     target: String,
     headers: HeaderMap,
+    /// Whether the request was an HTTP/2 extended CONNECT, whose `2xx`
+    /// is the origin's `101`.
+    upgrade: bool,
     body: SharedCut,
 }
 
@@ -107,7 +102,10 @@ impl Recording {
             target: self.target,
             request_headers: self.headers,
             request_body: self.body,
-            status: parts.status.as_u16(),
+            status: match self.upgrade && parts.status.is_success() {
+                true => StatusCode::SWITCHING_PROTOCOLS.as_u16(),
+                false => parts.status.as_u16(),
+            },
             duration_ms: self.started.elapsed().as_millis() as u64,
             response_headers: parts.headers.clone(),
             response_body: cut,
@@ -115,6 +113,28 @@ impl Recording {
         let mut history = (self.history.lock()).unwrap_or_else(std::sync::PoisonError::into_inner);
         let id = history.push(exchange);
         (id, Response::from_parts(parts, body))
+    }
+}
+
+/// The method and fields to record of a request's head, as the origin
+/// sees them, and whether it is an extended CONNECT. From an HTTP/2 relay
+/// the visitor's host comes as the authority, and an upgrade as
+/// `CONNECT` with `:protocol`: `expose` turns them into `Host` and an
+/// HTTP/1.1 upgrade for the origin, and a replay must carry them too.
+fn head_of(parts: &http::request::Parts) -> (Method, HeaderMap, bool) {
+    let mut headers = parts.headers.clone();
+    let authority = (parts.uri.authority()).map(|a| HeaderValue::from_str(a.as_str()));
+    if let (false, Some(Ok(host))) = (headers.contains_key(HOST), authority) {
+        headers.insert(HOST, host);
+    }
+    let protocol = (parts.extensions.get::<hyper::ext::Protocol>())
+        .and_then(|protocol| HeaderValue::from_str(protocol.as_str()).ok());
+    match (parts.method == Method::CONNECT, protocol) {
+        (true, Some(protocol)) => {
+            crate::http::upgrade::restore(&mut headers, protocol);
+            (Method::GET, headers, true)
+        }
+        _ => (parts.method.clone(), headers, false),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `expose --inspect`: the binaries as a person runs them, `serve` and
 //! `expose PORT --inspect 127.0.0.1:0`, a counting origin, requests
 //! through the relay, and the inspector's JSON API and page (in real
-//! headless Chromium).
+//! headless Chromium), and streams and switched protocols passing an
+//! inspected `expose` as they happen.
 
 use std::convert::Infallible;
 use std::process::Stdio;
@@ -11,15 +12,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Child;
+use tokio::sync::mpsc;
 
 use crate::support::binary::{self, Log, announced};
 use crate::support::chromium::Chromium;
-use crate::support::{Reply, get, http1_origin, send, within};
+use crate::support::{Reply, client, get, http1_origin, send, within};
 
 /// Chromium's cold start on a busy two-core machine takes seconds.
 const WAIT: Duration = Duration::from_secs(20);
@@ -254,4 +258,128 @@ async fn the_page_shows_exchanges_as_they_pass_and_replays_the_latest() {
     // The replay is a row of its own.
     page.wait_for_console("inspector: row GET /lamp/hello 200", WAIT)
         .await;
+}
+
+/// An origin that streams `/lamp/events` with chunks the test sends (the
+/// sender of each stream comes out of the returned channel) and switches
+/// `/lamp/echo` to a protocol that sends every byte back.
+async fn streaming_origin() -> (u16, mpsc::UnboundedReceiver<mpsc::UnboundedSender<Bytes>>) {
+    let (streams, opened) = mpsc::unbounded_channel();
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        let streams = streams.clone();
+        async move {
+            if request.uri().path() == "/lamp/echo" {
+                let upgrade = hyper::upgrade::on(&mut request);
+                tokio::spawn(async move {
+                    let io = TokioIo::new(upgrade.await.unwrap());
+                    let (mut from, mut to) = tokio::io::split(io);
+                    let _ = tokio::io::copy(&mut from, &mut to).await;
+                });
+                let switched = Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header("connection", "upgrade")
+                    .header("upgrade", "echo")
+                    .body(Empty::new().boxed())
+                    .unwrap();
+                return Ok::<_, Infallible>(switched);
+            }
+            let (chunks, body) = mpsc::unbounded_channel::<Bytes>();
+            streams.send(chunks).unwrap();
+            let frames = futures_util::stream::unfold(body, |mut body| async move {
+                let chunk = body.recv().await?;
+                Some((Ok::<_, Infallible>(Frame::data(chunk)), body))
+            });
+            Ok(Response::new(StreamBody::new(frames).boxed()))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service.clone())
+                .with_upgrades();
+            tokio::spawn(connection);
+        }
+    });
+    (port, opened)
+}
+
+/// The exchange for `target`, the newest one.
+async fn exchange(inspector: &str, target: &str) -> Value {
+    let list = json(&format!("{inspector}/api/requests")).await;
+    let found = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["target"] == target);
+    found
+        .unwrap_or_else(|| panic!("no {target} in {list}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn streams_and_upgrades_pass_an_inspected_expose_as_they_happen() {
+    let (_serve, relay) = serve().await;
+    let (port, mut opened) = streaming_origin().await;
+    let (_expose, inspector) = expose(&relay, port, &[]).await;
+
+    // Each chunk reaches the visitor before the next is sent: nothing
+    // waits for the body's end, and the exchange is listed at its head.
+    let request = Request::get(format!("{relay}/lamp/events"))
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let response = within(client().request(request)).await.unwrap();
+    let chunks = within(opened.recv()).await.unwrap();
+    let mut body = response.into_body();
+    chunks.send(Bytes::from("one ")).unwrap();
+    let first = within(body.frame()).await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "one ");
+    let streaming = exchange(&inspector, "/lamp/events").await;
+    let kept = &streaming["response"]["body"];
+    assert_eq!(
+        (&kept["data"], &kept["ended"]),
+        (&"one ".into(), &false.into())
+    );
+    chunks.send(Bytes::from("two")).unwrap();
+    drop(chunks);
+    let rest = within(body.collect()).await.unwrap().to_bytes();
+    assert_eq!(rest, "two");
+    let ended = exchange(&inspector, "/lamp/events").await;
+    let kept = &ended["response"]["body"];
+    assert_eq!(
+        (&kept["data"], &kept["ended"]),
+        (&"one two".into(), &true.into())
+    );
+
+    // A switch of protocols still carries bytes both ways.
+    let authority = relay.strip_prefix("http://").unwrap();
+    let tcp = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(connection.with_upgrades());
+    let request = Request::get("/lamp/echo")
+        .header("host", authority)
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let response = within(sender.send_request(request)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let mut io = TokioIo::new(within(hyper::upgrade::on(response)).await.unwrap());
+    io.write_all(b"ping").await.unwrap();
+    let mut echoed = [0; 4];
+    within(io.read_exact(&mut echoed)).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+    // Recorded as the origin saw it, whichever protocol the relay spoke.
+    let echo = exchange(&inspector, "/lamp/echo").await;
+    assert_eq!(
+        (&echo["method"], &echo["status"]),
+        (&"GET".into(), &101.into())
+    );
+    assert!(
+        has_header(&echo["request"]["headers"], "upgrade", "echo"),
+        "{echo}"
+    );
 }
