@@ -56,6 +56,13 @@ pub type Replay = Arc<
 /// How long a connection may take to send a request's head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one connection is served before it is closed.
+const LIFETIME: Duration = Duration::from_secs(300);
+
+/// How long a closing connection may take to finish its request: a
+/// replay waits up to 30 s for the origin, twice.
+const CLOSING: Duration = Duration::from_secs(65);
+
 /// How many connections the inspector serves at once: a few tabs and
 /// scripts; past that, new ones are closed.
 const CONNECTIONS: usize = 32;
@@ -95,16 +102,34 @@ pub async fn serve(listener: TcpListener, inspector: Inspector, replay: Replay) 
             async move { Ok::<_, Infallible>(answered.await) }
         });
         tokio::spawn(async move {
-            let served = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-            if let Err(error) = served {
+                .serve_connection(TokioIo::new(tcp), service);
+            if let Err(error) = bounded(connection).await {
                 tracing::debug!(%error, "inspector connection failed");
             }
             drop(place);
         });
+    }
+}
+
+/// `connection`, for [`LIFETIME`] at most, then closed after the request
+/// in flight ([`CLOSING`] at most): a client that stops reading gives its
+/// place back, and the page's next poll opens a new connection.
+async fn bounded<S>(
+    connection: hyper::server::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, S>,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = RelayBody>,
+{
+    tokio::pin!(connection);
+    match tokio::time::timeout(LIFETIME, connection.as_mut()).await {
+        Ok(served) => served,
+        Err(_) => {
+            connection.as_mut().graceful_shutdown();
+            (tokio::time::timeout(CLOSING, connection).await).unwrap_or(Ok(()))
+        }
     }
 }
 
