@@ -161,6 +161,20 @@ async fn requests_through_the_relay_are_listed_with_their_heads_and_bodies_and_r
         replay(&inspector, &Value::from(999)).await.0,
         StatusCode::NOT_FOUND
     );
+
+    // A web page must neither read the inspector through a name of its
+    // own (DNS rebinding) nor make it replay.
+    let rebound = Request::get(format!("{inspector}/api/requests"))
+        .header("host", "evil.example")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(send(rebound).await.status, StatusCode::MISDIRECTED_REQUEST);
+    let forged = Request::post(format!("{inspector}/api/requests/1/replay"))
+        .header("origin", "http://evil.example")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(send(forged).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
