@@ -1,9 +1,9 @@
 //! The inspector of `expose --inspect ADDR`: the recent exchanges, live,
 //! on a page and as JSON, and replays of them to the origin.
 //!
-//! What passes is recorded without holding it up ([`record`]): heads as
+//! What passes is recorded without holding it up ([`Inspector`]): heads as
 //! they come, the first 64 KiB of each body as its frames pass. The
-//! history is bounded ([`history`]), and the API ([`api`]) serves it:
+//! history is bounded ([`history`]), and the API (module `api`) serves it:
 //!
 //! - `GET /`: the page; `?replay=latest` replays the newest exchange once
 //!   the page has one (a link to bookmark).
