@@ -268,6 +268,13 @@ async fn the_page_shows_exchanges_as_they_pass_and_replays_the_latest() {
         .await;
     let line = page.wait_for_console("inspector: replayed ", WAIT).await;
     assert_eq!(line, "inspector: replayed 1 -> 2 200");
+    // The page opens the replay's exchange, its headers and bodies.
+    let shown = page.wait_for_console("inspector: shown 2 ", WAIT).await;
+    let body = "hello from /lamp/hello".len();
+    assert_eq!(
+        shown,
+        format!("inspector: shown 2 GET /lamp/hello 200, {body} response body bytes")
+    );
     assert_eq!(seen.load(Ordering::SeqCst), 2, "the origin saw the replay");
     // The replay is a row of its own.
     page.wait_for_console("inspector: row GET /lamp/hello 200", WAIT)
