@@ -108,6 +108,8 @@ impl hyper::service::Service<Request<Incoming>> for Forward {
             return Box::pin(async move { Ok(response) });
         }
         let request = request.map(|body| body.map_err(BoxError::from).boxed());
+        // With --inspect, the exchange is recorded as it passes: its
+        // bodies are teed, nothing waits for them.
         let (request, recording) = match &self.inspector {
             Some(inspector) => {
                 let (request, recording) = inspector.begin(request);
