@@ -68,19 +68,3 @@ impl Drop for Budget {
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
-
-/// The CPU time `pid` has used so far, user and system, in seconds.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The command name may hold spaces; the fields after it do not.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // utime and stime are the 14th and 15th fields, counting the pid and
-    // the name, in clock ticks of 1/100 s on Linux.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
-}

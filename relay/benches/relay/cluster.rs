@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
-use crate::budget::{self, Budget};
+use crate::budget::Budget;
 use crate::etcd::Etcd;
 use crate::load::{self, Load};
 use crate::origin::NAME;
@@ -127,11 +127,13 @@ pub fn hop(binary: &Path, rt: &Runtime, rounds: usize, seconds: u64) -> Hop {
                 Entry::Owner => format!("http://{owner}"),
                 Entry::Other => format!("http://{other}"),
             };
-            let before = [budget::cpu_seconds(a.id()), budget::cpu_seconds(b.id())];
+            let before = [crate::tools::cpu(a.id()), crate::tools::cpu(b.id())];
             let load = load::wrk(row.entry.label(), &base, row.connections, false, seconds);
-            let requests = load.per_second * seconds as f64;
-            let per_request =
-                |pid: u32, before: f64| (budget::cpu_seconds(pid) - before) / requests * 1e6;
+            let requests = load.requests;
+            let per_request = |pid: u32, before| {
+                let spent = crate::tools::cpu(pid).per_request_since(before, requests);
+                spent.user + spent.system
+            };
             row.runs.push(Run {
                 load,
                 owner_us: per_request(a.id(), before[0]),

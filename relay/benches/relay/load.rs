@@ -10,6 +10,8 @@ use crate::origin::{BULK, NAME};
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
     pub per_second: f64,
+    /// Requests answered in the run.
+    pub requests: f64,
     pub p50: Duration,
     pub p99: Duration,
 }
@@ -47,6 +49,10 @@ pub fn wrk(label: &str, base: &str, connections: usize, close: bool, seconds: u6
     };
     Load {
         per_second: field("Requests/sec:").parse().unwrap(),
+        requests: (text.lines())
+            .find_map(|line| line.trim().split_once(" requests in "))
+            .and_then(|(count, _)| count.parse().ok())
+            .unwrap_or_else(|| panic!("no request count in wrk's output: {text}")),
         p50: duration(field("50%")),
         p99: duration(field("99%")),
     }

@@ -28,6 +28,7 @@ mod origin;
 mod paths;
 mod peers;
 mod poller;
+mod small;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -36,10 +37,10 @@ use std::time::Duration;
 use paths::{Kind, Up};
 use tokio::runtime::Runtime;
 
-struct Options {
+pub struct Options {
     parts: Vec<String>,
-    rounds: usize,
-    seconds: u64,
+    pub rounds: usize,
+    pub seconds: u64,
 }
 
 fn options() -> Options {
@@ -88,7 +89,7 @@ fn main() {
     println!("# ptth-relay benchmarks, rounds: {}\n", options.rounds);
     for part in &options.parts {
         match part.as_str() {
-            "load" => small_gets(&options, &relay_bin, &tools, &dir, &rt),
+            "load" => small::gets(&options, &relay_bin, &tools, &dir, &rt),
             "bulk" => bulk(&options, &relay_bin, &tools, &dir, &rt),
             "idle" => idle(&relay_bin, &dir, &rt),
             "cluster" => cluster(&options, &relay_bin, &rt),
@@ -100,7 +101,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn all_up(
+pub fn all_up(
     kinds: &[Kind],
     origin: std::net::SocketAddr,
     relay: &Path,
@@ -112,50 +113,6 @@ fn all_up(
         .iter()
         .map(|&kind| paths::up(kind, origin, relay, tools, dir, rt))
         .collect()
-}
-
-fn small_gets(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {
-    let (_nginx, origin) = origin::nginx(dir);
-    let paths = all_up(&Kind::LOAD, origin, relay, tools, dir, rt);
-    let connections = [(16, false), (64, false), (16, true), (64, true)];
-    let mut runs = vec![vec![Vec::new(); connections.len()]; paths.len()];
-    for round in 0..options.rounds {
-        eprintln!("small GETs, round {}", round + 1);
-        for (c, &(count, close)) in connections.iter().enumerate() {
-            for (p, path) in paths.iter().enumerate() {
-                let label = path.kind.label();
-                let run = load::wrk(label, &path.base, count, close, options.seconds);
-                runs[p][c].push(run);
-            }
-        }
-    }
-    println!(
-        "## Small GETs ({} B, nginx origin; wrk -t1, {} s per run)\n",
-        origin::SMALL,
-        options.seconds
-    );
-    println!("| path | connections | req/s | p50 | p99 |\n|---|---|---:|---:|---:|");
-    for (p, path) in paths.iter().enumerate() {
-        for (c, &(count, close)) in connections.iter().enumerate() {
-            let reuse = if close {
-                "new per request"
-            } else {
-                "kept alive"
-            };
-            let runs = &runs[p][c];
-            let mut rates: Vec<f64> = runs.iter().map(|run| run.per_second).collect();
-            let mut p50s: Vec<Duration> = runs.iter().map(|run| run.p50).collect();
-            let mut p99s: Vec<Duration> = runs.iter().map(|run| run.p99).collect();
-            println!(
-                "| {} | {count}, {reuse} | {:.0} | {:.2} ms | {:.2} ms |",
-                path.kind.label(),
-                load::median(&mut rates),
-                load::median(&mut p50s).as_secs_f64() * 1e3,
-                load::median(&mut p99s).as_secs_f64() * 1e3,
-            );
-        }
-    }
-    println!();
 }
 
 fn bulk(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {

@@ -1,6 +1,7 @@
 //! The ways from the load generator to an origin: direct, through the
 //! relay (behind `expose`, or with the peer in-process), through rathole
-//! and through bore.
+//! and bore (layer-4 copiers), and through HAProxy in HTTP mode, one hop
+//! and two chained (the shape of relay + expose), as the layer-7 anchor.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -26,6 +27,10 @@ pub enum Kind {
     InProcess,
     Rathole,
     Bore,
+    /// HAProxy in HTTP mode, one thread, connections to the origin reused.
+    Haproxy,
+    /// Two such HAProxies chained: two HTTP hops, as relay + expose are.
+    Haproxy2,
     /// A Rust long-poll client with this many polls parked.
     LongPoll(usize),
 }
@@ -33,16 +38,18 @@ pub enum Kind {
 impl Kind {
     /// The paths bulk transfers take: long-poll bodies cross whole and
     /// are bounded, so they do not carry a gigabyte.
-    pub const BULK: [Kind; 5] = [
+    pub const BULK: [Kind; 7] = [
         Kind::Direct,
         Kind::Expose,
         Kind::InProcess,
         Kind::Rathole,
         Kind::Bore,
+        Kind::Haproxy,
+        Kind::Haproxy2,
     ];
 
     /// The paths small GETs take.
-    pub const LOAD: [Kind; 7] = [
+    pub const LOAD: [Kind; 9] = [
         Kind::Direct,
         Kind::Expose,
         Kind::InProcess,
@@ -50,6 +57,8 @@ impl Kind {
         Kind::LongPoll(16),
         Kind::Rathole,
         Kind::Bore,
+        Kind::Haproxy,
+        Kind::Haproxy2,
     ];
 
     pub fn label(self) -> &'static str {
@@ -60,6 +69,8 @@ impl Kind {
             Kind::InProcess => "ptth-relay, in-process peer (h2)",
             Kind::Rathole => "rathole 0.5 (TCP)",
             Kind::Bore => "bore 0.6",
+            Kind::Haproxy => "HAProxy 2.6, HTTP mode, one hop",
+            Kind::Haproxy2 => "HAProxy 2.6, HTTP mode, two hops",
             Kind::LongPoll(1) => "ptth-relay, long-poll client, 1 poll",
             Kind::LongPoll(_) => "ptth-relay, long-poll client, 16 polls",
         }
@@ -73,7 +84,17 @@ pub struct Up {
     // Fields drop in order: the clients stop before the relay they poll.
     _polls: Option<tokio::task::JoinSet<()>>,
     tunnel: Option<Handle>,
-    _processes: Vec<Process>,
+    processes: Vec<(&'static str, Process)>,
+}
+
+impl Up {
+    /// The processes on the path, each with its role (`relay`, `expose`,
+    /// `hop 1`, ...), for their CPU time.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        (self.processes.iter())
+            .map(|(role, process)| (*role, process.id()))
+            .collect()
+    }
 }
 
 impl Drop for Up {
@@ -118,7 +139,7 @@ pub fn up(
         Kind::Direct => format!("http://{origin}"),
         Kind::Expose | Kind::ExposeHttp2Setup | Kind::InProcess => {
             let (process, addr) = relay(relay_bin, None);
-            processes.push(process);
+            processes.push(("relay", process));
             if kind != Kind::InProcess {
                 let mut command = Command::new(relay_bin);
                 command
@@ -129,7 +150,7 @@ pub fn up(
                 }
                 let expose = Process::start(&mut command);
                 expose.wait_for("public URL:");
-                processes.push(expose);
+                processes.push(("expose", expose));
             } else {
                 tunnel = Some(in_process_peer(rt, addr));
             }
@@ -137,7 +158,7 @@ pub fn up(
         }
         Kind::LongPoll(count) => {
             let (process, addr) = relay(relay_bin, None);
-            processes.push(process);
+            processes.push(("relay", process));
             polls = Some(rt.block_on(crate::poller::serve(addr, count)));
             format!("http://{addr}")
         }
@@ -162,23 +183,23 @@ pub fn up(
             )
             .unwrap();
             let rathole = tools.join("rathole");
-            processes.push(Process::start(
-                Command::new(&rathole).arg("-s").arg(&server),
+            processes.push((
+                "server",
+                Process::start(Command::new(&rathole).arg("-s").arg(&server)),
             ));
             wait_listening(SocketAddr::from(([127, 0, 0, 1], control)));
-            processes.push(Process::start(
-                Command::new(&rathole).arg("-c").arg(&client),
+            processes.push((
+                "client",
+                Process::start(Command::new(&rathole).arg("-c").arg(&client)),
             ));
             format!("http://127.0.0.1:{visitors}")
         }
         Kind::Bore => {
             // bore's control port is fixed at 7835.
             let bore = tools.join("bore");
-            processes.push(Process::start(Command::new(&bore).args([
-                "server",
-                "--bind-addr",
-                "127.0.0.1",
-            ])));
+            let server =
+                Process::start(Command::new(&bore).args(["server", "--bind-addr", "127.0.0.1"]));
+            processes.push(("server", server));
             wait_listening(SocketAddr::from(([127, 0, 0, 1], 7835)));
             let local = Process::start(
                 Command::new(&bore)
@@ -192,8 +213,18 @@ pub fn up(
                 .next()
                 .and_then(|port| port.trim().parse::<u16>().ok())
                 .unwrap_or_else(|| panic!("no port in {line:?}"));
-            processes.push(local);
+            processes.push(("client", local));
             format!("http://127.0.0.1:{port}")
+        }
+        Kind::Haproxy | Kind::Haproxy2 => {
+            let hops = if kind == Kind::Haproxy { 1 } else { 2 };
+            let mut next = origin;
+            for hop in (1..=hops).rev() {
+                let (process, addr) = haproxy(dir, hop, next);
+                processes.push((if hop == 1 { "hop 1" } else { "hop 2" }, process));
+                next = addr;
+            }
+            format!("http://{next}")
         }
     };
     ready(&base);
@@ -202,8 +233,31 @@ pub fn up(
         base,
         _polls: polls,
         tunnel,
-        _processes: processes,
+        processes,
     }
+}
+
+/// One HAProxy in HTTP mode in front of `to`, as an operator would tune
+/// it for this: one thread, idle server connections reused by any
+/// client (`http-reuse always`), no logging. `hop` names its files.
+fn haproxy(dir: &Path, hop: u32, to: SocketAddr) -> (Process, SocketAddr) {
+    let port = free_port();
+    let config = dir.join(format!("haproxy-{hop}.cfg"));
+    std::fs::write(
+        &config,
+        format!(
+            "global\n  nbthread 1\n  maxconn 4096\n\
+             defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  \
+             timeout server 60s\n  http-reuse always\n\
+             frontend visitors\n  bind 127.0.0.1:{port}\n  default_backend next\n\
+             backend next\n  server next {to}\n"
+        ),
+    )
+    .unwrap();
+    let process = Process::start(Command::new("haproxy").arg("-db").arg("-f").arg(&config));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_listening(addr);
+    (process, addr)
 }
 
 /// The origin's service as a device on the relay at `relay`, claiming

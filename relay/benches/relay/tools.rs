@@ -7,12 +7,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Makes sure nginx, wrk, curl (and for the cluster, etcd) are installed
+/// Makes sure nginx, wrk, curl, haproxy (and for the cluster, etcd) are installed
 /// (from Debian) and rathole
 /// and bore are built (from crates.io, into `cache`); returns the folder
 /// with the built binaries.
 pub fn install(cache: &Path) -> PathBuf {
-    let mut wanted = vec![("nginx", "nginx-light"), ("wrk", "wrk"), ("curl", "curl")];
+    let mut wanted = vec![
+        ("nginx", "nginx-light"),
+        ("wrk", "wrk"),
+        ("curl", "curl"),
+        ("haproxy", "haproxy"),
+    ];
     if cfg!(feature = "cluster") {
         wanted.push(("etcd", "etcd-server"));
     }
@@ -156,4 +161,40 @@ pub fn rss(pid: u32) -> u64 {
         .and_then(|kib| kib.parse().ok())
         .unwrap();
     kib * 1024
+}
+
+/// CPU time a process has used so far, in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub user: f64,
+    pub system: f64,
+}
+
+impl Cpu {
+    /// The time used since `before`, in µs per one of `requests`.
+    pub fn per_request_since(self, before: Cpu, requests: f64) -> Cpu {
+        Cpu {
+            user: (self.user - before.user) / requests * 1e6,
+            system: (self.system - before.system) / requests * 1e6,
+        }
+    }
+}
+
+/// The CPU time `pid` has used so far, user and system.
+pub fn cpu(pid: u32) -> Cpu {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name may hold spaces; the fields after it do not.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime are the 14th and 15th fields, counting the pid and
+    // the name, in clock ticks of 1/100 s on Linux.
+    let seconds = |field: &str| field.parse::<u64>().unwrap() as f64 / 100.0;
+    Cpu {
+        user: seconds(fields[11]),
+        system: seconds(fields[12]),
+    }
 }
