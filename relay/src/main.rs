@@ -13,12 +13,12 @@ use ptth_relay::cli::{Cli, Command, KeyCommand, LogArgs, LogFormat, ServeArgs};
 use ptth_relay::config::Serve;
 use ptth_relay::server::Server;
 use ptth_relay::tls::Certificates;
-use ptth_relay::{Relay, expose};
+use ptth_relay::{Relay, expose, logbuf};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging(&cli.log);
+    let log = logging(&cli.log);
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Expose(args) => {
@@ -31,6 +31,8 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            // After the log's lines, which say what led here.
+            log.now();
             eprintln!("ptth-relay: {error}");
             ExitCode::FAILURE
         }
@@ -187,20 +189,24 @@ fn new_key(args: &ptth_relay::cli::KeyNewArgs) -> Result<(), String> {
 
 /// Log lines on stderr: at the level of `-v`/`-q`, or as `RUST_LOG` says;
 /// text, coloured only on a terminal, or JSON.
-fn logging(args: &LogArgs) {
+/// The log on stderr, as `args` and `RUST_LOG` ask; its lines are
+/// written in bursts (ptth_relay::logbuf) until the guard is dropped.
+fn logging(args: &LogArgs) -> logbuf::Flush<std::io::Stderr> {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
         _ => EnvFilter::new(args.level().as_str().to_ascii_lowercase()),
     };
+    let (lines, flush) = logbuf::lines(std::io::stderr());
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(lines)
         .with_env_filter(filter);
     match args.log_format.unwrap_or(LogFormat::Text) {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().init(),
     }
+    flush
 }
 
 /// The one line a script reads, flushed at once.
