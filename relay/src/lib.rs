@@ -38,7 +38,7 @@ mod http;
 pub mod inspect;
 pub mod keys;
 mod limit;
-pub mod logbuf;
+pub mod logging;
 pub mod metrics;
 pub mod names;
 mod pem;

@@ -13,7 +13,13 @@ use ptth_relay::cli::{Cli, Command, KeyCommand, LogArgs, LogFormat, ServeArgs};
 use ptth_relay::config::Serve;
 use ptth_relay::server::Server;
 use ptth_relay::tls::Certificates;
-use ptth_relay::{Relay, expose, logbuf};
+use ptth_relay::{Relay, expose, logging};
+
+/// mimalloc rather than glibc's malloc: allocation and freeing were a
+/// sixth of each request's instructions in the relay and in `expose`
+/// (docs/performance.md, "The relay's hop, per request").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -190,20 +196,25 @@ fn new_key(args: &ptth_relay::cli::KeyNewArgs) -> Result<(), String> {
 /// Log lines on stderr: at the level of `-v`/`-q`, or as `RUST_LOG` says;
 /// text, coloured only on a terminal, or JSON.
 /// The log on stderr, as `args` and `RUST_LOG` ask; its lines are
-/// written in bursts (ptth_relay::logbuf) until the guard is dropped.
-fn logging(args: &LogArgs) -> logbuf::Flush<std::io::Stderr> {
+/// written in bursts (ptth_relay::logging) until the guard is dropped.
+fn logging(args: &LogArgs) -> logging::Flush<std::io::Stderr> {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
         _ => EnvFilter::new(args.level().as_str().to_ascii_lowercase()),
     };
-    let (lines, flush) = logbuf::lines(std::io::stderr());
+    let (lines, flush) = logging::lines(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_writer(lines)
         .with_env_filter(filter);
     match args.log_format.unwrap_or(LogFormat::Text) {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text if std::io::stderr().is_terminal() => builder.init(),
+        // The same text without the colour machinery's cost.
+        LogFormat::Text => builder
+            .with_ansi(false)
+            .fmt_fields(logging::PlainFields)
+            .init(),
         LogFormat::Json => builder.json().init(),
     }
     flush

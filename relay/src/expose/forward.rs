@@ -137,14 +137,15 @@ impl Forward {
     ) -> impl Future<Output = Response<RelayBody>> + Send + 'static {
         let started = tokio::time::Instant::now();
         let method = request.method().clone();
-        let path = request.uri().path_and_query().map(|pq| pq.to_string());
+        // Shares the request's bytes: no copy for the log line.
+        let path = request.uri().path_and_query().cloned();
         let origin = self.origin.clone();
         let answered = self.answer(request);
         async move {
             let response = answered.await;
             tracing::info!(
                 %method,
-                target = %path.as_deref().unwrap_or("/"),
+                target = %path.as_ref().map_or("/", http::uri::PathAndQuery::as_str),
                 status = response.status().as_u16(),
                 ms = started.elapsed().as_millis() as u64,
                 %origin,

@@ -44,9 +44,28 @@ pub fn strip_prefix(headers: &HeaderMap) -> Result<Option<bool>, ()> {
     }
 }
 
+/// The fields that are hop-by-hop whether or not `Connection` names them.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
+
 /// Removes the hop-by-hop fields (RFC 9110, section 7.6.1): the fixed list
 /// and every field `Connection` names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages have none: one pass over their few names costs less
+    // than a lookup of each of the nine (this runs twice per request on
+    // each side).
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -54,20 +73,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|value| value.split(','))
         .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-    ] {
+    for name in named.into_iter().chain(HOP_BY_HOP) {
         headers.remove(name);
     }
 }
@@ -99,54 +105,93 @@ pub struct Forwarding<'a> {
 /// untrusted client wrote, and removes the other fields only the relay
 /// may set.
 pub fn set_forwarded(headers: &mut HeaderMap, from: Forwarding<'_>) {
+    // Built with pushes, not `format!`: this runs for every request, and
+    // the formatting machinery was a tenth of the relay's instructions.
     let real_ip = real_ip(headers, from);
-    for name in CLIENT_MAY_NOT_SET {
+    // The first, X-Real-IP, is replaced just below.
+    for name in &CLIENT_MAY_NOT_SET[1..] {
         headers.remove(name);
     }
     headers.insert(X_REAL_IP, real_ip);
-    let ip = from.client.ip().to_string();
-    let proto = if from.tls { "https" } else { "http" };
-    let node = match from.client.ip() {
-        std::net::IpAddr::V6(_) => format!("\"[{ip}]\""),
-        std::net::IpAddr::V4(_) => ip.clone(),
-    };
-    let mut element = format!("for={node};proto={proto}");
-    if let Some(host) = from.host.and_then(forwarded_value) {
-        element.push_str(&format!(";host={host}"));
-    }
-    let earlier = |headers: &HeaderMap, name: &HeaderName| {
-        let values: Vec<&str> = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        (from.trusted && !values.is_empty()).then(|| values.join(", "))
-    };
-    let chain = earlier(headers, &X_FORWARDED_FOR).map_or(ip.clone(), |e| format!("{e}, {ip}"));
-    let forwarded =
-        earlier(headers, &FORWARDED).map_or(element.clone(), |e| format!("{e}, {element}"));
-    let kept = |headers: &HeaderMap, name: &HeaderName| {
-        from.trusted.then(|| headers.get(name).cloned()).flatten()
-    };
-    let proto = kept(headers, &X_FORWARDED_PROTO).unwrap_or(HeaderValue::from_static(proto));
-    let host = kept(headers, &X_FORWARDED_HOST)
-        .or_else(|| from.host.and_then(|host| HeaderValue::from_str(host).ok()));
-    for name in [
-        X_FORWARDED_FOR,
-        X_FORWARDED_PROTO,
-        X_FORWARDED_HOST,
-        FORWARDED,
-    ] {
-        headers.remove(name);
-    }
-    for (name, value) in [(X_FORWARDED_FOR, chain), (FORWARDED, forwarded)] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
+    let ip = address(from.client.ip());
+    let mut element = String::with_capacity(64);
+    element.push_str("for=");
+    match from.client.ip() {
+        std::net::IpAddr::V6(_) => {
+            element.push_str("\"[");
+            element.push_str(&ip);
+            element.push_str("]\"");
         }
+        std::net::IpAddr::V4(_) => element.push_str(&ip),
+    }
+    element.push_str(if from.tls {
+        ";proto=https"
+    } else {
+        ";proto=http"
+    });
+    if let Some(host) = from.host {
+        push_forwarded_host(&mut element, host);
+    }
+    let chain = appended(headers, &X_FORWARDED_FOR, from.trusted, ip);
+    let forwarded = appended(headers, &FORWARDED, from.trusted, element);
+    let kept = |name: &HeaderName| from.trusted.then(|| headers.get(name).cloned()).flatten();
+    let proto = kept(&X_FORWARDED_PROTO).unwrap_or(HeaderValue::from_static(if from.tls {
+        "https"
+    } else {
+        "http"
+    }));
+    let host = kept(&X_FORWARDED_HOST)
+        .or_else(|| from.host.and_then(|host| HeaderValue::from_str(host).ok()));
+    // `insert` replaces every value a client gave.
+    for (name, value) in [(X_FORWARDED_FOR, chain), (FORWARDED, forwarded)] {
+        match HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+            Ok(value) => headers.insert(name, value),
+            Err(_) => headers.remove(name),
+        };
     }
     headers.insert(X_FORWARDED_PROTO, proto);
-    if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST, host);
+    match host {
+        Some(host) => headers.insert(X_FORWARDED_HOST, host),
+        None => headers.remove(X_FORWARDED_HOST),
+    };
+}
+
+/// `own` after the values of `name` a trusted hop wrote, `, `-separated;
+/// `own` alone from anyone else.
+fn appended(headers: &HeaderMap, name: &HeaderName, trusted: bool, own: String) -> String {
+    if !trusted {
+        return own;
+    }
+    let mut earlier = String::new();
+    for value in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
+        earlier.push_str(value);
+        earlier.push_str(", ");
+    }
+    earlier.push_str(&own);
+    earlier
+}
+
+/// An address as text: IPv4 by hand, the common case, since `Display`
+/// goes through the formatting machinery for each octet.
+fn address(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut text = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                if octet >= 100 {
+                    text.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    text.push(char::from(b'0' + octet / 10 % 10));
+                }
+                text.push(char::from(b'0' + octet % 10));
+            }
+            text
+        }
+        std::net::IpAddr::V6(v6) => v6.to_string(),
     }
 }
 
@@ -167,21 +212,30 @@ fn real_ip(headers: &HeaderMap, from: Forwarding<'_>) -> HeaderValue {
             .or_else(|| last_forwarded().and_then(said))
     });
     let ip = trusted.flatten().unwrap_or(from.client.ip());
-    HeaderValue::from_str(&ip.to_string()).expect("an address is a header value")
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(address(ip)))
+        .expect("an address is a header value")
 }
 
-/// `text` as a `Forwarded` value (RFC 7239, section 4): bare when it is a
-/// token, quoted when it has other visible characters (a host's `:port`,
-/// an IPv6 literal's brackets), and left out when it has characters a
-/// quoted string would need escaped or cannot hold.
-fn forwarded_value(text: &str) -> Option<String> {
+/// `;host=` and `host` as a `Forwarded` value (RFC 7239, section 4):
+/// bare when it is a token, quoted when it has other visible characters
+/// (a host's `:port`, an IPv6 literal's brackets), and nothing when it
+/// has characters a quoted string would need escaped or cannot hold.
+fn push_forwarded_host(element: &mut String, host: &str) {
     let token = |byte: u8| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte);
     let quotable = |byte: u8| byte.is_ascii_graphic() && byte != b'"' && byte != b'\\';
-    match text.as_bytes() {
-        [] => None,
-        bytes if bytes.iter().all(|&byte| token(byte)) => Some(text.to_owned()),
-        bytes if bytes.iter().all(|&byte| quotable(byte)) => Some(format!("\"{text}\"")),
-        _ => None,
+    let bytes = host.as_bytes();
+    if bytes.is_empty() {
+        return;
+    }
+    element.push_str(";host=");
+    if bytes.iter().all(|&byte| token(byte)) {
+        element.push_str(host);
+    } else if bytes.iter().all(|&byte| quotable(byte)) {
+        element.push('"');
+        element.push_str(host);
+        element.push('"');
+    } else {
+        element.truncate(element.len() - ";host=".len());
     }
 }
 
@@ -396,7 +450,25 @@ mod tests {
             ("a b", None),
             ("", None),
         ] {
-            assert_eq!(forwarded_value(host).as_deref(), value, "{host}");
+            let mut element = "for=a".to_owned();
+            push_forwarded_host(&mut element, host);
+            let expected = value.map_or("for=a".to_owned(), |value| format!("for=a;host={value}"));
+            assert_eq!(element, expected, "{host}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "127.0.0.1",
+            "192.168.100.255",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(address(ip), ip.to_string());
         }
     }
 }

@@ -74,11 +74,12 @@ async fn dispatch(
         None => {
             let started = tokio::time::Instant::now();
             let method = request.method().clone();
-            let target = request.uri().path_and_query().map(|pq| pq.to_string());
+            // Shares the request's bytes: no copy for the log line.
+            let target = request.uri().path_and_query().cloned();
             let response = public::forward(&relay, request, client).await;
             let elapsed = started.elapsed();
             relay.metrics.answered(response.status(), elapsed);
-            log_request(client, &method, target.as_deref(), &response, elapsed);
+            log_request(client, &method, target.as_ref(), &response, elapsed);
             response
         }
     }
@@ -90,7 +91,7 @@ async fn dispatch(
 fn log_request(
     client: Client,
     method: &http::Method,
-    target: Option<&str>,
+    target: Option<&http::uri::PathAndQuery>,
     response: &Response<RelayBody>,
     elapsed: std::time::Duration,
 ) {
@@ -99,12 +100,24 @@ fn log_request(
     tracing::info!(
         client = %client.addr,
         %method,
-        target = %target.unwrap_or("/"),
+        target = %target.map_or("/", http::uri::PathAndQuery::as_str),
         status = response.status().as_u16(),
         ms = elapsed.as_millis() as u64,
-        bytes = %bytes.map_or_else(|| "-".to_owned(), |bytes| bytes.to_string()),
+        bytes = %Length(bytes),
         "request"
     );
+}
+
+/// A body's length for the log: the number, or `-` for a stream.
+struct Length(Option<u64>);
+
+impl std::fmt::Display for Length {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(bytes) => write!(f, "{bytes}"),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 /// Whether `path` is under the peers' `access` path, and the rest of it.
