@@ -15,12 +15,6 @@ use ptth_relay::server::Server;
 use ptth_relay::tls::Certificates;
 use ptth_relay::{Relay, expose, logging};
 
-/// mimalloc rather than glibc's malloc: allocation and freeing were a
-/// sixth of each request's instructions in the relay and in `expose`
-/// (docs/performance.md, "The relay's hop, per request").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

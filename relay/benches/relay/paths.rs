@@ -263,7 +263,10 @@ fn haproxy(dir: &Path, hop: u32, to: SocketAddr) -> (Process, SocketAddr) {
 /// The origin's service as a device on the relay at `relay`, claiming
 /// [`NAME`] over one HTTP/2 tunnel; returns once it is connected.
 pub fn in_process_peer(rt: &Runtime, relay: impl std::fmt::Display) -> Handle {
-    let url = format!("http://{relay}/reversehttp/{NAME}");
+    // With a token of its own, as a device has: a reconnect after the
+    // relay dropped a connection gets the name back (without one it is
+    // refused while the name is held, and the path serves 404s).
+    let url = format!("http://{relay}/reversehttp/{NAME}?token=bench-device");
     rt.block_on(async {
         let serving = tunnel::serve(url, service_fn(origin::serve));
         let handle = serving.handle();
