@@ -163,9 +163,9 @@ impl<W: Write> Drop for Flush<W> {
 
 /// Fields as `name=value`, space-separated: the text the default
 /// formatter writes with colour off (strings quoted, `%` values bare),
-/// without its colour
-/// machinery, which costs per field even when off (with the per-request
-/// line's six fields, a tenth of a request's instructions).
+/// without its colour machinery, which costs per field even when off
+/// (with the per-request line's six fields, a tenth of a request's
+/// instructions).
 #[derive(Debug, Default)]
 pub struct PlainFields;
 

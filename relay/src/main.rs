@@ -188,9 +188,8 @@ fn new_key(args: &ptth_relay::cli::KeyNewArgs) -> Result<(), String> {
 }
 
 /// Log lines on stderr: at the level of `-v`/`-q`, or as `RUST_LOG` says;
-/// text, coloured only on a terminal, or JSON.
-/// The log on stderr, as `args` and `RUST_LOG` ask; its lines are
-/// written in bursts (ptth_relay::logging) until the guard is dropped.
+/// text, coloured only on a terminal, or JSON; written in bursts
+/// (ptth_relay::logging) until the returned guard is dropped.
 fn logging(args: &LogArgs) -> logging::Flush<std::io::Stderr> {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;

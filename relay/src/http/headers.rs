@@ -124,22 +124,16 @@ pub fn set_forwarded(headers: &mut HeaderMap, from: Forwarding<'_>) {
         }
         std::net::IpAddr::V4(_) => element.push_str(&ip),
     }
-    element.push_str(if from.tls {
-        ";proto=https"
-    } else {
-        ";proto=http"
-    });
+    let scheme = if from.tls { "https" } else { "http" };
+    element.push_str(";proto=");
+    element.push_str(scheme);
     if let Some(host) = from.host {
         push_forwarded_host(&mut element, host);
     }
     let chain = appended(headers, &X_FORWARDED_FOR, from.trusted, ip);
     let forwarded = appended(headers, &FORWARDED, from.trusted, element);
     let kept = |name: &HeaderName| from.trusted.then(|| headers.get(name).cloned()).flatten();
-    let proto = kept(&X_FORWARDED_PROTO).unwrap_or(HeaderValue::from_static(if from.tls {
-        "https"
-    } else {
-        "http"
-    }));
+    let proto = kept(&X_FORWARDED_PROTO).unwrap_or(HeaderValue::from_static(scheme));
     let host = kept(&X_FORWARDED_HOST)
         .or_else(|| from.host.and_then(|host| HeaderValue::from_str(host).ok()));
     // `insert` replaces every value a client gave.
