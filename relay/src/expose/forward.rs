@@ -1,11 +1,10 @@
 //! The service `expose` serves on the tunnel: each visitor's request,
-//! past the guard, to the origin with a pooled hyper client.
+//! past the guard, to the origin on a kept connection.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderValue;
@@ -13,42 +12,18 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use ptth::guard::Guard;
 
 use crate::http::headers::remove_hop_by_hop;
 use crate::http::{BoxError, RelayBody, text};
 use crate::inspect::Inspector;
 
-/// The pooled client for the origin: plain HTTP, or TLS trusting the
-/// Mozilla roots and `ca`; each connect bounded, Nagle off.
-pub(super) fn origin_client(ca: Option<&std::path::Path>) -> Result<OriginClient, String> {
-    let tls = crate::pem::client_config(true, ca)?;
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(ORIGIN_CONNECT_TIMEOUT));
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
-}
-
-/// hyper's client for the origin, over TCP or TLS. Boxed bodies: a
-/// visitor's streams in, an inspector's replay is bytes kept.
-pub(super) type OriginClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, RelayBody>;
-
-/// How long the origin may take to accept a connection.
-const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use super::origin::{Origin, OriginError};
 
 /// The visitor's 502 when the origin failed before its response, saying
 /// so in a sentence, and the log line with the whole cause.
-fn origin_down(origin: &Uri, error: &hyper_util::client::legacy::Error) -> Response<RelayBody> {
-    // The I/O error under hyper's, if there is one.
+fn origin_down(origin: &Uri, error: &OriginError) -> Response<RelayBody> {
+    // The I/O error under hyper's or the connector's, if there is one.
     let causes = std::iter::successors(std::error::Error::source(error), |cause| cause.source());
     let refused = causes
         .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
@@ -57,7 +32,7 @@ fn origin_down(origin: &Uri, error: &hyper_util::client::legacy::Error) -> Respo
     let why = match refused {
         Some(std::io::ErrorKind::ConnectionRefused) => "it refused the connection".to_owned(),
         Some(std::io::ErrorKind::TimedOut) => "it did not accept a connection in time".to_owned(),
-        _ if error.is_connect() => "it could not be reached".to_owned(),
+        _ if matches!(error, OriginError::Connect(_)) => "it could not be reached".to_owned(),
         _ => "it closed the connection before its response".to_owned(),
     };
     tracing::warn!(%origin, cause = report(error), "the origin is down: {why}");
@@ -81,12 +56,11 @@ pub(super) fn report(error: &(dyn std::error::Error + 'static)) -> String {
     line
 }
 
-/// Forwards each request the guard admits to the origin with a pooled
-/// hyper client, streaming both ways.
+/// Forwards each request the guard admits to the origin on a kept
+/// connection, streaming both ways.
 #[derive(Debug, Clone)]
 pub(super) struct Forward {
-    pub(super) client: OriginClient,
-    pub(super) origin: Uri,
+    pub(super) origin: Arc<Origin>,
     /// Whether the origin sees its own authority as `Host`.
     pub(super) rewrite_host: bool,
     pub(super) guard: Arc<Guard>,
@@ -148,7 +122,7 @@ impl Forward {
                 target = %path.as_ref().map_or("/", http::uri::PathAndQuery::as_str),
                 status = response.status().as_u16(),
                 ms = started.elapsed().as_millis() as u64,
-                %origin,
+                origin = %origin.uri(),
                 "request"
             );
             response
@@ -161,17 +135,10 @@ impl Forward {
         &self,
         request: Request<RelayBody>,
     ) -> impl Future<Output = Response<RelayBody>> + Send + 'static {
-        let client = self.client.clone();
         let target = self.target(request.uri());
         let guard = self.guard.clone();
         let origin = self.origin.clone();
-        let origin_host = (self.rewrite_host)
-            .then(|| {
-                origin
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            })
-            .flatten();
+        let rewrite_host = self.rewrite_host;
         async move {
             // Before anything of the request reaches the origin; the
             // liveness check above is the relay's, not a visitor's.
@@ -200,14 +167,20 @@ impl Forward {
                 let authority = parts.uri.authority()?;
                 HeaderValue::from_str(authority.as_str()).ok()
             });
-            if let Some(host) = origin_host.or(visitor_host) {
+            // hyper's bare connection sets no `Host`: the origin's own
+            // when asked for, or when the visitor's is missing.
+            let host = match rewrite_host {
+                true => origin.host().cloned(),
+                false => visitor_host.or_else(|| origin.host().cloned()),
+            };
+            if let Some(host) = host {
                 parts.headers.insert(http::header::HOST, host);
             }
             parts.uri = target;
             parts.version = http::Version::HTTP_11;
-            let mut response = match client.request(Request::from_parts(parts, body)).await {
+            let mut response = match origin.send(Request::from_parts(parts, body)).await {
                 Ok(response) => response,
-                Err(error) => return origin_down(&origin, &error),
+                Err(error) => return origin_down(origin.uri(), &error),
             };
             if response.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(relay_upgrade) = relay_upgrade
@@ -226,14 +199,12 @@ impl Forward {
         }
     }
 
-    /// The origin's scheme and authority, its path as a prefix, then the
-    /// request's path and query.
+    /// The origin-form target on the origin's connection: the origin's
+    /// path as a prefix, then the request's path and query.
     fn target(&self, uri: &Uri) -> Option<Uri> {
-        let prefix = self.origin.path().trim_end_matches('/');
+        let prefix = self.origin.uri().path().trim_end_matches('/');
         let rest = uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        let mut parts = self.origin.clone().into_parts();
-        parts.path_and_query = Some(format!("{prefix}{rest}").parse().ok()?);
-        Uri::from_parts(parts).ok()
+        format!("{prefix}{rest}").parse().ok()
     }
 }
 
@@ -244,13 +215,12 @@ mod tests {
     #[test]
     fn targets_join_the_origin_prefix_and_the_request() {
         let forward = Forward {
-            client: origin_client(None).unwrap(),
+            origin: Origin::new(Uri::from_static("http://127.0.0.1:3000/app/"), None).unwrap(),
             rewrite_host: false,
-            origin: Uri::from_static("http://127.0.0.1:3000/app/"),
             guard: Arc::default(),
             inspector: None,
         };
         let target = forward.target(&Uri::from_static("/lamp/x?y=1")).unwrap();
-        assert_eq!(target, "http://127.0.0.1:3000/app/lamp/x?y=1");
+        assert_eq!(target, "/app/lamp/x?y=1");
     }
 }

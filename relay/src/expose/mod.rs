@@ -4,6 +4,7 @@
 mod config;
 mod forward;
 mod inspector;
+mod origin;
 
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use ptth::tunnel::Phase;
 use ptth::{Dialect, Protocol};
 
 use crate::cli::{ExposeArgs, HostHeader};
-use forward::{Forward, origin_client, report};
+use forward::{Forward, report};
+use origin::Origin;
 
 /// The URL to upgrade on: the relay's access path and the name. A relay
 /// URL with no path gets the default access path.
@@ -127,8 +129,7 @@ pub async fn run_inspected(
         tunnel = tunnel.setup(ptth::Setup::Http2);
     }
     let mut forward = Forward {
-        client: origin_client(args.to_ca.as_deref())?,
-        origin,
+        origin: Origin::new(origin, args.to_ca.as_deref())?,
         rewrite_host: args.host_header == Some(HostHeader::Rewrite),
         guard: Arc::new(crate::visitors::guard(&args)?),
         inspector: None,
