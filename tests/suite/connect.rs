@@ -306,6 +306,31 @@ async fn other_requests_are_405_or_the_fallback_s() {
     .await;
 }
 
+/// With the `tower` feature the fallback may be a tower service: one
+/// device serves its web pages and its port under one name.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn an_axum_router_answers_what_is_no_connect() {
+    within(async {
+        let target = echo_target().await;
+        for protocol in PROTOCOLS {
+            let mut device = device(protocol, move |transposed| {
+                let app = axum::Router::new().route("/hi", axum::routing::get(|| async { "hi\n" }));
+                Box::pin(transposed.serve(Dial::new(target).fallback(app)))
+            })
+            .await;
+            let (status, response) = send(&mut device.sender, Method::GET, "/hi").await;
+            assert_eq!(status, StatusCode::OK, "{protocol:?}");
+            assert_eq!(response.body(), "hi\n");
+            let mut stream = open(&mut device).await;
+            stream.write_all(b"ssh").await.unwrap();
+            stream.shutdown().await.unwrap();
+            assert_eq!(read_to_end_or_error(&mut stream).await.unwrap(), b"ssh");
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn the_relay_s_liveness_check_is_answered_204_on_http1() {
     within(async {

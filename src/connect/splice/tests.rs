@@ -5,6 +5,14 @@ use tokio::task::JoinHandle;
 
 use super::*;
 
+/// Bounds a test: a splice that never ends is a failure. Under paused
+/// time the hour passes as soon as nothing else can happen.
+async fn bounded<F: std::future::Future>(test: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(3600), test)
+        .await
+        .expect("the test did not end")
+}
+
 /// A splice between two in-memory pipes, run on a task; returns the far
 /// ends: what the first stream's peer holds, then the second's.
 fn spliced(splice: Splice) -> (DuplexStream, DuplexStream, JoinHandle<Spliced>) {
@@ -48,12 +56,12 @@ async fn half_close(closing_first: Direction) {
 
 #[tokio::test]
 async fn an_end_of_file_from_a_closes_only_the_way_to_b() {
-    half_close(Direction::AToB).await;
+    bounded(half_close(Direction::AToB)).await;
 }
 
 #[tokio::test]
 async fn an_end_of_file_from_b_closes_only_the_way_to_a() {
-    half_close(Direction::BToA).await;
+    bounded(half_close(Direction::BToA)).await;
 }
 
 #[tokio::test]
@@ -79,7 +87,7 @@ async fn bytes_are_counted_as_they_pass_not_at_the_end() {
     assert_eq!(counts[1].load(Ordering::Relaxed), 2);
 
     drop((a, b));
-    let spliced = task.await.unwrap();
+    let spliced = bounded(task).await.unwrap();
     assert_eq!((spliced.a_to_b, spliced.b_to_a), (100_000, 2));
 }
 
@@ -88,7 +96,7 @@ async fn a_quiet_splice_ends_at_the_idle_limit_and_closes_both() {
     let idle = Duration::from_secs(30);
     let (mut a, mut b, task) = spliced(Splice::new().idle_timeout(idle));
     let start = Instant::now();
-    let spliced = task.await.unwrap();
+    let spliced = bounded(task).await.unwrap();
     assert!(matches!(spliced.ended, Ended::Idle(limit) if limit == idle));
     assert_eq!(start.elapsed(), idle);
     assert_eq!(a.read(&mut [0; 8]).await.unwrap(), 0);
@@ -107,7 +115,7 @@ async fn a_byte_either_way_pushes_the_idle_limit_back() {
     tokio::time::sleep(step).await;
     b.write_all(b"y").await.unwrap();
     a.read_exact(&mut [0; 1]).await.unwrap();
-    let spliced = task.await.unwrap();
+    let spliced = bounded(task).await.unwrap();
     assert!(matches!(spliced.ended, Ended::Idle(_)));
     assert_eq!(start.elapsed(), step * 2 + idle);
 }
@@ -117,7 +125,7 @@ async fn a_write_to_a_side_that_went_away_fails_that_way() {
     let (mut a, b, task) = spliced(Splice::new());
     drop(b);
     a.write_all(b"into the void").await.unwrap();
-    let spliced = task.await.unwrap();
+    let spliced = bounded(task).await.unwrap();
     match spliced.ended {
         Ended::Failed { direction, error } => {
             assert_eq!(direction, Direction::AToB);
