@@ -210,11 +210,7 @@ impl Declined {
     /// with no control characters, since the body comes from the peer and
     /// ends up in logs.
     pub fn reason(&self) -> Option<&str> {
-        let text = std::str::from_utf8(&self.body).ok()?.trim();
-        let fits = !text.is_empty()
-            && text.chars().count() <= REASON_MAX
-            && !text.chars().any(char::is_control);
-        fits.then_some(text)
+        short_reason(&self.body)
     }
 
     fn header(&self, name: HeaderName) -> &str {
@@ -265,6 +261,17 @@ impl fmt::Display for Declined {
 
 /// The longest peer's reason [`Declined`] repeats.
 const REASON_MAX: usize = 200;
+
+/// A peer's body, when it is one short line of text: at most
+/// [`REASON_MAX`] characters with no control characters, since it comes
+/// from the peer and ends up in logs.
+pub(crate) fn short_reason(body: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    let fits = !text.is_empty()
+        && text.chars().count() <= REASON_MAX
+        && !text.chars().any(char::is_control);
+    fits.then_some(text)
+}
 
 impl Error {
     /// The declined answer, when this error is [`Error::Declined`].

@@ -151,6 +151,27 @@
 //! HTTP/1.1 has no such probe: only a request proves the peer alive. The
 //! [`tunnel`] runs checks of its own on both.
 //!
+//! # TCP over PTTH
+//!
+//! [`connect`] carries a device's TCP port (ssh, a database) through the
+//! transposed connection as an HTTP `CONNECT`: [`connect::Dial`] on the
+//! device answers it by dialling the one target it was given, and
+//! [`connect::open`] on the relay sends it and returns the byte stream.
+//!
+//! ```no_run
+//! use ptth::connect::Dial;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), ptth::Error> {
+//!     // Each CONNECT the relay sends reaches 127.0.0.1:22, whatever
+//!     // host it names: the device chooses what it exposes.
+//!     let ssh = Dial::new("127.0.0.1:22".parse().unwrap());
+//!     ptth::tunnel::Builder::new("https://relay.example/reversehttp/lamp")
+//!         .serve(ssh)
+//!         .await
+//! }
+//! ```
+//!
 //! # Who may call
 //!
 //! A service reachable through a relay is public. A [`guard::Guard`] in
@@ -192,6 +213,7 @@ pub mod acceptor;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod channel;
+pub mod connect;
 mod dialect;
 mod error;
 pub mod guard;

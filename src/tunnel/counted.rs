@@ -1,12 +1,13 @@
 //! The device's service, wrapped so the tunnel knows when requests are in
-//! flight: a connection is never retired for quiet while one is handled.
+//! flight: a connection is never retired for quiet while one is handled,
+//! nor once a request has taken it over.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use http::Request;
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::service::Service;
 
@@ -20,17 +21,22 @@ pub(super) struct Counted<S> {
     pub(super) activity: Arc<Activity>,
 }
 
-impl<S> Service<Request<Incoming>> for Counted<S>
+impl<S, B> Service<Request<Incoming>> for Counted<S>
 where
-    S: Service<Request<Incoming>>,
+    S: Service<Request<Incoming>, Response = Response<B>>,
 {
     type Response = S::Response;
     type Error = S::Error;
     type Future = Counting<S::Future>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        // Only on HTTP/1.1 does a CONNECT or an upgrade take the whole
+        // connection; on HTTP/2 it is one stream among others.
+        let on_http1 = request.version() == Version::HTTP_11;
         Counting {
-            _in_flight: self.activity.request(),
+            in_flight: self.activity.request(),
+            connect: on_http1 && request.method() == Method::CONNECT,
+            upgrade: on_http1,
             inner: Box::pin(self.inner.call(request)),
         }
     }
@@ -40,13 +46,33 @@ where
 pub(super) struct Counting<F> {
     // Boxed so the wrapper is Unpin without a pin projection.
     inner: Pin<Box<F>>,
-    _in_flight: InFlight,
+    in_flight: InFlight,
+    /// A `2xx` to this request hands the connection over.
+    connect: bool,
+    /// A `101` to this request hands the connection over.
+    upgrade: bool,
 }
 
-impl<F: Future> Future for Counting<F> {
+impl<F, B, E> Future for Counting<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let output = ready!(this.inner.as_mut().poll(cx));
+        if let Ok(response) = &output {
+            let status = response.status();
+            let taken = (this.connect && status.is_success())
+                || (this.upgrade && status == StatusCode::SWITCHING_PROTOCOLS);
+            if taken {
+                // The bytes are a tunnel's or a WebSocket's now, and
+                // quiet is theirs to judge: docs/protocol.md, "TCP over
+                // PTTH: CONNECT".
+                this.in_flight.hand_over();
+            }
+        }
+        Poll::Ready(output)
     }
 }

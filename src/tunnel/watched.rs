@@ -22,6 +22,9 @@ pub(super) struct Activity {
     in_flight: AtomicUsize,
     served: AtomicU64,
     idled_out: AtomicBool,
+    /// A request took the connection over (an HTTP/1.1 CONNECT or
+    /// upgrade): its bytes are no longer HTTP, so no idle limit applies.
+    handed_over: AtomicBool,
 }
 
 impl Activity {
@@ -32,6 +35,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             served: AtomicU64::new(0),
             idled_out: AtomicBool::new(false),
+            handed_over: AtomicBool::new(false),
         })
     }
 
@@ -66,6 +70,13 @@ impl Activity {
 /// Marks one request as handled when dropped.
 #[derive(Debug)]
 pub(super) struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    /// The request took the connection over for the rest of its life.
+    pub(super) fn hand_over(&self) {
+        self.0.handed_over.store(true, Ordering::Relaxed);
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -111,7 +122,8 @@ impl<T> Watched<T> {
             if self.timer.as_mut().poll(cx).is_pending() {
                 return false;
             }
-            let busy = self.activity.in_flight.load(Ordering::Relaxed) > 0;
+            let busy = self.activity.in_flight.load(Ordering::Relaxed) > 0
+                || self.activity.handed_over.load(Ordering::Relaxed);
             let due = self.activity.quiet_since() + idle;
             if !busy && Instant::now() >= due {
                 return true;
@@ -243,6 +255,16 @@ mod tests {
         read.unwrap_err();
         assert!(start.elapsed() >= IDLE * 3, "{:?}", start.elapsed());
         assert_eq!(activity.served(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_a_request_took_over_is_never_retired_for_quiet() {
+        let (_far, near) = tokio::io::duplex(64);
+        let activity = Activity::new();
+        let mut io = Watched::new(near, activity.clone(), Some(IDLE));
+        activity.request().hand_over();
+        let read = tokio::time::timeout(IDLE * 10, io.read(&mut [0; 8])).await;
+        assert!(read.is_err(), "the read ended: {read:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,6 +6,7 @@
 mod support;
 
 mod authority;
+mod connect;
 mod examples;
 mod faults;
 mod guard;
