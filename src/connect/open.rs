@@ -118,17 +118,21 @@ where
 /// [`Dial`](super::Dial) dials its own target whatever it says. An answer
 /// other than `2xx` is a refusal ([`OpenError::status`]): the device could
 /// not reach its target (`502`), or serves no `CONNECT` (`405`).
-pub async fn open<S>(
+pub fn open<S>(
     sender: &mut S,
     authority: Authority,
     timeout: Duration,
-) -> Result<Stream, OpenError>
+) -> impl Future<Output = Result<Stream, OpenError>> + Send + '_
 where
     S: Sender,
 {
-    let request = connect_request(sender.protocol(), authority);
-    let exchange = async {
-        let response = sender.send_connect(request).await.map_err(Kind::Send)?;
+    // Sent here, before the future: it then holds only the boxed send,
+    // and no `S` or `S::Body`, whose `Send` a caller spawning it from an
+    // async block of its own could not prove (rustc's higher-ranked
+    // lifetime errors).
+    let sending = sender.send_connect(connect_request(sender.protocol(), authority));
+    let exchange = async move {
+        let response = sending.await.map_err(Kind::Send)?;
         let status = response.status();
         if !status.is_success() {
             let body = start_of(response.into_body()).await;
@@ -141,11 +145,13 @@ where
             Err(error) => Err(Kind::NotHandedOver(Arc::new(error))),
         }
     };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(result) => result.map_err(|kind| OpenError { kind }),
-        Err(_) => Err(OpenError {
-            kind: Kind::TimedOut(timeout),
-        }),
+    async move {
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result.map_err(|kind| OpenError { kind }),
+            Err(_) => Err(OpenError {
+                kind: Kind::TimedOut(timeout),
+            }),
+        }
     }
 }
 

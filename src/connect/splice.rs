@@ -120,29 +120,23 @@ impl Splice {
         A: AsyncRead + AsyncWrite + Unpin,
         B: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut a_to_b = Half::new(self.buffer_size);
-        let mut b_to_a = Half::new(self.buffer_size);
+        // Each half owns its hook: closures borrowing one across the await
+        // would make the future's `Send` depend on a borrow's lifetime,
+        // which callers that spawn it cannot prove.
+        let mut a_to_b = Half::new(self.buffer_size, Direction::AToB, self.on_bytes.clone());
+        let mut b_to_a = Half::new(self.buffer_size, Direction::BToA, self.on_bytes.clone());
         let mut idle = self.idle_timeout.map(Idle::new);
         let mut timer = pin!(tokio::time::sleep(self.idle_timeout.unwrap_or_default()));
-        let tell = |direction| {
-            let hook = self.on_bytes.clone();
-            move |count| {
-                if let Some(hook) = &hook {
-                    hook(direction, count);
-                }
-            }
-        };
-        let (tell_a_to_b, tell_b_to_a) = (tell(Direction::AToB), tell(Direction::BToA));
         let ended = poll_fn(|cx| {
             let mut moved = false;
             let directions = [
                 (
                     Direction::AToB,
-                    a_to_b.poll_copy(cx, &mut a, &mut b, &mut moved, &tell_a_to_b),
+                    a_to_b.poll_copy(cx, &mut a, &mut b, &mut moved),
                 ),
                 (
                     Direction::BToA,
-                    b_to_a.poll_copy(cx, &mut b, &mut a, &mut moved, &tell_b_to_a),
+                    b_to_a.poll_copy(cx, &mut b, &mut a, &mut moved),
                 ),
             ];
             for (direction, copied) in directions {
@@ -212,11 +206,15 @@ struct Half {
     unflushed: bool,
     done: bool,
     moved: u64,
+    direction: Direction,
+    on_bytes: Option<OnBytes>,
 }
 
 impl Half {
-    fn new(size: usize) -> Self {
+    fn new(size: usize, direction: Direction, on_bytes: Option<OnBytes>) -> Self {
         Half {
+            direction,
+            on_bytes,
             buf: vec![0; size].into_boxed_slice(),
             start: 0,
             end: 0,
@@ -236,7 +234,6 @@ impl Half {
         from: &mut R,
         to: &mut W,
         moved: &mut bool,
-        tell: &impl Fn(u64),
     ) -> Poll<io::Result<()>>
     where
         R: AsyncRead + Unpin,
@@ -271,7 +268,9 @@ impl Half {
                 self.moved += written as u64;
                 self.unflushed = true;
                 *moved = true;
-                tell(written as u64);
+                if let Some(hook) = &self.on_bytes {
+                    hook(self.direction, written as u64);
+                }
             }
             if self.eof {
                 // One side is done writing; the other may still have a lot

@@ -69,6 +69,9 @@ pub(super) fn judge(error: &Error, url: &Uri, retry_not_found: bool) -> Verdict 
         }
         StatusCode::NOT_FOUND if retry_not_found => Verdict::Retry { at_least: None },
         StatusCode::NO_CONTENT | StatusCode::REQUEST_TIMEOUT => Verdict::Retry { at_least: None },
+        // The relay lacks what the claim asks for (a TCP port from one
+        // without a range): asking again will not change it.
+        StatusCode::NOT_IMPLEMENTED => Verdict::Fatal,
         _ if status.is_server_error() => Verdict::Retry { at_least: None },
         _ => Verdict::Fatal,
     }
@@ -183,7 +186,7 @@ mod tests {
 
     #[test]
     fn credentials_and_missing_endpoints_are_fatal() {
-        for status in [401, 403, 404, 400, 200, 426] {
+        for status in [401, 403, 404, 400, 200, 426, 501] {
             assert_eq!(judge(&declined(status, &[]), &url(), false), Verdict::Fatal);
         }
         assert_eq!(
