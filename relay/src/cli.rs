@@ -150,6 +150,10 @@ pub struct ServeArgs {
     /// Serves Prometheus metrics on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// Gives TCP names public ports from this range, such as 20000-20999
+    /// [default: none, no TCP].
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub tcp_ports: Option<crate::settings::PortRange>,
     /// Reads the same settings from a TOML file; flags win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -201,13 +205,21 @@ pub struct ExposeArgs {
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     /// The local HTTP server to forward requests to, as `--to`: a port
-    /// alone (`3000` is `http://127.0.0.1:3000`), `HOST:PORT`, or a URL.
-    #[arg(value_name = "PORT|HOST:PORT|URL", required_unless_present = "to")]
+    /// alone (`3000` is `http://127.0.0.1:3000`), `HOST:PORT`, or a URL;
+    /// or a TCP server, `tcp:PORT` or `tcp://HOST:PORT`, that the relay's
+    /// visitors reach on a public port of their own.
+    #[arg(
+        value_name = "PORT|HOST:PORT|URL|tcp:PORT",
+        required_unless_present = "to"
+    )]
     pub origin: Option<String>,
-    /// The local HTTP server to forward requests to, as the positional
-    /// argument does.
+    /// The local server to forward to, as the positional argument does.
     #[arg(long, value_name = "ORIGIN_URL", conflicts_with = "origin")]
     pub to: Option<String>,
+    /// For a TCP server, the public port to ask the relay for [default:
+    /// any of the relay's range].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
     /// Connections to keep open [default: 1 on HTTP/2, 4 on HTTP/1.1].
     #[arg(long, value_name = "N")]
     pub connections: Option<usize>,

@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod names;
 mod pem;
 pub mod pool;
+pub mod ports;
 mod route;
 mod routes;
 pub mod server;

@@ -22,7 +22,10 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Expose(args) => {
-            let public = |url| announce(&format!("public URL: {url}"));
+            let public = |url: String| match url.starts_with("tcp://") {
+                true => announce(&format!("public address: {url}")),
+                false => announce(&format!("public URL: {url}")),
+            };
             let inspector = |url| announce(&format!("inspector: {url}"));
             expose::run_inspected(*args, public, inspector).await
         }

@@ -35,6 +35,9 @@ pub struct Metrics {
     bytes_from_peers: Counter,
     names: Gauge,
     connections: Family<Labels, Gauge>,
+    tcp_visitors: Family<Labels, Counter>,
+    tcp_bytes_to_peers: Counter,
+    tcp_bytes_from_peers: Counter,
 }
 
 impl Default for Metrics {
@@ -80,7 +83,28 @@ impl Metrics {
             "Peer connections, by protocol",
             connections.clone(),
         );
+        let tcp_visitors = Family::<Labels, Counter>::default();
+        registry.register(
+            "tcp_visitors",
+            "Visitor connections to TCP names' ports, by outcome",
+            tcp_visitors.clone(),
+        );
+        let tcp_bytes_to_peers = Counter::default();
+        registry.register(
+            "tcp_bytes_to_peers",
+            "Bytes from TCP visitors forwarded to peers",
+            tcp_bytes_to_peers.clone(),
+        );
+        let tcp_bytes_from_peers = Counter::default();
+        registry.register(
+            "tcp_bytes_from_peers",
+            "Bytes from peers forwarded to TCP visitors",
+            tcp_bytes_from_peers.clone(),
+        );
         Metrics {
+            tcp_visitors,
+            tcp_bytes_to_peers,
+            tcp_bytes_from_peers,
             registry,
             requests,
             latency,
@@ -106,6 +130,23 @@ impl Metrics {
     /// Counts response body bytes received from a peer.
     pub fn from_peer(&self, bytes: usize) {
         self.bytes_from_peers.inc_by(bytes as u64);
+    }
+
+    /// Counts a visitor's connection to a TCP name's port by its
+    /// `outcome`: `opened`, `refused` (by the device), `no-peer`,
+    /// `name-full`, `too-many-connections`.
+    pub fn tcp_visitor(&self, outcome: &'static str) {
+        let labels = vec![("outcome", outcome.to_owned())];
+        self.tcp_visitors.get_or_create(&labels).inc();
+    }
+
+    /// Counts bytes carried for TCP visitors, `up` to a peer or down from
+    /// one, as they pass.
+    pub fn tcp_bytes(&self, up: bool, bytes: u64) {
+        match up {
+            true => self.tcp_bytes_to_peers.inc_by(bytes),
+            false => self.tcp_bytes_from_peers.inc_by(bytes),
+        };
     }
 
     /// The Prometheus text, with the gauges set to `names` held and their

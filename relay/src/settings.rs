@@ -3,6 +3,7 @@
 //! other module reads it without naming each other.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::cidr::Cidr;
@@ -56,6 +57,9 @@ pub struct Settings {
     /// fields are kept and appended to; anyone else's are replaced.
     /// Default is none.
     pub trusted_proxies: Vec<Cidr>,
+    /// TCP names and their public ports. Default is [`Tcp::default`]: no
+    /// port range, so no TCP.
+    pub tcp: Tcp,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             in_flight_per_client: 64,
             connections: Bounds::connections(),
             trusted_proxies: Vec::new(),
+            tcp: Tcp::default(),
         }
     }
 }
@@ -221,6 +226,67 @@ impl Default for LongPoll {
     }
 }
 
+/// TCP names (docs/relay.md, "TCP tunnels"): the public ports they are
+/// given, and the bounds on their visitors.
+#[derive(Debug, Clone)]
+pub struct Tcp {
+    /// The ports TCP names are given. Default is none: claims asking for
+    /// a port are refused.
+    pub ports: Option<PortRange>,
+    /// The address their ports listen on. Default is 127.0.0.1; `serve`
+    /// takes its `--listen` address's.
+    pub address: IpAddr,
+    /// Ports kept for one name each, which no other name is given.
+    /// Default is none.
+    pub reserved: HashMap<String, u16>,
+    /// Visitor connections one name carries at once; past it, a new one
+    /// is closed at once. Default is 1,024.
+    pub connections_per_name: usize,
+    /// How long a visitor's connection may carry no byte either way
+    /// before it is closed. Default is none: ssh sessions sit idle for
+    /// hours, and the device's keepalives are its own business.
+    pub idle_timeout: Option<Duration>,
+    /// How long a visitor's connection waits for the device to answer its
+    /// CONNECT. Default is 10 s.
+    pub open_timeout: Duration,
+}
+
+impl Default for Tcp {
+    fn default() -> Self {
+        Tcp {
+            ports: None,
+            address: IpAddr::from([127, 0, 0, 1]),
+            reserved: HashMap::new(),
+            connections_per_name: 1024,
+            idle_timeout: None,
+            open_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A range of ports, both ends included: `20000-20999`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// The first port.
+    pub first: u16,
+    /// The last port, not below the first.
+    pub last: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a port range such as 20000-20999");
+        let (first, last) = text.split_once('-').unwrap_or((text, text));
+        let port = |part: &str| part.trim().parse::<u16>().ok().filter(|port| *port != 0);
+        match (port(first), port(last)) {
+            (Some(first), Some(last)) if first <= last => Ok(PortRange { first, last }),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// How many places (connections, parked polls) may be held at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -256,6 +322,24 @@ fn seven_eighths(limit: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_ranges_are_two_ports_in_order_or_one() {
+        for (text, range) in [
+            ("20000-20999", Some((20000, 20999))),
+            (" 22 - 22 ", Some((22, 22))),
+            ("2222", Some((2222, 2222))),
+            ("20999-20000", None),
+            ("0-10", None),
+            ("1-65536", None),
+            ("a-b", None),
+            ("", None),
+        ] {
+            let parsed = text.parse::<PortRange>().ok();
+            let expected = range.map(|(first, last)| PortRange { first, last });
+            assert_eq!(parsed, expected, "{text:?}");
+        }
+    }
 
     #[test]
     fn connections_take_seven_eighths_of_the_descriptors_and_at_least_64() {

@@ -12,6 +12,7 @@ use http::Request;
 use crate::limit::Limiter;
 use crate::metrics::Metrics;
 use crate::names::{ClaimError, Claimed, Names};
+use crate::ports::Ports;
 use crate::settings::{Bounds, Settings};
 use crate::slots::Slots;
 
@@ -31,6 +32,8 @@ pub struct Relay {
     pub(crate) in_flight: Arc<Slots>,
     /// Connections held, by client.
     pub(crate) connections: Arc<Slots>,
+    /// TCP names' public ports.
+    pub(crate) ports: Ports,
     /// The cluster this node belongs to, once it joined one.
     #[cfg(feature = "cluster")]
     pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
@@ -56,6 +59,7 @@ impl Relay {
             parked,
             in_flight,
             connections,
+            ports: Ports::default(),
             #[cfg(feature = "cluster")]
             cluster: std::sync::OnceLock::new(),
         })
@@ -140,7 +144,10 @@ impl Relay {
         loop {
             tokio::time::sleep(interval).await;
             match relay.upgrade() {
-                Some(relay) => relay.names.sweep(),
+                Some(relay) => {
+                    relay.names.sweep();
+                    relay.release_ports();
+                }
                 None => return,
             }
         }
@@ -161,7 +168,20 @@ impl Relay {
         for pool in &released {
             pool.drain();
         }
+        self.release_ports();
         released.len()
+    }
+
+    /// Releases the ports of names no longer held (a lease ran out, a
+    /// reload released them), closing their listeners.
+    pub(crate) fn release_ports(&self) {
+        let held = |name: &str, pool: &Arc<crate::pool::Pool>| {
+            (self.names.lookup(name)).is_some_and(|now| Arc::ptr_eq(&now, pool))
+        };
+        let released = self.ports.sweep(held);
+        if released > 0 {
+            tracing::debug!(released, "TCP ports released");
+        }
     }
 
     /// Closes every peer once it has no request in flight, and ends every

@@ -9,10 +9,12 @@ use serde::Deserialize;
 
 mod acme;
 mod keys;
+mod tcp;
 
 use self::acme::{AcmeFile, acme};
 pub use self::keys::new_key;
 use self::keys::{KeyFile, keys};
+use self::tcp::{TcpFile, tcp};
 
 use crate::acme::AcmeSettings;
 use crate::cidr::Cidr;
@@ -65,6 +67,13 @@ use crate::token::Digest;
 /// [connections]   # held at once; past it, closed at once
 /// per-client = 256  # per address, an IPv6 one by its /64
 /// total = 57344     # default: 7/8 of the open-file limit
+/// [tcp]           # TCP names; without ports, none
+/// ports = "20000-20999"
+/// connections-per-name = 1024  # visitors at once
+/// idle-timeout = 0   # no byte either way for this long; 0 is none
+/// open-timeout = 10  # the device's time to answer a visitor's CONNECT
+/// [tcp.reserved]  # a port kept for one name
+/// ssh-box = 20022
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -105,6 +114,8 @@ pub struct File {
     longpoll: LongPollFile,
     #[serde(default)]
     connections: ConnectionsFile,
+    #[serde(default)]
+    tcp: TcpFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +214,9 @@ impl Serve {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| format!("trusted-proxies: {error}"))?;
         let connections = file.connections()?;
+        let listen = (args.listen.or(file.listen))
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let tcp = tcp(&args, &file.tcp, listen.ip())?;
         let liveness = file.liveness(defaults.liveness)?;
         let claim_rate = file.claim_rate(defaults.claim_rate)?;
         let longpoll = file.longpoll(defaults.longpoll);
@@ -257,12 +271,10 @@ impl Serve {
                 .unwrap_or(defaults.in_flight_per_client),
             connections,
             trusted_proxies,
+            tcp,
         };
         Ok(Serve {
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen,
             settings,
             tls,
             acme,

@@ -32,11 +32,65 @@ pub fn claim_url(relay: &str, name: &str) -> Result<String, String> {
     })
 }
 
-/// The origin `expose` forwards to: `http://` or `https://`, with an
-/// authority.
-fn origin(args: &ExposeArgs) -> Result<Uri, String> {
+/// What `expose` forwards to.
+enum Target {
+    /// An HTTP server: `http://` or `https://`, with an authority.
+    Http(Uri),
+    /// A TCP server's `HOST:PORT` (docs/relay.md, "TCP tunnels").
+    Tcp(String),
+}
+
+/// The local server `expose` forwards to.
+fn target(args: &ExposeArgs) -> Result<Target, String> {
     let given = (args.origin.as_deref().or(args.to.as_deref()))
         .ok_or("name the local server: `expose 3000`, `expose HOST:PORT` or --to URL")?;
+    if let Some(address) = tcp_address(given) {
+        let address = address?;
+        let http_only = [
+            (
+                !args.basic_auth.is_empty() || args.basic_auth_file.is_some(),
+                "--basic-auth",
+            ),
+            (args.inspect.is_some(), "--inspect"),
+            (args.strip_prefix, "--strip-prefix"),
+            (args.host_header.is_some(), "--host-header"),
+            (args.to_ca.is_some(), "--to-ca"),
+        ];
+        if let Some((_, flag)) = http_only.iter().find(|(given, _)| *given) {
+            return Err(format!(
+                "{flag} is for HTTP servers, not the TCP server {given:?}"
+            ));
+        }
+        return Ok(Target::Tcp(address));
+    }
+    if args.port.is_some() {
+        return Err("--port is for TCP servers: `expose tcp:22 --port 20022`".to_owned());
+    }
+    origin(given).map(Target::Http)
+}
+
+/// `HOST:PORT` from `tcp:PORT` (on loopback) or `tcp://HOST:PORT`; `None`
+/// when `given` names no TCP server.
+fn tcp_address(given: &str) -> Option<Result<String, String>> {
+    let rest = given.strip_prefix("tcp:")?;
+    let address = match rest.strip_prefix("//") {
+        Some(address) => address.trim_end_matches('/').to_owned(),
+        None => format!("127.0.0.1:{rest}"),
+    };
+    let port = address
+        .rsplit_once(':')
+        .map(|(host, port)| (host, port.parse::<u16>()));
+    Some(match port {
+        Some((host, Ok(port))) if !host.is_empty() && port != 0 => Ok(address),
+        _ => Err(format!(
+            "the TCP server {given:?} is tcp:PORT or tcp://HOST:PORT"
+        )),
+    })
+}
+
+/// The origin `expose` forwards to: `http://` or `https://`, with an
+/// authority.
+fn origin(given: &str) -> Result<Uri, String> {
     let origin: Uri =
         (origin_url(given).parse()).map_err(|error| format!("the origin {given:?}: {error}"))?;
     let scheme_fits =
@@ -94,7 +148,7 @@ pub async fn run_inspected(
                 .to_owned(),
         );
     };
-    let origin = origin(&args)?;
+    let target = target(&args)?;
     // Without --token, a token of this run's own: the relay refuses a
     // claim without one on a held name, and this run's connections and
     // reconnects must all hold the name it got.
@@ -108,6 +162,10 @@ pub async fn run_inspected(
     if args.strip_prefix {
         let yes = HeaderValue::from_static("?1");
         initiator = initiator.header(crate::http::headers::PTTH_STRIP_PREFIX, yes);
+    }
+    if let Target::Tcp(_) = target {
+        let port = HeaderValue::from(args.port.unwrap_or(0));
+        initiator = initiator.header(crate::http::headers::PTTH_TCP_PORT, port);
     }
     if args.h1 {
         initiator = initiator.protocols([Protocol::Http1]);
@@ -128,14 +186,19 @@ pub async fn run_inspected(
     if args.http2_setup {
         tunnel = tunnel.setup(ptth::Setup::Http2);
     }
-    let mut forward = Forward {
-        origin: Origin::new(origin, args.to_ca.as_deref())?,
-        rewrite_host: args.host_header == Some(HostHeader::Rewrite),
-        guard: Arc::new(crate::visitors::guard(&args)?),
-        inspector: None,
+    let tunnel = match target {
+        Target::Http(origin) => {
+            let mut forward = Forward {
+                origin: Origin::new(origin, args.to_ca.as_deref())?,
+                rewrite_host: args.host_header == Some(HostHeader::Rewrite),
+                guard: Arc::new(crate::visitors::guard(&args)?),
+                inspector: None,
+            };
+            forward.inspector = inspector::start(&args, &forward, inspecting).await?;
+            tunnel.serve(forward)
+        }
+        Target::Tcp(address) => tunnel.serve(ptth::connect::Dial::host(address)),
     };
-    forward.inspector = inspector::start(&args, &forward, inspecting).await?;
-    let tunnel = tunnel.serve(forward);
     let handle = tunnel.handle();
     let url = url.clone();
     tokio::spawn(async move {
@@ -144,6 +207,11 @@ pub async fn run_inspected(
             .await;
         if up.connected > 0 {
             let public = up.public_url.as_ref().map_or(url, Uri::to_string);
+            // `http::Uri` writes `tcp://host:port` with a path of `/`.
+            let public = match public.starts_with("tcp://") {
+                true => public.trim_end_matches('/').to_owned(),
+                false => public,
+            };
             announce(public);
         }
     });
@@ -163,6 +231,22 @@ mod tests {
             ("https://example.org", "https://example.org"),
         ] {
             assert_eq!(origin_url(given), origin, "{given}");
+        }
+        for (given, address) in [
+            ("tcp:22", Some(Ok("127.0.0.1:22"))),
+            ("tcp://10.0.0.2:5432", Some(Ok("10.0.0.2:5432"))),
+            ("tcp://[::1]:22/", Some(Ok("[::1]:22"))),
+            ("tcp://db.internal:5432", Some(Ok("db.internal:5432"))),
+            ("tcp:0", Some(Err(()))),
+            ("tcp:ssh", Some(Err(()))),
+            ("tcp://:22", Some(Err(()))),
+            ("tcp://host", Some(Err(()))),
+            ("3000", None),
+            ("http://tcp:22", None),
+        ] {
+            let got = tcp_address(given).map(|got| got.map_err(|_| ()));
+            let expected = address.map(|address| address.map(str::to_owned));
+            assert_eq!(got, expected, "{given}");
         }
         assert_eq!(
             claim_url("relay.example:8080", "lamp").unwrap(),

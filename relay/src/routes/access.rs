@@ -56,6 +56,23 @@ pub(crate) fn refused(error: &ClaimError) -> Response<RelayBody> {
     }
 }
 
+/// The answer to a claim whose name got no TCP port: `501` on a relay
+/// without a port range, `409` for a port not free, `503` with
+/// `Retry-After` when every port is held.
+pub(crate) fn port_refused(error: &crate::ports::PortError) -> Response<RelayBody> {
+    use crate::ports::PortError;
+    let reason = error.to_string();
+    match error {
+        PortError::NoRange => text(StatusCode::NOT_IMPLEMENTED, &reason),
+        PortError::NotFree(_) => text(StatusCode::CONFLICT, &reason),
+        PortError::Full => retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &reason,
+            Duration::from_secs(5),
+        ),
+    }
+}
+
 /// The token from `Authorization: Bearer`, else from `?token=`.
 pub(crate) fn token<B>(request: &Request<B>) -> Option<String> {
     let bearer = request

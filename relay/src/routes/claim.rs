@@ -7,7 +7,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use tracing::{debug, info};
 
-use super::access::{Client, public_url, refused, token};
+use std::sync::Arc;
+
+use super::access::{Client, dialled, port_refused, public_url, refused, token};
 use crate::http::{RelayBody, text};
 use crate::state::{Charge, Relay};
 
@@ -71,7 +73,7 @@ fn to_a_name_of_its_own<B>(relay: &Relay, request: &Request<B>) -> Response<Rela
 
 /// Handles a request under the access path; `rest` is the path after it.
 pub(crate) async fn claim(
-    relay: &Relay,
+    relay: &Arc<Relay>,
     mut request: Request<Incoming>,
     rest: &str,
     client: Client,
@@ -97,6 +99,12 @@ pub(crate) async fn claim(
     let Ok(strip_prefix) = crate::http::headers::strip_prefix(request.headers()) else {
         return text(StatusCode::BAD_REQUEST, "Ptth-Strip-Prefix is ?1 or ?0");
     };
+    let Ok(tcp_port) = crate::http::headers::tcp_port(request.headers()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Ptth-Tcp-Port is a port, or 0 for any",
+        );
+    };
     let token = token(&request);
     if let Err(error) = relay.names.admits_connection(token.as_deref()) {
         return refused(&error);
@@ -116,6 +124,18 @@ pub(crate) async fn claim(
     };
     let link = public_url(&relay.settings, client, &request, name);
     let pool = claimed.pool;
+    // A TCP name's address comes first: it is what the claim asked for.
+    let mut links = Vec::new();
+    if let Some(asked) = tcp_port {
+        match super::tcp::port_for(relay, name, &pool, asked).await {
+            Ok(port) => {
+                let (host, _) = crate::http::headers::split_port(dialled(&request));
+                links.push(format!("<tcp://{host}:{port}>; rel=\"related\""));
+            }
+            Err(error) => return port_refused(&error),
+        }
+    }
+    links.push(format!("<{link}>; rel=\"related\""));
     if let Some(strip) = strip_prefix {
         pool.set_strip_name(strip);
     }
@@ -134,8 +154,10 @@ pub(crate) async fn claim(
         }
     });
     let mut switching = switching.map(|body| body.map_err(|never| match never {}).boxed());
-    if let Ok(value) = HeaderValue::from_str(&format!("<{link}>; rel=\"related\"")) {
-        switching.headers_mut().append(LINK, value);
+    for link in links {
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            switching.headers_mut().append(LINK, value);
+        }
     }
     switching
 }

@@ -10,6 +10,7 @@ mod claim;
 mod hop;
 mod longpoll;
 mod public;
+mod tcp;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -44,6 +44,7 @@ mod storm;
 mod streaming;
 mod systemd;
 mod takeover;
+mod tcp;
 mod tls;
 mod tls_files;
 mod visitors;

@@ -11,6 +11,7 @@ pub mod pebble;
 #[path = "../../../../tests/suite/support/pipe.rs"]
 pub mod pipe;
 pub mod raw;
+pub mod sshd;
 
 use std::convert::Infallible;
 use std::future::Future;

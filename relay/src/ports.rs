@@ -1,0 +1,232 @@
+//! TCP names' public ports (docs/relay.md, "TCP tunnels"): which name
+//! holds which port of the configured range, and the reservations that
+//! keep a port for one name.
+//!
+//! The table holds at most one port per name and no port outside the
+//! range, so it is bounded by the range; the claims that lead here pass
+//! the names' own limits (rate per address, names per key, names in all).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::task::AbortHandle;
+
+use crate::pool::Pool;
+use crate::settings::{PortRange, Tcp};
+
+/// Why a claim got no port.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// The relay has no `[tcp] ports` range.
+    #[error("this relay carries no TCP: it has no port range")]
+    NoRange,
+    /// The port asked for is outside the range, reserved for another
+    /// name, or held.
+    #[error("port {0} is not free for this name")]
+    NotFree(u16),
+    /// Every port of the range is held or reserved.
+    #[error("every TCP port of this relay is held; retry later")]
+    Full,
+}
+
+/// One held port: the name, its pool (the port is released once the name
+/// is held by another pool or by none), and its listener's task.
+#[derive(Debug)]
+struct Held {
+    name: String,
+    pool: Weak<Pool>,
+    listener: AbortHandle,
+}
+
+/// The held ports. Cheap to share.
+#[derive(Debug, Default)]
+pub struct Ports {
+    held: Mutex<HashMap<u16, Held>>,
+}
+
+impl Ports {
+    /// The port `pool` (the pool of `name`) holds already.
+    pub fn held_by(&self, pool: &Arc<Pool>) -> Option<u16> {
+        let held = self.held.lock().expect("the port table");
+        let mut ports = held.iter();
+        ports
+            .find(|(_, held)| std::ptr::eq(held.pool.as_ptr(), Arc::as_ptr(pool)))
+            .map(|(port, _)| *port)
+    }
+
+    /// The ports a claim of `name` asking for `asked` (0: any) may bind,
+    /// in order: its reservation, else the one asked for, else the free
+    /// ones of the range from `start` (a random offset, so names do not
+    /// all race for the first). Ports reserved for other names are never
+    /// offered.
+    pub fn candidates(
+        &self,
+        tcp: &Tcp,
+        name: &str,
+        asked: u16,
+        start: u16,
+    ) -> Result<Vec<u16>, PortError> {
+        let range = tcp.ports.ok_or(PortError::NoRange)?;
+        let held = self.held.lock().expect("the port table");
+        let reserved_elsewhere = |port: u16| {
+            tcp.reserved
+                .iter()
+                .any(|(other, p)| *p == port && other != name)
+        };
+        let free = |port: u16| !held.contains_key(&port) && !reserved_elsewhere(port);
+        if let Some(&port) = tcp.reserved.get(name) {
+            return match free(port) && (asked == 0 || asked == port) {
+                true => Ok(vec![port]),
+                false => Err(PortError::NotFree(asked.max(port))),
+            };
+        }
+        if asked != 0 {
+            return match range.contains(asked) && free(asked) {
+                true => Ok(vec![asked]),
+                false => Err(PortError::NotFree(asked)),
+            };
+        }
+        let ports: Vec<u16> = range.from(start).filter(|port| free(*port)).collect();
+        match ports.is_empty() {
+            true => Err(PortError::Full),
+            false => Ok(ports),
+        }
+    }
+
+    /// Records `port` as held by `name`'s `pool`, its listener running as
+    /// `listener`; or, when two claims of the name raced and the pool
+    /// holds a port already, stops this listener and returns that port.
+    pub fn hold(&self, port: u16, name: &str, pool: &Arc<Pool>, listener: AbortHandle) -> u16 {
+        let mut held = self.held.lock().expect("the port table");
+        let mine = |held: &Held| std::ptr::eq(held.pool.as_ptr(), Arc::as_ptr(pool));
+        if let Some((&before, _)) = held.iter().find(|(_, held)| mine(held)) {
+            listener.abort();
+            return before;
+        }
+        let entry = Held {
+            name: name.to_owned(),
+            pool: Arc::downgrade(pool),
+            listener,
+        };
+        held.insert(port, entry);
+        port
+    }
+
+    /// Releases the ports whose name `holds` no longer says is held by
+    /// their pool, closing their listeners. Returns how many.
+    pub fn sweep(&self, holds: impl Fn(&str, &Arc<Pool>) -> bool) -> usize {
+        let mut held = self.held.lock().expect("the port table");
+        let before = held.len();
+        held.retain(|_, entry| {
+            let keep = entry
+                .pool
+                .upgrade()
+                .is_some_and(|pool| holds(&entry.name, &pool));
+            if !keep {
+                entry.listener.abort();
+            }
+            keep
+        });
+        before - held.len()
+    }
+
+    /// How many ports are held now.
+    pub fn len(&self) -> usize {
+        self.held.lock().expect("the port table").len()
+    }
+
+    /// Whether no port is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl PortRange {
+    /// Whether `port` is in the range.
+    pub fn contains(self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+
+    /// Every port of the range once, from the one `offset` places past
+    /// the first, wrapping.
+    fn from(self, offset: u16) -> impl Iterator<Item = u16> {
+        let size = u32::from(self.last - self.first) + 1;
+        let offset = u32::from(offset) % size;
+        (0..size).map(move |i| {
+            let port = u32::from(self.first) + (offset + i) % size;
+            u16::try_from(port).expect("inside the range")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(first: u16, last: u16, reserved: &[(&str, u16)]) -> Tcp {
+        Tcp {
+            ports: Some(PortRange { first, last }),
+            reserved: (reserved.iter())
+                .map(|(name, port)| ((*name).to_owned(), *port))
+                .collect(),
+            ..Tcp::default()
+        }
+    }
+
+    fn idle() -> AbortHandle {
+        tokio::spawn(std::future::pending::<()>()).abort_handle()
+    }
+
+    #[tokio::test]
+    async fn candidates_are_the_reservation_the_port_asked_or_the_free_ones() {
+        let ports = Ports::default();
+        let config = tcp(20000, 20003, &[("ssh", 20001)]);
+        let pool = Arc::new(Pool::default());
+        assert_eq!(ports.hold(20002, "db", &pool, idle()), 20002);
+        for (name, asked, start, expected) in [
+            ("ssh", 0, 0, Ok(vec![20001])),
+            ("ssh", 20001, 0, Ok(vec![20001])),
+            ("ssh", 20003, 0, Err(PortError::NotFree(20003))),
+            ("web", 20003, 0, Ok(vec![20003])),
+            ("web", 20001, 0, Err(PortError::NotFree(20001))),
+            ("web", 20002, 0, Err(PortError::NotFree(20002))),
+            ("web", 30000, 0, Err(PortError::NotFree(30000))),
+            ("web", 0, 0, Ok(vec![20000, 20003])),
+            ("web", 0, 3, Ok(vec![20003, 20000])),
+            ("web", 0, 65535, Ok(vec![20003, 20000])),
+        ] {
+            let got = ports.candidates(&config, name, asked, start);
+            assert_eq!(got, expected, "{name} {asked} {start}");
+        }
+        assert_eq!(
+            ports.candidates(&Tcp::default(), "web", 0, 0),
+            Err(PortError::NoRange)
+        );
+        let (a, b) = (Arc::new(Pool::default()), Arc::new(Pool::default()));
+        ports.hold(20000, "a", &a, idle());
+        ports.hold(20003, "b", &b, idle());
+        assert_eq!(ports.candidates(&config, "web", 0, 0), Err(PortError::Full));
+        // A second port for a pool that holds one: the first stays.
+        let raced = tokio::spawn(std::future::pending::<()>());
+        assert_eq!(ports.hold(20001, "a", &a, raced.abort_handle()), 20000);
+        assert!(raced.await.unwrap_err().is_cancelled());
+        assert_eq!(ports.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_port_is_released_with_its_name_and_its_listener_stops() {
+        let ports = Ports::default();
+        let (kept, released) = (Arc::new(Pool::default()), Arc::new(Pool::default()));
+        let listener = tokio::spawn(std::future::pending::<()>());
+        ports.hold(20000, "kept", &kept, idle());
+        ports.hold(20001, "gone", &released, listener.abort_handle());
+        assert_eq!(ports.held_by(&released), Some(20001));
+        let swept = ports.sweep(|name, pool| name == "kept" && Arc::ptr_eq(pool, &kept));
+        assert_eq!(swept, 1);
+        assert_eq!(ports.held_by(&released), None);
+        assert_eq!(ports.held_by(&kept), Some(20000));
+        assert!(listener.await.unwrap_err().is_cancelled());
+        drop(kept);
+        assert_eq!(ports.sweep(|_, _| true), 1, "a pool dropped is a name gone");
+    }
+}

@@ -1,0 +1,214 @@
+//! A TCP name's public port (docs/relay.md, "TCP tunnels"): the port a
+//! claim asked for, and each visitor's connection to it carried as a
+//! `CONNECT` on the least-loaded connection of the name's pool
+//! (docs/protocol.md, "TCP over PTTH: CONNECT").
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use http::uri::Authority;
+use ptth::connect::{Direction, Ended, Splice};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info};
+
+use crate::pool::Pool;
+use crate::ports::PortError;
+use crate::slots::Slot;
+use crate::state::Relay;
+
+/// How many ports of the range a claim tries to bind before it gives up:
+/// another program may hold some of them.
+const BIND_ATTEMPTS: usize = 32;
+
+/// How long the accept loop pauses after a failed accept (out of
+/// descriptors), so that it does not spin while none is free.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+
+/// The public port of `name`, whose connections join `pool`: the one it
+/// holds, or a new one (`asked`, or any of the range for 0) with its
+/// listener started.
+pub(crate) async fn port_for(
+    relay: &Arc<Relay>,
+    name: &str,
+    pool: &Arc<Pool>,
+    asked: u16,
+) -> Result<u16, PortError> {
+    if let Some(port) = relay.ports.held_by(pool) {
+        return match asked == 0 || asked == port {
+            true => Ok(port),
+            false => Err(PortError::NotFree(asked)),
+        };
+    }
+    let start = u16::try_from(getrandom::u32().unwrap_or(0) & 0xffff).unwrap_or(0);
+    let candidates = relay
+        .ports
+        .candidates(&relay.settings.tcp, name, asked, start)?;
+    for port in candidates.into_iter().take(BIND_ATTEMPTS) {
+        let Ok(listener) = TcpListener::bind((relay.settings.tcp.address, port)).await else {
+            continue;
+        };
+        let visitors = Visitors {
+            relay: Arc::downgrade(relay),
+            name: name.to_owned(),
+            pool: Arc::downgrade(pool),
+            port,
+            open: Arc::default(),
+        };
+        let listener = tokio::spawn(visitors.accept(listener)).abort_handle();
+        return Ok(relay.ports.hold(port, name, pool, listener));
+    }
+    Err(match asked {
+        0 => PortError::Full,
+        asked => PortError::NotFree(asked),
+    })
+}
+
+/// The visitors of one port.
+struct Visitors {
+    /// Weak: the relay and the pool outlive no port's task; it ends when
+    /// either is gone.
+    relay: Weak<Relay>,
+    name: String,
+    pool: Weak<Pool>,
+    port: u16,
+    /// Visitor connections open now.
+    open: Arc<AtomicUsize>,
+}
+
+impl Visitors {
+    /// Takes visitors until the name is released: each one's connection is
+    /// bounded per client address and in all (as every connection to the
+    /// relay is) and per name, then carried on its own task.
+    async fn accept(self, listener: TcpListener) {
+        loop {
+            let (visitor, client) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    debug!(%error, port = self.port, "a TCP visitor was not accepted");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            };
+            let (Some(relay), Some(pool)) = (self.relay.upgrade(), self.pool.upgrade()) else {
+                return;
+            };
+            if !relay
+                .names
+                .lookup(&self.name)
+                .is_some_and(|now| Arc::ptr_eq(&now, &pool))
+            {
+                // The name's lease ran out: its port goes with it.
+                relay.release_ports();
+                return;
+            }
+            let Some(slot) = relay.connections.take(client.ip()) else {
+                relay.metrics.tcp_visitor("too-many-connections");
+                continue;
+            };
+            let Some(counted) = Counted::take(&self.open, relay.settings.tcp.connections_per_name)
+            else {
+                relay.metrics.tcp_visitor("name-full");
+                continue;
+            };
+            let visit = Visit {
+                relay,
+                pool,
+                name: self.name.clone(),
+                port: self.port,
+                client,
+                _slot: slot,
+                _counted: counted,
+            };
+            tokio::spawn(visit.carry(visitor));
+        }
+    }
+}
+
+/// One visitor's connection, with the places it holds until it closes.
+struct Visit {
+    relay: Arc<Relay>,
+    pool: Arc<Pool>,
+    name: String,
+    port: u16,
+    client: SocketAddr,
+    _slot: Slot,
+    _counted: Counted,
+}
+
+impl Visit {
+    /// Opens a stream to a peer of the name and copies both ways; a
+    /// visitor no peer takes is closed at once.
+    async fn carry(self, visitor: TcpStream) {
+        let _ = visitor.set_nodelay(true);
+        let relay = self.relay.clone();
+        let (waits, open_timeout) = (relay.settings.waits, relay.settings.tcp.open_timeout);
+        let idle_timeout = relay.settings.tcp.idle_timeout;
+        let picked = match self.pool.pick(waits).await {
+            Ok(picked) => picked,
+            Err(unavailable) => {
+                debug!(name = %self.name, ?unavailable, "no peer for a TCP visitor");
+                return relay.metrics.tcp_visitor("no-peer");
+            }
+        };
+        // Long-poll peers carry no TCP.
+        let Some(mut sender) = picked.sender() else {
+            return relay.metrics.tcp_visitor("no-peer");
+        };
+        // Informational: the device dials its own target.
+        let authority = Authority::try_from(format!("{}:{}", self.name, self.port));
+        let Ok(authority) = authority else { return };
+        let stream = match ptth::connect::open(&mut sender, authority, open_timeout).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                info!(name = %self.name, client = %self.client, %error, "a TCP visitor was refused");
+                return relay.metrics.tcp_visitor("refused");
+            }
+        };
+        // The stream is not a request in flight: a drain must not wait
+        // for an ssh session to end before it closes the connection.
+        drop(picked);
+        relay.metrics.tcp_visitor("opened");
+        let metrics = relay.metrics.clone();
+        let mut splice = Splice::new().on_bytes(move |direction, bytes| {
+            metrics.tcp_bytes(direction == Direction::AToB, bytes);
+        });
+        if let Some(idle) = idle_timeout {
+            splice = splice.idle_timeout(idle);
+        }
+        let spliced = splice.run(visitor, stream).await;
+        let ended = match &spliced.ended {
+            Ended::Closed => "closed".to_owned(),
+            Ended::Idle(_) => "idle".to_owned(),
+            other => format!("{other:?}"),
+        };
+        info!(
+            name = %self.name,
+            client = %self.client,
+            up = spliced.a_to_b,
+            down = spliced.b_to_a,
+            %ended,
+            "tcp"
+        );
+    }
+}
+
+/// One of a name's visitor connections, counted until it drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    /// Counts one more, unless `max` are open.
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Counted> {
+        let taken = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+            (now < max).then_some(now + 1)
+        });
+        taken.ok().map(|_| Counted(open.clone()))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
