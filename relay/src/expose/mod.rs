@@ -32,6 +32,10 @@ pub fn claim_url(relay: &str, name: &str) -> Result<String, String> {
     })
 }
 
+/// HTTP/2 streams a TCP device takes at once on each connection: one
+/// per visitor (docs/relay.md, "TCP tunnels").
+const TCP_STREAMS: u32 = 1024;
+
 /// What `expose` forwards to.
 enum Target {
     /// An HTTP server: `http://` or `https://`, with an authority.
@@ -197,7 +201,18 @@ pub async fn run_inspected(
             forward.inspector = inspector::start(&args, &forward, inspecting).await?;
             tunnel.serve(forward)
         }
-        Target::Tcp(address) => tunnel.serve(ptth::connect::Dial::host(address)),
+        Target::Tcp(address) => {
+            // One stream per visitor, held for its session: hyper's 200
+            // would turn away visitors the relay lets in (1,024 per name
+            // by default) on a device with one connection.
+            let mut server = ptth::initiator::Server::new();
+            server = server.http2(|http2| {
+                http2.max_concurrent_streams(TCP_STREAMS);
+            });
+            tunnel
+                .server(server)
+                .serve(ptth::connect::Dial::host(address))
+        }
     };
     let handle = tunnel.handle();
     let url = url.clone();

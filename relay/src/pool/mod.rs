@@ -34,6 +34,9 @@ pub enum Unavailable {
 struct Conn {
     link: Link,
     in_flight: AtomicUsize,
+    /// Byte streams open on it (TCP visitors' CONNECTs): they weigh in
+    /// the pick as requests do, but a drain does not wait for them.
+    streams: AtomicUsize,
     /// The task driving a PTTH connection: aborting it closes the
     /// connection, for a peer that misbehaves.
     driver: Option<AbortHandle>,
@@ -58,6 +61,11 @@ impl Conn {
             }
             Link::Polls(poller) => poller.has_room(),
         }
+    }
+
+    /// What the pick weighs: requests in flight and streams open.
+    fn load(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire) + self.streams.load(Ordering::Acquire)
     }
 
     fn close(&self) {
@@ -85,6 +93,7 @@ impl State {
         let conn = Arc::new(Conn {
             link,
             in_flight: AtomicUsize::new(0),
+            streams: AtomicUsize::new(0),
             driver,
         });
         self.conns.push(conn.clone());
@@ -286,7 +295,7 @@ impl Pool {
             let deadline = {
                 let state = self.state();
                 let free = state.conns.iter().filter(|conn| conn.free());
-                if let Some(conn) = free.min_by_key(|conn| conn.in_flight.load(Ordering::Acquire)) {
+                if let Some(conn) = free.min_by_key(|conn| conn.load()) {
                     conn.in_flight.fetch_add(1, Ordering::AcqRel);
                     return Ok(Picked {
                         conn: conn.clone(),
@@ -337,6 +346,15 @@ impl Picked {
         self.conn.close();
     }
 
+    /// Turns the pick into a byte stream's (a `CONNECT` answered `2xx`):
+    /// it stops counting as a request in flight, so a drain closes the
+    /// connection without waiting for the stream to end, but it still
+    /// weighs in the pick until the returned guard drops.
+    pub fn into_stream(self) -> Stream {
+        self.conn.streams.fetch_add(1, Ordering::AcqRel);
+        Stream(self.conn.clone())
+    }
+
     /// The long-poll clients, when they were picked.
     pub fn poller(&self) -> Option<Arc<Poller>> {
         match &self.conn.link {
@@ -353,6 +371,17 @@ impl Drop for Picked {
             self.conn.close();
         }
         self.pool.changed.notify_waiters();
+    }
+}
+
+/// A byte stream open on a connection of the pool; see
+/// [`Picked::into_stream`].
+#[derive(Debug)]
+pub struct Stream(Arc<Conn>);
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

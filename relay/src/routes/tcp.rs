@@ -167,8 +167,9 @@ impl Visit {
             }
         };
         // The stream is not a request in flight: a drain must not wait
-        // for an ssh session to end before it closes the connection.
-        drop(picked);
+        // for an ssh session to end before it closes the connection. It
+        // still loads its connection, so the next visitor goes elsewhere.
+        let _stream = picked.into_stream();
         relay.metrics.tcp_visitor("opened");
         let metrics = relay.metrics.clone();
         let mut splice = Splice::new().on_bytes(move |direction, bytes| {

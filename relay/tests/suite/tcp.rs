@@ -271,3 +271,58 @@ fn fill(block: &mut [u8], index: u64) {
         chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
     }
 }
+
+#[tokio::test]
+async fn more_visitors_than_hyper_s_stream_limit_stay_open_at_once() {
+    let (_serve, relay) = relay_with_ports(4, &[]).await;
+    let (_expose, address) = expose_tcp(&relay, echo_server().await, &[]).await;
+    // hyper's HTTP/2 server takes 200 streams at once by default; the
+    // per-client bound (256) leaves room for the device's connection.
+    let mut open = Vec::new();
+    within(async {
+        for i in 0..250u32 {
+            let mut visitor = TcpStream::connect(&address).await.unwrap();
+            visitor.write_all(&i.to_be_bytes()).await.unwrap();
+            let mut back = [0; 4];
+            visitor.read_exact(&mut back).await.unwrap();
+            assert_eq!(u32::from_be_bytes(back), i);
+            open.push(visitor);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_visitor_goes_to_the_connection_with_the_fewest_streams() {
+    let (_serve, relay) = relay_with_ports(4, &[]).await;
+    let echo = echo_server().await;
+    // Two connections of one stream each: a second visitor put on the
+    // first one's connection would wait there for the open timeout.
+    let port = (http::HeaderName::from_static("ptth-tcp-port"), 0.into());
+    let token = (
+        http::header::AUTHORIZATION,
+        "Bearer pair-token".parse().unwrap(),
+    );
+    let initiator = ptth::initiator::Builder::new()
+        .header(port.0, port.1)
+        .header(token.0, token.1);
+    let server = ptth::initiator::Server::new().http2(|http2| {
+        http2.max_concurrent_streams(1);
+    });
+    let device = ptth::tunnel::Builder::new(format!("{relay}/reversehttp/pair"))
+        .initiator(initiator)
+        .connections(2)
+        .server(server)
+        .serve(ptth::connect::Dial::host(format!("127.0.0.1:{echo}")));
+    let handle = device.handle();
+    tokio::spawn(device);
+    let up = within(handle.wait_for(|status| status.connected == 2)).await;
+    let public = up.public_url.expect("a public address").to_string();
+    let address = public.trim_start_matches("tcp://").trim_end_matches('/');
+    let mut first = TcpStream::connect(address).await.unwrap();
+    first.write_all(b"held").await.unwrap();
+    within(first.read_exact(&mut [0; 4])).await.unwrap();
+    let back = within(try_echoed(address, b"second")).await;
+    assert_eq!(back.unwrap(), b"second");
+    handle.shutdown();
+}
