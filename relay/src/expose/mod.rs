@@ -165,11 +165,11 @@ pub async fn run_inspected(
     let mut initiator = ptth::initiator::Builder::new().header(AUTHORIZATION, bearer);
     if args.strip_prefix {
         let yes = HeaderValue::from_static("?1");
-        initiator = initiator.header(crate::http::headers::PTTH_STRIP_PREFIX, yes);
+        initiator = initiator.header(crate::http::claim_fields::PTTH_STRIP_PREFIX, yes);
     }
     if let Target::Tcp(_) = target {
         let port = HeaderValue::from(args.port.unwrap_or(0));
-        initiator = initiator.header(crate::http::headers::PTTH_TCP_PORT, port);
+        initiator = initiator.header(crate::http::claim_fields::PTTH_TCP_PORT, port);
     }
     if args.h1 {
         initiator = initiator.protocols([Protocol::Http1]);

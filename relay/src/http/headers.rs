@@ -23,52 +23,6 @@ pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 /// which a device can check an allow list against.
 pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// A claim's choice of whether path routing takes `/<name>` off the
-/// targets its peers get: `?1` or `?0`, a structured-field boolean
-/// (RFC 8941, section 3.3.6); docs/relay.md, "Stripping the name".
-pub const PTTH_STRIP_PREFIX: HeaderName = HeaderName::from_static("ptth-strip-prefix");
-
-/// The choice a claim's `Ptth-Strip-Prefix` makes, if it has one; `Err`
-/// for a value that is not one boolean.
-pub fn strip_prefix(headers: &HeaderMap) -> Result<Option<bool>, ()> {
-    let mut values = headers.get_all(PTTH_STRIP_PREFIX).iter();
-    let choice = match values.next().map(HeaderValue::as_bytes) {
-        None => None,
-        Some(b"?1") => Some(true),
-        Some(b"?0") => Some(false),
-        Some(_) => return Err(()),
-    };
-    match values.next() {
-        Some(_) => Err(()),
-        None => Ok(choice),
-    }
-}
-
-/// A claim's ask for a public TCP port (docs/relay.md, "TCP tunnels"):
-/// `0` for any port of the range, else that port.
-pub const PTTH_TCP_PORT: HeaderName = HeaderName::from_static("ptth-tcp-port");
-
-/// The port a claim's `Ptth-Tcp-Port` asks for, if it has one: a
-/// structured-field integer, 0 to 65535, digits only; `Err` for anything
-/// else or for the field twice.
-pub fn tcp_port(headers: &HeaderMap) -> Result<Option<u16>, ()> {
-    let mut values = headers.get_all(PTTH_TCP_PORT).iter();
-    let port = match values.next().map(HeaderValue::as_bytes) {
-        None => None,
-        Some(digits)
-            if !digits.is_empty() && digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit) =>
-        {
-            let text = std::str::from_utf8(digits).map_err(|_| ())?;
-            Some(text.parse::<u16>().map_err(|_| ())?)
-        }
-        Some(_) => return Err(()),
-    };
-    match values.next() {
-        Some(_) => Err(()),
-        None => Ok(port),
-    }
-}
-
 /// The fields that are hop-by-hop whether or not `Connection` names them.
 const HOP_BY_HOP: [HeaderName; 9] = [
     CONNECTION,
@@ -272,48 +226,6 @@ pub(crate) fn split_port(host: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_claim_s_strip_prefix_is_one_structured_boolean() {
-        for (values, choice) in [
-            (&[][..], Ok(None)),
-            (&["?1"][..], Ok(Some(true))),
-            (&["?0"][..], Ok(Some(false))),
-            (&["1"][..], Err(())),
-            (&["true"][..], Err(())),
-            (&["?1 "][..], Err(())),
-            (&["?1", "?1"][..], Err(())),
-        ] {
-            let mut headers = HeaderMap::new();
-            for value in values {
-                headers.append(PTTH_STRIP_PREFIX, HeaderValue::from_static(value));
-            }
-            assert_eq!(strip_prefix(&headers), choice, "{values:?}");
-        }
-    }
-
-    #[test]
-    fn a_claim_s_tcp_port_is_one_integer_of_a_port() {
-        for (values, port) in [
-            (&[][..], Ok(None)),
-            (&["0"][..], Ok(Some(0))),
-            (&["22022"][..], Ok(Some(22022))),
-            (&["65535"][..], Ok(Some(65535))),
-            (&["65536"][..], Err(())),
-            (&["-1"][..], Err(())),
-            (&["+22"][..], Err(())),
-            (&[" 22"][..], Err(())),
-            (&[""][..], Err(())),
-            (&["000022"][..], Err(())),
-            (&["22", "23"][..], Err(())),
-        ] {
-            let mut headers = HeaderMap::new();
-            for value in values {
-                headers.append(PTTH_TCP_PORT, HeaderValue::from_static(value));
-            }
-            assert_eq!(tcp_port(&headers), port, "{values:?}");
-        }
-    }
 
     #[test]
     fn hop_by_hop_fields_and_the_ones_connection_names_go() {

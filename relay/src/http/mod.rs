@@ -3,6 +3,7 @@
 //! stall, and connections whose first bytes were read ahead. A leaf: nothing here knows the relay's state, so the client side
 //! (`expose`) uses it as well.
 
+pub(crate) mod claim_fields;
 pub(crate) mod form;
 pub(crate) mod headers;
 pub(crate) mod replay;

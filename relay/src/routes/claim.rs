@@ -96,10 +96,10 @@ pub(crate) async fn claim(
                 .map(|body| body.map_err(|never| match never {}).boxed());
         }
     };
-    let Ok(strip_prefix) = crate::http::headers::strip_prefix(request.headers()) else {
+    let Ok(strip_prefix) = crate::http::claim_fields::strip_prefix(request.headers()) else {
         return text(StatusCode::BAD_REQUEST, "Ptth-Strip-Prefix is ?1 or ?0");
     };
-    let Ok(tcp_port) = crate::http::headers::tcp_port(request.headers()) else {
+    let Ok(tcp_port) = crate::http::claim_fields::tcp_port(request.headers()) else {
         return text(
             StatusCode::BAD_REQUEST,
             "Ptth-Tcp-Port is a port, or 0 for any",
