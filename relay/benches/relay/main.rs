@@ -29,6 +29,7 @@ mod paths;
 mod peers;
 mod poller;
 mod small;
+mod tcp;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -91,7 +92,7 @@ fn main() {
         match part.as_str() {
             "load" => small::gets(&options, &relay_bin, &tools, &dir, &rt),
             "bulk" => bulk(&options, &relay_bin, &tools, &dir, &rt),
-            "idle" => idle(&relay_bin, &dir, &rt),
+            "idle" => idle(&relay_bin, &tools, &dir, &rt),
             "cluster" => cluster(&options, &relay_bin, &rt),
             "setup" => setup(&options, &relay_bin, &tools, &dir, &rt),
             _ => first(&relay_bin, &dir, &rt),
@@ -182,7 +183,7 @@ fn setup(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime
     println!();
 }
 
-fn idle(relay: &Path, dir: &Path, rt: &Runtime) {
+fn idle(relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {
     eprintln!("idle peers");
     let rows = peers::idle(relay, dir, rt, &[1_000, 10_000]);
     println!("## Relay memory with idle HTTP/2 peers (one name each)\n");
@@ -193,6 +194,14 @@ fn idle(relay: &Path, dir: &Path, rt: &Runtime) {
             rss as f64 / (1024.0 * 1024.0),
             per_peer as f64 / 1024.0
         );
+    }
+    println!();
+    let visitors = 1_000;
+    eprintln!("idle TCP visitors");
+    println!("## Memory per idle TCP visitor connection ({visitors} visitors)\n");
+    println!("| tunnel | its public side's RSS per visitor |\n|---|---:|");
+    for (label, per_visitor) in tcp::idle(relay, tools, dir, rt, visitors) {
+        println!("| {label} | {:.1} KiB |", per_visitor as f64 / 1024.0);
     }
     println!();
 }

@@ -24,6 +24,9 @@ pub enum Kind {
     /// `expose --http2-setup`: the peer's connections are channels on one
     /// HTTP/2 connection to the relay.
     ExposeHttp2Setup,
+    /// `expose tcp://ORIGIN`: the origin as a TCP server on a public port
+    /// of the relay's, each visitor connection a CONNECT.
+    ExposeTcp,
     InProcess,
     Rathole,
     Bore,
@@ -38,9 +41,10 @@ pub enum Kind {
 impl Kind {
     /// The paths bulk transfers take: long-poll bodies cross whole and
     /// are bounded, so they do not carry a gigabyte.
-    pub const BULK: [Kind; 7] = [
+    pub const BULK: [Kind; 8] = [
         Kind::Direct,
         Kind::Expose,
+        Kind::ExposeTcp,
         Kind::InProcess,
         Kind::Rathole,
         Kind::Bore,
@@ -49,9 +53,10 @@ impl Kind {
     ];
 
     /// The paths small GETs take.
-    pub const LOAD: [Kind; 9] = [
+    pub const LOAD: [Kind; 10] = [
         Kind::Direct,
         Kind::Expose,
+        Kind::ExposeTcp,
         Kind::InProcess,
         Kind::LongPoll(1),
         Kind::LongPoll(16),
@@ -66,6 +71,7 @@ impl Kind {
             Kind::Direct => "direct to the origin",
             Kind::Expose => "ptth-relay + expose (h2 peer)",
             Kind::ExposeHttp2Setup => "ptth-relay + expose --http2-setup (h2 in a channel)",
+            Kind::ExposeTcp => "ptth-relay + expose tcp: (TCP)",
             Kind::InProcess => "ptth-relay, in-process peer (h2)",
             Kind::Rathole => "rathole 0.5 (TCP)",
             Kind::Bore => "bore 0.6",
@@ -156,6 +162,12 @@ pub fn up(
             }
             format!("http://{addr}")
         }
+        Kind::ExposeTcp => {
+            let (relay, expose, port) = expose_tcp(relay_bin, dir, origin);
+            processes.push(("relay", relay));
+            processes.push(("expose", expose));
+            format!("http://127.0.0.1:{port}")
+        }
         Kind::LongPoll(count) => {
             let (process, addr) = relay(relay_bin, None);
             processes.push(("relay", process));
@@ -235,6 +247,30 @@ pub fn up(
         tunnel,
         processes,
     }
+}
+
+/// A relay whose one TCP port is the returned one, with `expose` serving
+/// `origin` on it. Its bounds per client address and per name are lifted,
+/// since every visitor of the bench comes from one address.
+fn expose_tcp(relay_bin: &Path, dir: &Path, origin: SocketAddr) -> (Process, Process, u16) {
+    let port = free_port();
+    let config = dir.join("relay-tcp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[connections]\nper-client = 1000000\n\
+             [tcp]\nports = \"{port}-{port}\"\nconnections-per-name = 1000000\n"
+        ),
+    )
+    .unwrap();
+    let (relay, addr) = relay(relay_bin, Some(&config));
+    let expose = Process::start(
+        Command::new(relay_bin)
+            .args(["expose", &format!("tcp://{origin}")])
+            .args(["--relay", &format!("http://{addr}"), "--name", NAME]),
+    );
+    expose.wait_for("public address: tcp://");
+    (relay, expose, port)
 }
 
 /// One HAProxy in HTTP mode in front of `to`, as an operator would tune

@@ -76,7 +76,7 @@ pub fn idle(binary: &Path, dir: &Path, rt: &Runtime, counts: &[usize]) -> Vec<(u
 
 /// Lets the relay finish what the connects started (buffers released
 /// after the handshakes) before its memory is read.
-fn settle() {
+pub fn settle() {
     std::thread::sleep(Duration::from_secs(2));
 }
 
