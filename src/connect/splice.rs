@@ -15,6 +15,11 @@ use tokio::time::{Instant, Sleep};
 /// The buffer each direction copies through.
 const DEFAULT_BUFFER: usize = 32 * 1024;
 
+/// The buffer a direction starts with: most tunnels (ssh keystrokes, a
+/// request and its answer) never fill it, and a visitor's start then
+/// zeroes 8 KiB a direction instead of the whole buffer.
+const FIRST_BUFFER: usize = 8 * 1024;
+
 /// The largest buffer [`Splice::buffer_size`] accepts: past this a
 /// buffer costs memory per tunnel without moving bytes faster.
 const MAX_BUFFER: usize = 1024 * 1024;
@@ -95,7 +100,9 @@ impl Splice {
     }
 
     /// The buffer each direction copies through, in bytes, between 1 and
-    /// 1 MiB (other values are brought into that range).
+    /// 1 MiB (other values are brought into that range). A direction
+    /// starts with 8 KiB (or less, when this is less) and grows to this
+    /// size the first time a read fills what it has.
     ///
     /// Default is 32 KiB.
     pub fn buffer_size(mut self, bytes: usize) -> Self {
@@ -198,6 +205,8 @@ pub enum Ended {
 /// and whether end of file was passed on.
 struct Half {
     buf: Box<[u8]>,
+    /// The size `buf` grows to once a read fills it.
+    max: usize,
     start: usize,
     end: usize,
     eof: bool,
@@ -215,7 +224,8 @@ impl Half {
         Half {
             direction,
             on_bytes,
-            buf: vec![0; size].into_boxed_slice(),
+            buf: vec![0; size.min(FIRST_BUFFER)].into_boxed_slice(),
+            max: size,
             start: 0,
             end: 0,
             eof: false,
@@ -244,6 +254,10 @@ impl Half {
         }
         for _ in 0..CHUNKS_PER_POLL {
             if self.start == self.end && !self.eof {
+                if self.end == self.buf.len() && self.buf.len() < self.max {
+                    // The last read filled the buffer: bytes come in bulk.
+                    self.buf = vec![0; self.max].into_boxed_slice();
+                }
                 let mut read = ReadBuf::new(&mut self.buf);
                 if let Poll::Ready(result) = Pin::new(&mut *from).poll_read(cx, &mut read) {
                     result?;

@@ -144,3 +144,26 @@ fn the_buffer_size_stays_in_its_range() {
     );
     assert_eq!(Splice::new().buffer_size, DEFAULT_BUFFER);
 }
+
+#[tokio::test]
+async fn a_direction_grows_its_buffer_once_a_read_fills_it() {
+    let (mut writer, mut from) = duplex(64 * 1024);
+    let (mut to, mut reader) = duplex(64 * 1024);
+    let mut half = Half::new(DEFAULT_BUFFER, Direction::AToB, None);
+    let mut copy = async |half: &mut Half| {
+        poll_fn(|cx| {
+            let _ = half.poll_copy(cx, &mut from, &mut to, &mut false);
+            Poll::Ready(())
+        })
+        .await;
+    };
+    writer.write_all(&[1; 100]).await.unwrap();
+    copy(&mut half).await;
+    assert_eq!(half.buf.len(), FIRST_BUFFER, "a short read grew it");
+    writer.write_all(&[2; 20_000]).await.unwrap();
+    copy(&mut half).await;
+    assert_eq!(half.buf.len(), DEFAULT_BUFFER);
+    let mut copied = vec![0; 20_100];
+    reader.read_exact(&mut copied).await.unwrap();
+    assert!(copied[..100].iter().all(|&b| b == 1) && copied[100..].iter().all(|&b| b == 2));
+}
