@@ -204,6 +204,39 @@ impl Relay {
         false
     }
 
+    /// The public TCP port the cluster records for `name`: the one its
+    /// claims on every node get. `None` without a cluster.
+    pub(crate) fn recorded_port(&self, name: &str) -> Option<u16> {
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.port_of(name);
+        }
+        let _ = name;
+        None
+    }
+
+    /// Whether the cluster records `port` for a name other than `name`.
+    pub(crate) fn port_taken_elsewhere(&self, port: u16, name: &str) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.port_taken(port, name);
+        }
+        let _ = (port, name);
+        false
+    }
+
+    /// Records `port` for `name` in the cluster; the port the name has
+    /// (`port`, or another that a node recorded first), or `None` when
+    /// another name holds it. Without a cluster, `port`.
+    pub(crate) async fn hold_port(&self, name: &str, port: u16) -> Option<u16> {
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.hold_port(name, port).await;
+        }
+        let _ = name;
+        Some(port)
+    }
+
     /// Long polls parked now, on every name.
     pub fn parked_polls(&self) -> usize {
         self.parked.held()

@@ -5,7 +5,10 @@
 //! - `names/<name>/digest` = the SHA-256 digest of the name's token in
 //!   hex (never the token: [`crate::token`]), under the name's lease;
 //! - `names/<name>/owners/<node>` = the owner's URL, under the owner's
-//!   node lease.
+//!   node lease;
+//! - `names/<name>/port` = a TCP name's public port, and `ports/<port>` =
+//!   the name, both under the name's lease: one port per name and one
+//!   name per port in the whole cluster.
 //!
 //! A node's lease is renewed while the node lives, so when it dies its
 //! owner entries vanish within the node TTL. A name's lease is renewed by
@@ -16,6 +19,7 @@
 
 mod hop;
 mod mark;
+mod ports;
 mod table;
 
 use std::collections::HashMap;
@@ -191,7 +195,7 @@ impl Cluster {
             return Ok(Claim { created: true });
         }
         client.lease_revoke(name_lease).await.map_err(Error::from)?;
-        let (held, lease) = held_token(&created).ok_or(ClaimOutcome::Raced)?;
+        let (held, lease) = first_value(&created).ok_or(ClaimOutcome::Raced)?;
         // As on one node: a held name takes its own token, not a fresh
         // one. Hex digests of equal length compare in constant time.
         let same = bool::from(subtle::ConstantTimeEq::ct_eq(
@@ -352,7 +356,8 @@ pub(crate) async fn claim(
     Err(ClaimError::Forbidden(name.to_owned()))
 }
 
-fn held_token(response: &etcd_client::TxnResponse) -> Option<(String, i64)> {
+/// The value and lease of the first key a transaction's `get` found.
+fn first_value(response: &etcd_client::TxnResponse) -> Option<(String, i64)> {
     response.op_responses().into_iter().find_map(|op| match op {
         etcd_client::TxnOpResponse::Get(get) => get
             .kvs()

@@ -10,6 +10,9 @@ pub struct Entry {
     pub digest: Option<String>,
     /// The nodes that have a peer for the name, with their URLs.
     pub owners: BTreeMap<String, String>,
+    /// The public TCP port of a TCP name, the same on every node
+    /// (docs/relay.md, "TCP tunnels").
+    pub port: Option<u16>,
 }
 
 /// Every name in the cluster.
@@ -24,6 +27,11 @@ impl Table {
         self.names.get(name)
     }
 
+    /// Whether a name other than `name` has `port`.
+    pub fn port_taken(&self, port: u16, name: &str) -> bool {
+        (self.names.iter()).any(|(other, entry)| entry.port == Some(port) && other != name)
+    }
+
     /// Applies a put of `key` (under `/ptth/names/`) to `value`.
     pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {
         let value = String::from_utf8_lossy(value).into_owned();
@@ -32,6 +40,7 @@ impl Table {
             Some((name, Field::Owner(node))) => {
                 self.entry(name).owners.insert(node.to_owned(), value);
             }
+            Some((name, Field::Port)) => self.entry(name).port = value.parse().ok(),
             None => {}
         }
     }
@@ -49,8 +58,9 @@ impl Table {
             Field::Owner(node) => {
                 entry.owners.remove(node);
             }
+            Field::Port => entry.port = None,
         }
-        if entry.digest.is_none() && entry.owners.is_empty() {
+        if entry.digest.is_none() && entry.owners.is_empty() && entry.port.is_none() {
             self.names.remove(name);
         }
     }
@@ -62,6 +72,7 @@ impl Table {
 
 enum Field<'a> {
     Digest,
+    Port,
     Owner(&'a str),
 }
 
@@ -71,6 +82,7 @@ fn parse(key: &[u8]) -> Option<(&str, Field<'_>)> {
     let (name, field) = rest.split_once('/')?;
     match field.split_once('/') {
         None if field == "digest" => Some((name, Field::Digest)),
+        None if field == "port" => Some((name, Field::Port)),
         Some(("owners", node)) if !node.is_empty() => Some((name, Field::Owner(node))),
         _ => None,
     }
@@ -97,5 +109,10 @@ mod tests {
         assert_eq!(table.get("lamp").unwrap().owners.len(), 1);
         table.delete(b"/ptth/names/lamp/owners/b");
         assert!(table.get("lamp").is_none(), "gone with its last key");
+        table.put(b"/ptth/names/ssh/port", b"20022");
+        assert_eq!(table.get("ssh").unwrap().port, Some(20022));
+        assert!(table.port_taken(20022, "other") && !table.port_taken(20022, "ssh"));
+        table.delete(b"/ptth/names/ssh/port");
+        assert!(table.get("ssh").is_none());
     }
 }

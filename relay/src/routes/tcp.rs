@@ -27,8 +27,8 @@ const BIND_ATTEMPTS: usize = 32;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
 /// The public port of `name`, whose connections join `pool`: the one it
-/// holds, or a new one (`asked`, or any of the range for 0) with its
-/// listener started.
+/// holds, or a new one (`asked`, or any of the range for 0; in a cluster,
+/// the one the name has on every node) with its listener started.
 pub(crate) async fn port_for(
     relay: &Arc<Relay>,
     name: &str,
@@ -41,28 +41,61 @@ pub(crate) async fn port_for(
             false => Err(PortError::NotFree(asked)),
         };
     }
+    let asked = match relay.recorded_port(name) {
+        Some(port) if asked == 0 || asked == port => port,
+        Some(_) => return Err(PortError::NotFree(asked)),
+        None => asked,
+    };
     let start = u16::try_from(getrandom::u32().unwrap_or(0) & 0xffff).unwrap_or(0);
     let candidates = relay
         .ports
         .candidates(&relay.settings.tcp, name, asked, start)?;
-    for port in candidates.into_iter().take(BIND_ATTEMPTS) {
+    let candidates = candidates
+        .into_iter()
+        .filter(|port| !relay.port_taken_elsewhere(*port, name));
+    for port in candidates.take(BIND_ATTEMPTS) {
         let Ok(listener) = TcpListener::bind((relay.settings.tcp.address, port)).await else {
             continue;
         };
-        let visitors = Visitors {
-            relay: Arc::downgrade(relay),
-            name: name.to_owned(),
-            pool: Arc::downgrade(pool),
-            port,
-            open: Arc::default(),
+        let listener = match relay.hold_port(name, port).await {
+            Some(held) if held == port => listener,
+            // Another node gave the name its port first: that one it is.
+            Some(held) => {
+                drop(listener);
+                let address = (relay.settings.tcp.address, held);
+                let Ok(listener) = TcpListener::bind(address).await else {
+                    return Err(PortError::NotFree(held));
+                };
+                return Ok(listen(relay, name, pool, held, listener));
+            }
+            None => continue,
         };
-        let listener = tokio::spawn(visitors.accept(listener)).abort_handle();
-        return Ok(relay.ports.hold(port, name, pool, listener));
+        return Ok(listen(relay, name, pool, port, listener));
     }
     Err(match asked {
         0 => PortError::Full,
         asked => PortError::NotFree(asked),
     })
+}
+
+/// Starts taking `name`'s visitors on `listener`, bound to `port`;
+/// returns the port `pool` holds (another, when two claims raced).
+fn listen(
+    relay: &Arc<Relay>,
+    name: &str,
+    pool: &Arc<Pool>,
+    port: u16,
+    listener: TcpListener,
+) -> u16 {
+    let visitors = Visitors {
+        relay: Arc::downgrade(relay),
+        name: name.to_owned(),
+        pool: Arc::downgrade(pool),
+        port,
+        open: Arc::default(),
+    };
+    let listener = tokio::spawn(visitors.accept(listener)).abort_handle();
+    relay.ports.hold(port, name, pool, listener)
 }
 
 /// The visitors of one port.

@@ -45,6 +45,8 @@ mod streaming;
 mod systemd;
 mod takeover;
 mod tcp;
+#[cfg(feature = "cluster")]
+mod tcp_cluster;
 mod tls;
 mod tls_files;
 mod visitors;

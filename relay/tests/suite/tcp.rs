@@ -58,7 +58,7 @@ pub async fn expose_tcp(relay: &str, target: u16, more: &[&str]) -> (Child, Stri
 
 /// An echo server that passes a half-close on: when the client ends its
 /// writing, it ends its own once everything is echoed.
-async fn echo_server() -> u16 {
+pub async fn echo_server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -75,7 +75,7 @@ async fn echo_server() -> u16 {
 }
 
 /// Writes `sent` to `address`, ends its writing, and reads to the end.
-async fn echoed(address: &str, sent: &[u8]) -> Vec<u8> {
+pub async fn echoed(address: &str, sent: &[u8]) -> Vec<u8> {
     try_echoed(address, sent).await.unwrap()
 }
 
