@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::task::AbortHandle;
+#[cfg(feature = "cluster")]
+use tokio::task::JoinHandle;
 
 use crate::pool::Pool;
 use crate::settings::{PortRange, Tcp};
@@ -42,6 +44,10 @@ struct Held {
 #[derive(Debug, Default)]
 pub struct Ports {
     held: Mutex<HashMap<u16, Held>>,
+    /// In a cluster, the ports of names whose peers are on other nodes,
+    /// each with the name and the task taking its visitors to them.
+    #[cfg(feature = "cluster")]
+    forwarded: Mutex<HashMap<u16, (String, JoinHandle<()>)>>,
 }
 
 impl Ports {
@@ -128,6 +134,58 @@ impl Ports {
             keep
         });
         before - held.len()
+    }
+
+    /// Whether a local name holds `port` (its listener is this node's).
+    #[cfg(feature = "cluster")]
+    pub fn is_held(&self, port: u16) -> bool {
+        self.held
+            .lock()
+            .expect("the port table")
+            .contains_key(&port)
+    }
+
+    /// Whether visitors of `port` are being forwarded to other nodes.
+    #[cfg(feature = "cluster")]
+    pub fn is_forwarded(&self, port: u16) -> bool {
+        self.forwarded().contains_key(&port)
+    }
+
+    /// Records `port` as forwarded for `name` by the task of `listener`.
+    #[cfg(feature = "cluster")]
+    pub fn forward(&self, port: u16, name: &str, listener: JoinHandle<()>) {
+        let before = self.forwarded().insert(port, (name.to_owned(), listener));
+        if let Some((_, before)) = before {
+            before.abort();
+        }
+    }
+
+    /// Stops forwarding `port`; the listener is closed once the returned
+    /// task has ended.
+    #[cfg(feature = "cluster")]
+    pub fn stop_forwarding(&self, port: u16) -> Option<JoinHandle<()>> {
+        let (_, listener) = self.forwarded().remove(&port)?;
+        listener.abort();
+        Some(listener)
+    }
+
+    /// Stops forwarding the ports for which `keep` is false, closing
+    /// their listeners, so a local claim can bind one or a released name
+    /// frees it.
+    #[cfg(feature = "cluster")]
+    pub fn retain_forwarded(&self, keep: impl Fn(u16, &str) -> bool) {
+        self.forwarded().retain(|port, (name, listener)| {
+            let kept = keep(*port, name);
+            if !kept {
+                listener.abort();
+            }
+            kept
+        });
+    }
+
+    #[cfg(feature = "cluster")]
+    fn forwarded(&self) -> std::sync::MutexGuard<'_, HashMap<u16, (String, JoinHandle<()>)>> {
+        self.forwarded.lock().expect("the forwarded ports")
     }
 
     /// How many ports are held now.

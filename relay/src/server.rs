@@ -116,6 +116,10 @@ impl Server {
             Arc::downgrade(&self.relay),
             crate::names::LEASE_FLOOR / 3,
         ));
+        // In a cluster, TCP names with peers on other nodes are listened
+        // for here too (docs/relay.md, "TCP tunnels").
+        #[cfg(feature = "cluster")]
+        let forwarder = tokio::spawn(crate::routes::forward_ports(Arc::downgrade(&self.relay)));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -146,6 +150,8 @@ impl Server {
         }
         drop(self.listener);
         sweeper.abort();
+        #[cfg(feature = "cluster")]
+        forwarder.abort();
         info!("draining connections");
         self.relay.drain();
         if tokio::time::timeout(self.grace, graceful.shutdown())

@@ -50,4 +50,20 @@ impl Cluster {
             }
         }
     }
+
+    /// The TCP names whose peers are all on other nodes, with their
+    /// ports: the ones this node forwards visitors of.
+    pub(crate) fn ports_elsewhere(&self) -> Vec<(u16, String)> {
+        let table = self.inner.table.lock().expect("the cluster table");
+        (table.entries())
+            .filter(|(_, entry)| entry.owners.keys().any(|node| node != self.node()))
+            .filter(|(_, entry)| !entry.owners.contains_key(self.node()))
+            .filter_map(|(name, entry)| Some((entry.port?, name.to_owned())))
+            .collect()
+    }
+
+    /// Waits for the next change of the table, or at most `limit`.
+    pub(crate) async fn changed_within(&self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, self.inner.changed.notified()).await;
+    }
 }

@@ -27,6 +27,13 @@ impl Table {
         self.names.get(name)
     }
 
+    /// Every name and its entry.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &Entry)> {
+        self.names
+            .iter()
+            .map(|(name, entry)| (name.as_str(), entry))
+    }
+
     /// Whether a name other than `name` has `port`.
     pub fn port_taken(&self, port: u16, name: &str) -> bool {
         (self.names.iter()).any(|(other, entry)| entry.port == Some(port) && other != name)

@@ -11,6 +11,8 @@ mod hop;
 mod longpoll;
 mod public;
 mod tcp;
+#[cfg(feature = "cluster")]
+mod tcp_hop;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,6 +24,8 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub(crate) use access::Client;
+#[cfg(feature = "cluster")]
+pub(crate) use tcp_hop::forward_ports;
 
 use crate::http::RelayBody;
 use crate::state::Relay;
@@ -60,6 +64,12 @@ async fn dispatch(
     request: Request<Incoming>,
     client: Client,
 ) -> Response<RelayBody> {
+    // A TCP visitor another node carried here (docs/relay.md, "TCP
+    // tunnels"); a public client's CONNECT has no mark and goes on below.
+    #[cfg(feature = "cluster")]
+    if request.method() == http::Method::CONNECT && relay.came_from_node(&request) {
+        return tcp_hop::hopped(&relay, request, client.addr).await;
+    }
     if assets::wanted(&relay.settings.routing, &request) {
         return assets::serve(&request);
     }

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use http::uri::Authority;
 use ptth::connect::{Direction, Ended, Splice};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info};
 
-use crate::pool::Pool;
+use crate::pool::{self, Pool};
 use crate::ports::PortError;
 use crate::slots::Slot;
 use crate::state::Relay;
@@ -54,6 +55,7 @@ pub(crate) async fn port_for(
         .into_iter()
         .filter(|port| !relay.port_taken_elsewhere(*port, name));
     for port in candidates.take(BIND_ATTEMPTS) {
+        stop_forwarding(relay, port).await;
         let Ok(listener) = TcpListener::bind((relay.settings.tcp.address, port)).await else {
             continue;
         };
@@ -62,6 +64,7 @@ pub(crate) async fn port_for(
             // Another node gave the name its port first: that one it is.
             Some(held) => {
                 drop(listener);
+                stop_forwarding(relay, held).await;
                 let address = (relay.settings.tcp.address, held);
                 let Ok(listener) = TcpListener::bind(address).await else {
                     return Err(PortError::NotFree(held));
@@ -76,6 +79,16 @@ pub(crate) async fn port_for(
         0 => PortError::Full,
         asked => PortError::NotFree(asked),
     })
+}
+
+/// Closes this node's listener forwarding `port` to other nodes, if it
+/// has one: the name's port is served here from now on.
+async fn stop_forwarding(relay: &Relay, port: u16) {
+    #[cfg(feature = "cluster")]
+    if let Some(forwarder) = relay.ports.stop_forwarding(port) {
+        let _ = forwarder.await;
+    }
+    let _ = (relay, port);
 }
 
 /// Starts taking `name`'s visitors on `listener`, bound to `port`;
@@ -151,8 +164,8 @@ impl Visitors {
                 name: self.name.clone(),
                 port: self.port,
                 client,
-                _slot: slot,
-                _counted: counted,
+                _slot: Some(slot),
+                _counted: Some(counted),
             };
             tokio::spawn(visit.carry(visitor));
         }
@@ -160,14 +173,16 @@ impl Visitors {
 }
 
 /// One visitor's connection, with the places it holds until it closes.
-struct Visit {
-    relay: Arc<Relay>,
-    pool: Arc<Pool>,
-    name: String,
-    port: u16,
-    client: SocketAddr,
-    _slot: Slot,
-    _counted: Counted,
+pub(super) struct Visit {
+    pub(super) relay: Arc<Relay>,
+    pub(super) pool: Arc<Pool>,
+    pub(super) name: String,
+    pub(super) port: u16,
+    pub(super) client: SocketAddr,
+    /// Its client address's connection place: none for a visitor another
+    /// node forwarded, whose hop connection holds one.
+    pub(super) _slot: Option<Slot>,
+    pub(super) _counted: Option<Counted>,
 }
 
 impl Visit {
@@ -175,40 +190,61 @@ impl Visit {
     /// visitor no peer takes is closed at once.
     async fn carry(self, visitor: TcpStream) {
         let _ = visitor.set_nodelay(true);
-        let relay = self.relay.clone();
+        if let Some(opened) = self.open().await {
+            self.splice(visitor, opened).await;
+        }
+    }
+
+    /// A stream to a peer of the name, and the load it puts on the peer's
+    /// connection; `None` when no peer took it (counted and logged).
+    pub(super) async fn open(&self) -> Option<(ptth::connect::Stream, pool::Stream)> {
+        let relay = &self.relay;
         let (waits, open_timeout) = (relay.settings.waits, relay.settings.tcp.open_timeout);
-        let idle_timeout = relay.settings.tcp.idle_timeout;
         let picked = match self.pool.pick(waits).await {
             Ok(picked) => picked,
             Err(unavailable) => {
                 debug!(name = %self.name, ?unavailable, "no peer for a TCP visitor");
-                return relay.metrics.tcp_visitor("no-peer");
+                relay.metrics.tcp_visitor("no-peer");
+                return None;
             }
         };
         // Long-poll peers carry no TCP.
         let Some(mut sender) = picked.sender() else {
-            return relay.metrics.tcp_visitor("no-peer");
+            relay.metrics.tcp_visitor("no-peer");
+            return None;
         };
         // Informational: the device dials its own target.
-        let authority = Authority::try_from(format!("{}:{}", self.name, self.port));
-        let Ok(authority) = authority else { return };
+        let authority = Authority::try_from(format!("{}:{}", self.name, self.port)).ok()?;
         let stream = match ptth::connect::open(&mut sender, authority, open_timeout).await {
             Ok(stream) => stream,
             Err(error) => {
                 info!(name = %self.name, client = %self.client, %error, "a TCP visitor was refused");
-                return relay.metrics.tcp_visitor("refused");
+                relay.metrics.tcp_visitor("refused");
+                return None;
             }
         };
+        relay.metrics.tcp_visitor("opened");
         // The stream is not a request in flight: a drain must not wait
         // for an ssh session to end before it closes the connection. It
         // still loads its connection, so the next visitor goes elsewhere.
-        let _stream = picked.into_stream();
-        relay.metrics.tcp_visitor("opened");
+        Some((stream, picked.into_stream()))
+    }
+
+    /// Copies between the visitor and the peer's stream until both ends
+    /// closed, counting the bytes.
+    pub(super) async fn splice<V>(
+        self,
+        visitor: V,
+        (stream, _load): (ptth::connect::Stream, pool::Stream),
+    ) where
+        V: AsyncRead + AsyncWrite + Unpin,
+    {
+        let relay = &self.relay;
         let metrics = relay.metrics.clone();
         let mut splice = Splice::new().on_bytes(move |direction, bytes| {
             metrics.tcp_bytes(direction == Direction::AToB, bytes);
         });
-        if let Some(idle) = idle_timeout {
+        if let Some(idle) = relay.settings.tcp.idle_timeout {
             splice = splice.idle_timeout(idle);
         }
         let spliced = splice.run(visitor, stream).await;
@@ -229,11 +265,11 @@ impl Visit {
 }
 
 /// One of a name's visitor connections, counted until it drops.
-struct Counted(Arc<AtomicUsize>);
+pub(super) struct Counted(Arc<AtomicUsize>);
 
 impl Counted {
     /// Counts one more, unless `max` are open.
-    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Counted> {
+    pub(super) fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Counted> {
         let taken = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
             (now < max).then_some(now + 1)
         });

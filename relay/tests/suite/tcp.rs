@@ -80,7 +80,7 @@ pub async fn echoed(address: &str, sent: &[u8]) -> Vec<u8> {
 }
 
 /// [`echoed`], or the error of a visitor closed or reset.
-async fn try_echoed(address: &str, sent: &[u8]) -> std::io::Result<Vec<u8>> {
+pub async fn try_echoed(address: &str, sent: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut visitor = TcpStream::connect(address).await?;
     visitor.write_all(sent).await?;
     visitor.shutdown().await?;

@@ -1,12 +1,17 @@
-//! TCP names in a cluster: a name's port is the same on every node, and
-//! no two names share one across nodes (docs/relay.md, "TCP tunnels").
+//! TCP names in a cluster: a name's port is the same on every node, no
+//! two names share one across nodes, and a node without a peer of the
+//! name carries its visitors to one that has (docs/relay.md, "TCP
+//! tunnels").
 
 use std::process::Stdio;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::support::binary::{self, Log, announced};
 use crate::support::etcd::Etcd;
 use crate::support::within;
-use crate::tcp::{echo_server, echoed, expose_tcp, free_range};
+use crate::tcp::{echo_server, echoed, expose_tcp, free_range, try_echoed};
 
 /// A `serve` node listening on `ip` with the TCP range `range`, in the
 /// cluster of `etcd`; its URL.
@@ -55,6 +60,36 @@ async fn a_tcp_name_has_one_port_on_every_node_and_no_other_name_gets_it() {
     assert!(said.contains("409"), "{said}");
     let (_two_b, address) = expose_tcp(&relay_b, echo, &two).await;
     assert_eq!(address, format!("127.0.0.2:{last}"));
+
+    // Node b has no peer of `one`, but listens on its port and carries
+    // its visitors to node a; it starts listening once its watch has
+    // seen the port, so the visitor tries until the port takes it.
+    let on_b = format!("127.0.0.2:{first}");
+    let hopped = within(async {
+        loop {
+            match try_echoed(&on_b, b"through node b").await {
+                Ok(back) => return back,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await;
+    assert_eq!(hopped, b"through node b");
+
+    // A public client passing as a node, with a mark it made up, gets no
+    // stream to the peer.
+    let authority = relay_a.trim_start_matches("http://");
+    let mut forger = TcpStream::connect(authority).await.unwrap();
+    let forged = format!(
+        "CONNECT one:{first} HTTP/1.1\r\nHost: one:{first}\r\n\
+         ptth-relay-hop: {}.{}.b\r\n\r\n",
+        u32::MAX,
+        "0".repeat(64)
+    );
+    forger.write_all(forged.as_bytes()).await.unwrap();
+    let mut head = [0; 12];
+    within(forger.read_exact(&mut head)).await.unwrap();
+    assert_ne!(&head, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&head));
 
     // `one` claimed on node b too gets its port there, and carries.
     let (_one_b, address) = expose_tcp(&relay_b, echo, &one).await;

@@ -1,0 +1,179 @@
+//! TCP names across a cluster (docs/relay.md, "TCP tunnels"): a node
+//! without a peer of a TCP name listens on its port all the same and
+//! carries each visitor to an owner node as a marked `CONNECT` over the
+//! hop, where the owner opens a stream to its peer as for its own
+//! visitors.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info};
+
+use super::tcp::{Counted, Visit};
+use crate::cluster::HOP;
+use crate::http::{RelayBody, text};
+use crate::state::Relay;
+
+/// How often the forwarded ports are checked against the table when it
+/// does not change: a port a local listener was still closing is bound
+/// at the next check.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// How many owners a visitor is offered to before it is closed: a stale
+/// one (gone since the watch last spoke) costs one more try.
+const OWNER_TRIES: usize = 2;
+
+/// Keeps a listener on the port of every TCP name whose peers are all on
+/// other nodes, and none on the others, while the relay lives.
+pub(crate) async fn forward_ports(relay: Weak<Relay>) {
+    loop {
+        let Some(strong) = relay.upgrade() else {
+            return;
+        };
+        let Some(cluster) = strong.cluster.get().cloned() else {
+            return;
+        };
+        let range = strong.settings.tcp.ports;
+        let wanted: Vec<(u16, String)> = (cluster.ports_elsewhere().into_iter())
+            .filter(|(port, _)| range.is_some_and(|range| range.contains(*port)))
+            .collect();
+        strong
+            .ports
+            .retain_forwarded(|port, name| wanted.iter().any(|(p, n)| *p == port && n == name));
+        for (port, name) in wanted {
+            if strong.ports.is_held(port) || strong.ports.is_forwarded(port) {
+                continue;
+            }
+            let address = (strong.settings.tcp.address, port);
+            let Ok(listener) = TcpListener::bind(address).await else {
+                debug!(port, %name, "a forwarded TCP port is not free yet");
+                continue;
+            };
+            let open = Arc::default();
+            let accepting = accept(relay.clone(), name.clone(), port, listener, open);
+            strong.ports.forward(port, &name, tokio::spawn(accepting));
+        }
+        drop(strong);
+        cluster.changed_within(RECHECK).await;
+    }
+}
+
+/// Takes the visitors of `name`'s port on this node, each bounded per
+/// client address and per name, and carries each to an owner node.
+async fn accept(
+    relay: Weak<Relay>,
+    name: String,
+    port: u16,
+    listener: TcpListener,
+    open: Arc<AtomicUsize>,
+) {
+    loop {
+        let Ok((visitor, client)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Some(relay) = relay.upgrade() else { return };
+        let Some(slot) = relay.connections.take(client.ip()) else {
+            relay.metrics.tcp_visitor("too-many-connections");
+            continue;
+        };
+        let Some(counted) = Counted::take(&open, relay.settings.tcp.connections_per_name) else {
+            relay.metrics.tcp_visitor("name-full");
+            continue;
+        };
+        let (name, held) = (name.clone(), (slot, counted));
+        tokio::spawn(async move {
+            let _held = held;
+            hop(&relay, &name, port, visitor, client).await;
+        });
+    }
+}
+
+/// Carries one visitor to the first owner node that opens a stream for
+/// it; closes it when none does.
+async fn hop(relay: &Relay, name: &str, port: u16, visitor: TcpStream, client: SocketAddr) {
+    let _ = visitor.set_nodelay(true);
+    let Some(cluster) = relay.cluster.get() else {
+        return;
+    };
+    for owner in cluster.owners_elsewhere(name).iter().take(OWNER_TRIES) {
+        let Ok(node) = owner.parse::<Uri>() else {
+            continue;
+        };
+        let mut request = Request::new(Empty::new().map_err(|never| match never {}).boxed());
+        *request.method_mut() = Method::CONNECT;
+        let Ok(authority) = format!("{name}:{port}").parse::<Uri>() else {
+            return;
+        };
+        *request.uri_mut() = authority;
+        // A CONNECT has no path: the mark signs "/" as its target.
+        if let Some(mark) = cluster.mark(&Method::CONNECT, "/") {
+            request.headers_mut().insert(HOP, mark);
+        }
+        let response = match cluster.hop().send(&node, request).await {
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => {
+                debug!(%name, %owner, status = %response.status(), "an owner refused a TCP visitor");
+                continue;
+            }
+            Err(error) => {
+                debug!(%name, %owner, %error, "an owner was not reached for a TCP visitor");
+                continue;
+            }
+        };
+        let Ok(upgraded) = hyper::upgrade::on(response).await else {
+            continue;
+        };
+        let spliced = ptth::connect::Splice::new()
+            .run(visitor, TokioIo::new(upgraded))
+            .await;
+        info!(%name, %client, %owner, up = spliced.a_to_b, down = spliced.b_to_a, "tcp hop");
+        return;
+    }
+    relay.metrics.tcp_visitor("no-peer");
+}
+
+/// Serves a visitor another node carried here (`CONNECT NAME:PORT` with a
+/// valid hop mark): a stream to a local peer of the name, then `200`
+/// and the bytes both ways; `503` when no local peer takes it.
+pub(crate) async fn hopped(
+    relay: &Arc<Relay>,
+    mut request: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<RelayBody> {
+    let Some(authority) = request.uri().authority() else {
+        return text(StatusCode::BAD_REQUEST, "CONNECT NAME:PORT");
+    };
+    let (name, Some(port)) = (authority.host().to_owned(), authority.port_u16()) else {
+        return text(StatusCode::BAD_REQUEST, "CONNECT NAME:PORT");
+    };
+    let Some(pool) = relay.names.lookup(&name).filter(|pool| !pool.is_empty()) else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "no peer of this name here");
+    };
+    let visit = Visit {
+        relay: relay.clone(),
+        pool,
+        name,
+        port,
+        client,
+        _slot: None,
+        _counted: None,
+    };
+    let Some(opened) = visit.open().await else {
+        return text(StatusCode::BAD_GATEWAY, "the peer did not open a stream");
+    };
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = upgrade.await {
+            visit.splice(TokioIo::new(upgraded), opened).await;
+        }
+    });
+    Response::new(Empty::new().map_err(|never| match never {}).boxed())
+}
