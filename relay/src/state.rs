@@ -128,6 +128,16 @@ impl Relay {
         self.names.claim(name, token, lease, admit)
     }
 
+    /// Undoes a claim that created `name` (its pool `pool`) and was then
+    /// refused: the name is free again at once, here and in the cluster.
+    pub(crate) async fn unclaim(&self, name: &str, pool: &Arc<crate::pool::Pool>) {
+        self.names.forget_unused(name, pool);
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = self.cluster.get() {
+            cluster.forget(name).await;
+        }
+    }
+
     /// Joins this relay to `cluster`: claims go through etcd from now on,
     /// and requests for names with peers on other nodes are forwarded
     /// there. Call it once, before the server runs.

@@ -226,6 +226,19 @@ impl Cluster {
         Ok(())
     }
 
+    /// Frees `name`, which a claim on this node created and was then
+    /// refused: its lease is revoked, so its token's digest (and a port
+    /// it may have got) go at once rather than after the name TTL.
+    pub(crate) async fn forget(&self, name: &str) {
+        let Some(lease) = self.owned().remove(name) else {
+            return;
+        };
+        if let Err(error) = self.inner.client.clone().lease_revoke(lease).await {
+            debug!(%error, %name, "a refused claim's name waits out its lease");
+        }
+        let _ = self.release(name).await;
+    }
+
     /// The name table as this node's watch last saw it.
     pub fn table(&self) -> Table {
         self.inner.table.lock().expect("the cluster table").clone()

@@ -253,6 +253,19 @@ impl Names {
         }
     }
 
+    /// Forgets `name` if `pool` is still its pool and has no member: a
+    /// claim that created it was refused after all (a TCP port it could
+    /// not have), and must not hold the name for the lease.
+    pub fn forget_unused(&self, name: &str, pool: &Arc<Pool>) {
+        let mut entries = self.entries.lock().expect("the name table lock");
+        if entries
+            .get(name)
+            .is_some_and(|entry| Arc::ptr_eq(&entry.pool, pool) && pool.is_empty())
+        {
+            entries.remove(name);
+        }
+    }
+
     /// Forgets the names whose lease ran out with no member, which no
     /// lookup may ever come for.
     pub fn sweep(&self) {

@@ -132,7 +132,15 @@ pub(crate) async fn claim(
                 let (host, _) = crate::http::headers::split_port(dialled(&request));
                 links.push(format!("<tcp://{host}:{port}>; rel=\"related\""));
             }
-            Err(error) => return port_refused(&error),
+            Err(error) => {
+                // A name this claim created must not stay held by a
+                // claim that was refused: a retry with another port and
+                // a token of its own would get 403 for the lease.
+                if claimed.created {
+                    relay.unclaim(name, &pool).await;
+                }
+                return port_refused(&error);
+            }
         }
     }
     links.push(format!("<{link}>; rel=\"related\""));

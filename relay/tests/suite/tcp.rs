@@ -161,7 +161,9 @@ async fn a_device_that_vanishes_mid_transfer_closes_the_visitor() {
 #[tokio::test]
 async fn a_port_outside_the_range_or_on_a_relay_without_one_is_refused() {
     let (_serve, relay) = relay_with_ports(2, &[]).await;
-    let args = ["expose", "tcp:22", "--relay", &relay, "--port", "1"];
+    let args = [
+        "expose", "tcp:22", "--relay", &relay, "--name", "web", "--port", "1",
+    ];
     let mut expose = binary::run(&args, Stdio::piped());
     let mut log = Log::of(&mut expose);
     let said = log.until("ptth-relay:").await;
@@ -169,6 +171,10 @@ async fn a_port_outside_the_range_or_on_a_relay_without_one_is_refused() {
         said.contains("409") && said.contains("port 1 is not free"),
         "{said}"
     );
+    // The refused claim left the name free: another run, with a token
+    // of its own, gets it at once.
+    let (_expose, address) = expose_tcp(&relay, echo_server().await, &["--name", "web"]).await;
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
     let mut serve = binary::run(&["serve", "--listen", "127.0.0.1:0"], Stdio::null());
     let line = announced(&mut serve).await;
     let plain = line.strip_prefix("listening on ").unwrap();

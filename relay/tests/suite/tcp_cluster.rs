@@ -49,9 +49,9 @@ async fn a_tcp_name_has_one_port_on_every_node_and_no_other_name_gets_it() {
 
     // Node b's range is free on its own address, but the cluster gave
     // `first` to `one`.
-    // A refused claim holds its name for the lease, so `two` keeps one
-    // token for both tries.
-    let two = ["--name", "two", "--token", "two-token"];
+    // Each try has a token of its own: the refused claim freed the name
+    // in the cluster too.
+    let two = ["--name", "two"];
     let target = format!("tcp:{echo}");
     let relay = ["expose", &target, "--relay", &relay_b];
     let args = [&relay[..], &two[..], &["--port", &first_port]].concat();
