@@ -117,19 +117,28 @@ async fn hop(relay: &Relay, name: &str, port: u16, visitor: TcpStream, client: S
         if let Some(mark) = cluster.mark(&Method::CONNECT, "/") {
             request.headers_mut().insert(HOP, mark);
         }
-        let response = match cluster.hop().send(&node, request).await {
-            Ok(response) if response.status().is_success() => response,
-            Ok(response) => {
-                debug!(%name, %owner, status = %response.status(), "an owner refused a TCP visitor");
-                continue;
+        // An owner that stopped answering (frozen, or its streams all
+        // taken) has the open timeout to hand the stream over, as a
+        // device has.
+        let opened = async {
+            let response = cluster.hop().send(&node, request).await?;
+            if !response.status().is_success() {
+                return Err(format!("{}", response.status()));
             }
-            Err(error) => {
-                debug!(%name, %owner, %error, "an owner was not reached for a TCP visitor");
-                continue;
-            }
+            hyper::upgrade::on(response)
+                .await
+                .map_err(|error| error.to_string())
         };
-        let Ok(upgraded) = hyper::upgrade::on(response).await else {
-            continue;
+        let upgraded = match tokio::time::timeout(relay.settings.tcp.open_timeout, opened).await {
+            Ok(Ok(upgraded)) => upgraded,
+            Ok(Err(error)) => {
+                debug!(%name, %owner, %error, "an owner did not take a TCP visitor");
+                continue;
+            }
+            Err(_) => {
+                debug!(%name, %owner, "an owner did not open a TCP visitor's stream in time");
+                continue;
+            }
         };
         let spliced = ptth::connect::Splice::new()
             .run(visitor, TokioIo::new(upgraded))

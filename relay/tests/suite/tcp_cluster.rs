@@ -14,12 +14,18 @@ use crate::support::within;
 use crate::tcp::{echo_server, echoed, expose_tcp, free_range, try_echoed};
 
 /// A `serve` node listening on `ip` with the TCP range `range`, in the
-/// cluster of `etcd`; its URL.
-async fn node(etcd: &Etcd, id: &str, ip: &str, range: &str) -> (tokio::process::Child, String) {
+/// cluster of `etcd`, with `more` arguments; its URL.
+async fn node(
+    etcd: &Etcd,
+    id: &str,
+    ip: &str,
+    range: &str,
+    more: &[&str],
+) -> (tokio::process::Child, String) {
     let listen = format!("{ip}:0");
     let args = ["serve", "--listen", &listen, "--tcp-ports", range];
     let cluster = ["--node-id", id, "--cluster-etcd", &etcd.endpoint];
-    let mut serve = binary::run(&[&args[..], &cluster[..]].concat(), Stdio::null());
+    let mut serve = binary::run(&[&args[..], &cluster[..], more].concat(), Stdio::null());
     let line = announced(&mut serve).await;
     (
         serve,
@@ -34,8 +40,8 @@ async fn a_tcp_name_has_one_port_on_every_node_and_no_other_name_gets_it() {
     let range = format!("{first}-{last}");
     // Two nodes on one machine: each listens on the range, on an address
     // of its own.
-    let (_a, relay_a) = node(&etcd, "a", "127.0.0.1", &range).await;
-    let (_b, relay_b) = node(&etcd, "b", "127.0.0.2", &range).await;
+    let (_a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &[]).await;
+    let (_b, relay_b) = node(&etcd, "b", "127.0.0.2", &range, &[]).await;
     let echo = echo_server().await;
     let first_port = first.to_string();
     let one = ["--name", "one", "--token", "one-token"];
@@ -65,15 +71,7 @@ async fn a_tcp_name_has_one_port_on_every_node_and_no_other_name_gets_it() {
     // its visitors to node a; it starts listening once its watch has
     // seen the port, so the visitor tries until the port takes it.
     let on_b = format!("127.0.0.2:{first}");
-    let hopped = within(async {
-        loop {
-            match try_echoed(&on_b, b"through node b").await {
-                Ok(back) => return back,
-                Err(_) => tokio::task::yield_now().await,
-            }
-        }
-    })
-    .await;
+    let hopped = echoed_once_listening(&on_b, b"through node b").await;
     assert_eq!(hopped, b"through node b");
 
     // A public client passing as a node, with a mark it made up, gets no
@@ -95,4 +93,49 @@ async fn a_tcp_name_has_one_port_on_every_node_and_no_other_name_gets_it() {
     let (_one_b, address) = expose_tcp(&relay_b, echo, &one).await;
     assert_eq!(address, format!("127.0.0.2:{first}"));
     assert_eq!(within(echoed(&address, b"both nodes")).await, b"both nodes");
+}
+
+/// Until `address` echoes `sent`: a node listens on another node's name's
+/// port once its watch has seen the port.
+async fn echoed_once_listening(address: &str, sent: &[u8]) -> Vec<u8> {
+    within(async {
+        loop {
+            match try_echoed(address, sent).await {
+                Ok(back) => return back,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_frozen_owner_node_costs_a_visitor_the_open_timeout_not_forever() {
+    let etcd = Etcd::start();
+    let (port, _) = free_range(1);
+    let range = format!("{port}-{port}");
+    let config = crate::support::pebble::scratch("tcp-cluster").join("relay.toml");
+    std::fs::write(&config, "[tcp]\nopen-timeout = 1\n").unwrap();
+    let config = ["--config", config.to_str().unwrap()];
+    let (a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &config).await;
+    let (_b, _) = node(&etcd, "b", "127.0.0.2", &range, &config).await;
+    let (_device, _) = expose_tcp(&relay_a, echo_server().await, &["--name", "one"]).await;
+    let on_b = format!("127.0.0.2:{port}");
+    assert_eq!(echoed_once_listening(&on_b, b"before").await, b"before");
+
+    // Node a stops answering, its sockets still open: node b's visitor
+    // is closed after the open timeout instead of waiting on it.
+    let pid = a.id().unwrap().to_string();
+    let stop = |signal: &str| {
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status();
+        assert!(status.unwrap().success());
+    };
+    stop("-STOP");
+    let stalled = within(try_echoed(&on_b, b"after")).await;
+    stop("-CONT");
+    // Closed (reset, or ended with nothing echoed).
+    let echoed = stalled.as_ref().map_or(0, Vec::len);
+    assert_eq!(echoed, 0, "{stalled:?}");
 }
