@@ -157,6 +157,33 @@ fn the_documented_team_config_is_taken() {
     assert_eq!(serve.acme.unwrap().domain, "relay.example");
 }
 
+/// The `[tcp]` table docs/relay.md, "TCP tunnels", shows is one the
+/// relay takes, with the values it says.
+#[test]
+fn the_documented_tcp_config_is_taken() {
+    let docs = include_str!("../../../docs/relay.md");
+    let section = docs.split("## TCP tunnels").nth(1).unwrap();
+    let block = section.split("```toml\n").nth(1).unwrap();
+    let path = file(block.split("```").next().unwrap());
+    let args = ServeArgs {
+        config: Some(path.clone()),
+        ..ServeArgs::default()
+    };
+    let serve = Serve::from_args(args);
+    std::fs::remove_file(path).unwrap();
+    let tcp = serve.unwrap().settings.tcp;
+    let range = crate::settings::PortRange {
+        first: 20000,
+        last: 20999,
+    };
+    assert_eq!(tcp.ports, Some(range));
+    assert_eq!(tcp.reserved.get("pi"), Some(&20022));
+    assert_eq!(
+        (tcp.connections_per_name, tcp.idle_timeout, tcp.open_timeout),
+        (1024, None, std::time::Duration::from_secs(10))
+    );
+}
+
 #[cfg(not(feature = "cluster"))]
 #[test]
 fn cluster_flags_on_a_build_without_the_feature_name_it() {
