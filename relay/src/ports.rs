@@ -53,11 +53,7 @@ pub struct Ports {
 impl Ports {
     /// The port `pool` (the pool of `name`) holds already.
     pub fn held_by(&self, pool: &Arc<Pool>) -> Option<u16> {
-        let held = self.held.lock().expect("the port table");
-        let mut ports = held.iter();
-        ports
-            .find(|(_, held)| std::ptr::eq(held.pool.as_ptr(), Arc::as_ptr(pool)))
-            .map(|(port, _)| *port)
+        port_of(&self.held.lock().expect("the port table"), pool)
     }
 
     /// The ports a claim of `name` asking for `asked` (0: any) may bind,
@@ -104,8 +100,7 @@ impl Ports {
     /// holds a port already, stops this listener and returns that port.
     pub fn hold(&self, port: u16, name: &str, pool: &Arc<Pool>, listener: AbortHandle) -> u16 {
         let mut held = self.held.lock().expect("the port table");
-        let mine = |held: &Held| std::ptr::eq(held.pool.as_ptr(), Arc::as_ptr(pool));
-        if let Some((&before, _)) = held.iter().find(|(_, held)| mine(held)) {
+        if let Some(before) = port_of(&held, pool) {
             listener.abort();
             return before;
         }
@@ -160,11 +155,19 @@ impl Ports {
         }
     }
 
-    /// Stops forwarding `port`; the listener is closed once the returned
-    /// task has ended.
+    /// Stops forwarding `port` for `name` (not for another name, whose
+    /// visitors it still carries); the listener is closed once the
+    /// returned task has ended.
     #[cfg(feature = "cluster")]
-    pub fn stop_forwarding(&self, port: u16) -> Option<JoinHandle<()>> {
-        let (_, listener) = self.forwarded().remove(&port)?;
+    pub fn stop_forwarding(&self, port: u16, name: &str) -> Option<JoinHandle<()>> {
+        let mut forwarded = self.forwarded();
+        if forwarded
+            .get(&port)
+            .is_none_or(|(forwarded, _)| forwarded != name)
+        {
+            return None;
+        }
+        let (_, listener) = forwarded.remove(&port)?;
         listener.abort();
         Some(listener)
     }
@@ -197,6 +200,14 @@ impl Ports {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The port `pool` holds in `held`.
+fn port_of(held: &HashMap<u16, Held>, pool: &Arc<Pool>) -> Option<u16> {
+    let mut ports = held.iter();
+    ports
+        .find(|(_, held)| std::ptr::eq(held.pool.as_ptr(), Arc::as_ptr(pool)))
+        .map(|(port, _)| *port)
 }
 
 impl PortRange {

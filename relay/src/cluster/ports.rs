@@ -56,8 +56,9 @@ impl Cluster {
     pub(crate) fn ports_elsewhere(&self) -> Vec<(u16, String)> {
         let table = self.inner.table.lock().expect("the cluster table");
         (table.entries())
-            .filter(|(_, entry)| entry.owners.keys().any(|node| node != self.node()))
-            .filter(|(_, entry)| !entry.owners.contains_key(self.node()))
+            .filter(|(_, entry)| {
+                !entry.owners.is_empty() && !entry.owners.contains_key(self.node())
+            })
             .filter_map(|(name, entry)| Some((entry.port?, name.to_owned())))
             .collect()
     }

@@ -12,16 +12,11 @@ pub const PTTH_STRIP_PREFIX: HeaderName = HeaderName::from_static("ptth-strip-pr
 /// The choice a claim's `Ptth-Strip-Prefix` makes, if it has one; `Err`
 /// for a value that is not one boolean.
 pub fn strip_prefix(headers: &HeaderMap) -> Result<Option<bool>, ()> {
-    let mut values = headers.get_all(PTTH_STRIP_PREFIX).iter();
-    let choice = match values.next().map(HeaderValue::as_bytes) {
-        None => None,
-        Some(b"?1") => Some(true),
-        Some(b"?0") => Some(false),
-        Some(_) => return Err(()),
-    };
-    match values.next() {
+    match only_value(headers, &PTTH_STRIP_PREFIX)?.map(HeaderValue::as_bytes) {
+        None => Ok(None),
+        Some(b"?1") => Ok(Some(true)),
+        Some(b"?0") => Ok(Some(false)),
         Some(_) => Err(()),
-        None => Ok(choice),
     }
 }
 
@@ -33,20 +28,29 @@ pub const PTTH_TCP_PORT: HeaderName = HeaderName::from_static("ptth-tcp-port");
 /// structured-field integer, 0 to 65535, digits only; `Err` for anything
 /// else or for the field twice.
 pub fn tcp_port(headers: &HeaderMap) -> Result<Option<u16>, ()> {
-    let mut values = headers.get_all(PTTH_TCP_PORT).iter();
-    let port = match values.next().map(HeaderValue::as_bytes) {
-        None => None,
+    match only_value(headers, &PTTH_TCP_PORT)?.map(HeaderValue::as_bytes) {
+        None => Ok(None),
         Some(digits)
             if !digits.is_empty() && digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit) =>
         {
             let text = std::str::from_utf8(digits).map_err(|_| ())?;
-            Some(text.parse::<u16>().map_err(|_| ())?)
+            text.parse::<u16>().map(Some).map_err(|_| ())
         }
-        Some(_) => return Err(()),
-    };
+        Some(_) => Err(()),
+    }
+}
+
+/// The one value of the field `name`, if it is there; `Err` when it is
+/// there twice, since a choice made twice is no choice.
+fn only_value<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a HeaderValue>, ()> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
     match values.next() {
         Some(_) => Err(()),
-        None => Ok(port),
+        None => Ok(first),
     }
 }
 

@@ -25,7 +25,7 @@ const BIND_ATTEMPTS: usize = 32;
 
 /// How long the accept loop pauses after a failed accept (out of
 /// descriptors), so that it does not spin while none is free.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+pub(super) const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
 /// The public port of `name`, whose connections join `pool`: the one it
 /// holds, or a new one (`asked`, or any of the range for 0; in a cluster,
@@ -55,7 +55,7 @@ pub(crate) async fn port_for(
         .into_iter()
         .filter(|port| !relay.port_taken_elsewhere(*port, name));
     for port in candidates.take(BIND_ATTEMPTS) {
-        stop_forwarding(relay, port).await;
+        stop_forwarding(relay, port, name).await;
         let Ok(listener) = TcpListener::bind((relay.settings.tcp.address, port)).await else {
             continue;
         };
@@ -64,7 +64,7 @@ pub(crate) async fn port_for(
             // Another node gave the name its port first: that one it is.
             Some(held) => {
                 drop(listener);
-                stop_forwarding(relay, held).await;
+                stop_forwarding(relay, held, name).await;
                 let address = (relay.settings.tcp.address, held);
                 let Ok(listener) = TcpListener::bind(address).await else {
                     return Err(PortError::NotFree(held));
@@ -81,14 +81,14 @@ pub(crate) async fn port_for(
     })
 }
 
-/// Closes this node's listener forwarding `port` to other nodes, if it
-/// has one: the name's port is served here from now on.
-async fn stop_forwarding(relay: &Relay, port: u16) {
+/// Closes this node's listener forwarding `name`'s `port` to other
+/// nodes, if it has one: the name's port is served here from now on.
+async fn stop_forwarding(relay: &Relay, port: u16, name: &str) {
     #[cfg(feature = "cluster")]
-    if let Some(forwarder) = relay.ports.stop_forwarding(port) {
+    if let Some(forwarder) = relay.ports.stop_forwarding(port, name) {
         let _ = forwarder.await;
     }
-    let _ = (relay, port);
+    let _ = (relay, port, name);
 }
 
 /// Starts taking `name`'s visitors on `listener`, bound to `port`;
@@ -149,13 +149,7 @@ impl Visitors {
                 relay.release_ports();
                 return;
             }
-            let Some(slot) = relay.connections.take(client.ip()) else {
-                relay.metrics.tcp_visitor("too-many-connections");
-                continue;
-            };
-            let Some(counted) = Counted::take(&self.open, relay.settings.tcp.connections_per_name)
-            else {
-                relay.metrics.tcp_visitor("name-full");
+            let Some((slot, counted)) = admit(&relay, client, &self.open) else {
                 continue;
             };
             let visit = Visit {
@@ -170,6 +164,25 @@ impl Visitors {
             tokio::spawn(visit.carry(visitor));
         }
     }
+}
+
+/// The places a visitor from `client` holds until it closes: one of its
+/// address's connections and one of the name's visitors (`open` now);
+/// `None`, counted, when either is full.
+pub(super) fn admit(
+    relay: &Relay,
+    client: SocketAddr,
+    open: &Arc<AtomicUsize>,
+) -> Option<(Slot, Counted)> {
+    let Some(slot) = relay.connections.take(client.ip()) else {
+        relay.metrics.tcp_visitor("too-many-connections");
+        return None;
+    };
+    let Some(counted) = Counted::take(open, relay.settings.tcp.connections_per_name) else {
+        relay.metrics.tcp_visitor("name-full");
+        return None;
+    };
+    Some((slot, counted))
 }
 
 /// One visitor's connection, with the places it holds until it closes.
@@ -269,7 +282,7 @@ pub(super) struct Counted(Arc<AtomicUsize>);
 
 impl Counted {
     /// Counts one more, unless `max` are open.
-    pub(super) fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Counted> {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Counted> {
         let taken = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
             (now < max).then_some(now + 1)
         });

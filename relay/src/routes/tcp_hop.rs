@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info};
 
-use super::tcp::{Counted, Visit};
+use super::tcp::{ACCEPT_PAUSE, Visit, admit};
 use crate::cluster::HOP;
 use crate::http::{RelayBody, text};
 use crate::state::Relay;
@@ -76,19 +76,14 @@ async fn accept(
 ) {
     loop {
         let Ok((visitor, client)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(ACCEPT_PAUSE).await;
             continue;
         };
         let Some(relay) = relay.upgrade() else { return };
-        let Some(slot) = relay.connections.take(client.ip()) else {
-            relay.metrics.tcp_visitor("too-many-connections");
+        let Some(held) = admit(&relay, client, &open) else {
             continue;
         };
-        let Some(counted) = Counted::take(&open, relay.settings.tcp.connections_per_name) else {
-            relay.metrics.tcp_visitor("name-full");
-            continue;
-        };
-        let (name, held) = (name.clone(), (slot, counted));
+        let name = name.clone();
         tokio::spawn(async move {
             let _held = held;
             hop(&relay, &name, port, visitor, client).await;
