@@ -3,16 +3,20 @@
 //! keep a port for one name.
 //!
 //! The table holds at most one port per name and no port outside the
-//! range, so it is bounded by the range; the claims that lead here pass
-//! the names' own limits (rate per address, names per key, names in all).
+//! range, so it is bounded by the range in all, and by `[tcp]
+//! ports-per-client` per client address (an IPv6 one by its /64); the
+//! claims that lead here pass the names' own limits too (rate per
+//! address, names per key, names in all).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::task::AbortHandle;
 #[cfg(feature = "cluster")]
 use tokio::task::JoinHandle;
 
+use crate::limit::client_key;
 use crate::pool::Pool;
 use crate::settings::{PortRange, Tcp};
 
@@ -29,6 +33,9 @@ pub enum PortError {
     /// Every port of the range is held or reserved.
     #[error("every TCP port of this relay is held; retry later")]
     Full,
+    /// The claim's client address holds as many ports as one may.
+    #[error("this address holds {0} TCP ports, as many as one may; retry later")]
+    TooMany(usize),
 }
 
 /// One held port: the name, its pool (the port is released once the name
@@ -36,6 +43,8 @@ pub enum PortError {
 #[derive(Debug)]
 struct Held {
     name: String,
+    /// The address that claimed it, as clients are counted.
+    client: IpAddr,
     pool: Weak<Pool>,
     listener: AbortHandle,
 }
@@ -56,20 +65,26 @@ impl Ports {
         port_of(&self.held.lock().expect("the port table"), pool)
     }
 
-    /// The ports a claim of `name` asking for `asked` (0: any) may bind,
-    /// in order: its reservation, else the one asked for, else the free
-    /// ones of the range from `start` (a random offset, so names do not
-    /// all race for the first). Ports reserved for other names are never
-    /// offered.
+    /// The ports a claim of `name` from `client` asking for `asked` (0:
+    /// any) may bind, in order: its reservation, else the one asked for,
+    /// else the free ones of the range from `start` (a random offset, so
+    /// names do not all race for the first). Ports reserved for other
+    /// names are never offered, and none to a client address holding
+    /// `ports_per_client` already.
     pub fn candidates(
         &self,
         tcp: &Tcp,
-        name: &str,
+        (name, client): (&str, IpAddr),
         asked: u16,
         start: u16,
     ) -> Result<Vec<u16>, PortError> {
         let range = tcp.ports.ok_or(PortError::NoRange)?;
         let held = self.held.lock().expect("the port table");
+        let client = client_key(client);
+        let by_client = held.values().filter(|held| held.client == client).count();
+        if by_client >= tcp.ports_per_client {
+            return Err(PortError::TooMany(by_client));
+        }
         let reserved_elsewhere = |port: u16| {
             tcp.reserved
                 .iter()
@@ -95,10 +110,17 @@ impl Ports {
         }
     }
 
-    /// Records `port` as held by `name`'s `pool`, its listener running as
-    /// `listener`; or, when two claims of the name raced and the pool
-    /// holds a port already, stops this listener and returns that port.
-    pub fn hold(&self, port: u16, name: &str, pool: &Arc<Pool>, listener: AbortHandle) -> u16 {
+    /// Records `port` as held by `name`'s `pool`, claimed from `client`,
+    /// its listener running as `listener`; or, when two claims of the
+    /// name raced and the pool holds a port already, stops this listener
+    /// and returns that port.
+    pub fn hold(
+        &self,
+        port: u16,
+        (name, client): (&str, IpAddr),
+        pool: &Arc<Pool>,
+        listener: AbortHandle,
+    ) -> u16 {
         let mut held = self.held.lock().expect("the port table");
         if let Some(before) = port_of(&held, pool) {
             listener.abort();
@@ -106,6 +128,7 @@ impl Ports {
         }
         let entry = Held {
             name: name.to_owned(),
+            client: client_key(client),
             pool: Arc::downgrade(pool),
             listener,
         };
@@ -242,6 +265,26 @@ mod tests {
         }
     }
 
+    const ONE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const TWO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+
+    #[tokio::test]
+    async fn a_client_address_holds_at_most_its_share_of_the_ports() {
+        let ports = Ports::default();
+        let config = Tcp {
+            ports_per_client: 2,
+            ..tcp(20000, 20009, &[])
+        };
+        let v6 = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        ports.hold(20000, ("a", v6(1)), &Arc::new(Pool::default()), idle());
+        ports.hold(20001, ("b", v6(2)), &Arc::new(Pool::default()), idle());
+        // Another address of the same /64 is the same client.
+        let refused = ports.candidates(&config, ("c", v6(3)), 0, 0);
+        assert_eq!(refused, Err(PortError::TooMany(2)));
+        let elsewhere = IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]);
+        assert!(ports.candidates(&config, ("c", elsewhere), 0, 0).is_ok());
+    }
+
     fn idle() -> AbortHandle {
         tokio::spawn(std::future::pending::<()>()).abort_handle()
     }
@@ -251,7 +294,7 @@ mod tests {
         let ports = Ports::default();
         let config = tcp(20000, 20003, &[("ssh", 20001)]);
         let pool = Arc::new(Pool::default());
-        assert_eq!(ports.hold(20002, "db", &pool, idle()), 20002);
+        assert_eq!(ports.hold(20002, ("db", ONE), &pool, idle()), 20002);
         for (name, asked, start, expected) in [
             ("ssh", 0, 0, Ok(vec![20001])),
             ("ssh", 20001, 0, Ok(vec![20001])),
@@ -264,20 +307,26 @@ mod tests {
             ("web", 0, 3, Ok(vec![20003, 20000])),
             ("web", 0, 65535, Ok(vec![20003, 20000])),
         ] {
-            let got = ports.candidates(&config, name, asked, start);
+            let got = ports.candidates(&config, (name, TWO), asked, start);
             assert_eq!(got, expected, "{name} {asked} {start}");
         }
         assert_eq!(
-            ports.candidates(&Tcp::default(), "web", 0, 0),
+            ports.candidates(&Tcp::default(), ("web", TWO), 0, 0),
             Err(PortError::NoRange)
         );
         let (a, b) = (Arc::new(Pool::default()), Arc::new(Pool::default()));
-        ports.hold(20000, "a", &a, idle());
-        ports.hold(20003, "b", &b, idle());
-        assert_eq!(ports.candidates(&config, "web", 0, 0), Err(PortError::Full));
+        ports.hold(20000, ("a", ONE), &a, idle());
+        ports.hold(20003, ("b", ONE), &b, idle());
+        assert_eq!(
+            ports.candidates(&config, ("web", TWO), 0, 0),
+            Err(PortError::Full)
+        );
         // A second port for a pool that holds one: the first stays.
         let raced = tokio::spawn(std::future::pending::<()>());
-        assert_eq!(ports.hold(20001, "a", &a, raced.abort_handle()), 20000);
+        assert_eq!(
+            ports.hold(20001, ("a", ONE), &a, raced.abort_handle()),
+            20000
+        );
         assert!(raced.await.unwrap_err().is_cancelled());
         assert_eq!(ports.len(), 3);
     }
@@ -287,8 +336,8 @@ mod tests {
         let ports = Ports::default();
         let (kept, released) = (Arc::new(Pool::default()), Arc::new(Pool::default()));
         let listener = tokio::spawn(std::future::pending::<()>());
-        ports.hold(20000, "kept", &kept, idle());
-        ports.hold(20001, "gone", &released, listener.abort_handle());
+        ports.hold(20000, ("kept", ONE), &kept, idle());
+        ports.hold(20001, ("gone", ONE), &released, listener.abort_handle());
         assert_eq!(ports.held_by(&released), Some(20001));
         let swept = ports.sweep(|name, pool| name == "kept" && Arc::ptr_eq(pool, &kept));
         assert_eq!(swept, 1);

@@ -242,6 +242,9 @@ pub struct Tcp {
     /// Visitor connections one name carries at once; past it, a new one
     /// is closed at once. Default is 1,024.
     pub connections_per_name: usize,
+    /// Ports the names claimed from one client address (an IPv6 one by
+    /// its /64) hold at once; past it, a claim gets `429`. Default is 16.
+    pub ports_per_client: usize,
     /// How long a visitor's connection may carry no byte either way
     /// before it is closed. Default is none: ssh sessions sit idle for
     /// hours, and the device's keepalives are its own business.
@@ -258,6 +261,7 @@ impl Default for Tcp {
             address: IpAddr::from([127, 0, 0, 1]),
             reserved: HashMap::new(),
             connections_per_name: 1024,
+            ports_per_client: 16,
             idle_timeout: None,
             open_timeout: Duration::from_secs(10),
         }

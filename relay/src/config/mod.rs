@@ -70,6 +70,7 @@ use crate::token::Digest;
 /// [tcp]           # TCP names; without ports, none
 /// ports = "20000-20999"
 /// connections-per-name = 1024  # visitors at once
+/// ports-per-client = 16  # ports of the names one address claimed
 /// idle-timeout = 0   # no byte either way for this long; 0 is none
 /// open-timeout = 10  # the device's time to answer a visitor's CONNECT
 /// [tcp.reserved]  # a port kept for one name

@@ -21,6 +21,7 @@ pub(super) struct TcpFile {
     #[serde(default)]
     reserved: HashMap<String, u16>,
     connections_per_name: Option<usize>,
+    ports_per_client: Option<usize>,
     /// 0 is none.
     idle_timeout: Option<Seconds>,
     open_timeout: Option<Seconds>,
@@ -61,6 +62,10 @@ pub(super) fn tcp(args: &ServeArgs, file: &TcpFile, address: IpAddr) -> Result<T
     if connections_per_name == 0 {
         return Err("[tcp] connections-per-name must be at least 1".to_owned());
     }
+    let ports_per_client = file.ports_per_client.unwrap_or(defaults.ports_per_client);
+    if ports_per_client == 0 {
+        return Err("[tcp] ports-per-client must be at least 1".to_owned());
+    }
     let open_timeout = super::or(file.open_timeout, defaults.open_timeout);
     if open_timeout.is_zero() {
         return Err("[tcp] open-timeout must be above 0".to_owned());
@@ -70,6 +75,7 @@ pub(super) fn tcp(args: &ServeArgs, file: &TcpFile, address: IpAddr) -> Result<T
         address,
         reserved: file.reserved.clone(),
         connections_per_name,
+        ports_per_client,
         idle_timeout: file
             .idle_timeout
             .map(|Seconds(d)| d)

@@ -178,9 +178,10 @@ fn the_documented_tcp_config_is_taken() {
     };
     assert_eq!(tcp.ports, Some(range));
     assert_eq!(tcp.reserved.get("pi"), Some(&20022));
+    assert_eq!((tcp.connections_per_name, tcp.ports_per_client), (1024, 16));
     assert_eq!(
-        (tcp.connections_per_name, tcp.idle_timeout, tcp.open_timeout),
-        (1024, None, std::time::Duration::from_secs(10))
+        (tcp.idle_timeout, tcp.open_timeout),
+        (None, std::time::Duration::from_secs(10))
     );
 }
 

@@ -58,7 +58,8 @@ pub(crate) fn refused(error: &ClaimError) -> Response<RelayBody> {
 
 /// The answer to a claim whose name got no TCP port: `501` on a relay
 /// without a port range, `409` for a port not free, `503` with
-/// `Retry-After` when every port is held.
+/// `Retry-After` when every port is held, `429` with `Retry-After` when
+/// the client's address holds its share.
 pub(crate) fn port_refused(error: &crate::ports::PortError) -> Response<RelayBody> {
     use crate::ports::PortError;
     let reason = error.to_string();
@@ -67,6 +68,11 @@ pub(crate) fn port_refused(error: &crate::ports::PortError) -> Response<RelayBod
         PortError::NotFree(_) => text(StatusCode::CONFLICT, &reason),
         PortError::Full => retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
+            &reason,
+            Duration::from_secs(5),
+        ),
+        PortError::TooMany(_) => retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
             &reason,
             Duration::from_secs(5),
         ),

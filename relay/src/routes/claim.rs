@@ -127,7 +127,7 @@ pub(crate) async fn claim(
     // A TCP name's address comes first: it is what the claim asked for.
     let mut links = Vec::new();
     if let Some(asked) = tcp_port {
-        match super::tcp::port_for(relay, name, &pool, asked).await {
+        match super::tcp::port_for(relay, (name, client.addr.ip()), &pool, asked).await {
             Ok(port) => {
                 let (host, _) = crate::http::headers::split_port(dialled(&request));
                 links.push(format!("<tcp://{host}:{port}>; rel=\"related\""));

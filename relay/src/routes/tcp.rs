@@ -3,7 +3,7 @@
 //! `CONNECT` on the least-loaded connection of the name's pool
 //! (docs/protocol.md, "TCP over PTTH: CONNECT").
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -32,7 +32,7 @@ pub(super) const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 /// the one the name has on every node) with its listener started.
 pub(crate) async fn port_for(
     relay: &Arc<Relay>,
-    name: &str,
+    (name, client): (&str, IpAddr),
     pool: &Arc<Pool>,
     asked: u16,
 ) -> Result<u16, PortError> {
@@ -50,7 +50,7 @@ pub(crate) async fn port_for(
     let start = u16::try_from(getrandom::u32().unwrap_or(0) & 0xffff).unwrap_or(0);
     let candidates = relay
         .ports
-        .candidates(&relay.settings.tcp, name, asked, start)?;
+        .candidates(&relay.settings.tcp, (name, client), asked, start)?;
     let candidates = candidates
         .into_iter()
         .filter(|port| !relay.port_taken_elsewhere(*port, name));
@@ -69,11 +69,11 @@ pub(crate) async fn port_for(
                 let Ok(listener) = TcpListener::bind(address).await else {
                     return Err(PortError::NotFree(held));
                 };
-                return Ok(listen(relay, name, pool, held, listener));
+                return Ok(listen(relay, (name, client), pool, held, listener));
             }
             None => continue,
         };
-        return Ok(listen(relay, name, pool, port, listener));
+        return Ok(listen(relay, (name, client), pool, port, listener));
     }
     Err(match asked {
         0 => PortError::Full,
@@ -95,7 +95,7 @@ async fn stop_forwarding(relay: &Relay, port: u16, name: &str) {
 /// returns the port `pool` holds (another, when two claims raced).
 fn listen(
     relay: &Arc<Relay>,
-    name: &str,
+    (name, client): (&str, IpAddr),
     pool: &Arc<Pool>,
     port: u16,
     listener: TcpListener,
@@ -108,7 +108,7 @@ fn listen(
         open: Arc::default(),
     };
     let listener = tokio::spawn(visitors.accept(listener)).abort_handle();
-    relay.ports.hold(port, name, pool, listener)
+    relay.ports.hold(port, (name, client), pool, listener)
 }
 
 /// The visitors of one port.

@@ -332,3 +332,23 @@ async fn a_visitor_goes_to_the_connection_with_the_fewest_streams() {
     assert_eq!(back.unwrap(), b"second");
     handle.shutdown();
 }
+
+#[tokio::test]
+async fn one_address_cannot_take_every_port() {
+    let config = crate::support::pebble::scratch("tcp-ports").join("relay.toml");
+    std::fs::write(&config, "[tcp]\nports-per-client = 1\n").unwrap();
+    let config = ["--config", config.to_str().unwrap()];
+    let (_serve, relay) = relay_with_ports(4, &config).await;
+    let (_held, _) = expose_tcp(&relay, echo_server().await, &["--name", "first"]).await;
+    // A second TCP name claimed from the same address, as a raw upgrade.
+    let authority = relay.trim_start_matches("http://");
+    let mut claim = TcpStream::connect(authority).await.unwrap();
+    let request = format!(
+        "GET /reversehttp/second HTTP/1.1\r\nHost: {authority}\r\n\
+         Connection: upgrade\r\nUpgrade: ptth\r\nALPN: http%2F1.1\r\nPtth-Tcp-Port: 0\r\n\r\n"
+    );
+    claim.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0; 12];
+    within(claim.read_exact(&mut head)).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 429", "{}", String::from_utf8_lossy(&head));
+}
