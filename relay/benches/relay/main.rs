@@ -8,7 +8,9 @@
 //!
 //! PART is `load`, `bulk`, `idle`, `first`, `setup` (the relay's peers set
 //! up by upgrade or over HTTP/2) or `cluster`; without one, all run but
-//! `setup`, and `cluster` only with its feature. The
+//! `setup`, and `cluster` only with its feature. `--paths KEY,...` runs
+//! only those paths of `load` and `bulk` (`tcp,rathole`: a change to the
+//! TCP path against its anchor; the keys are `Kind::key`'s). The
 //! figures are only worth reading on a machine with no other load.
 //! `PTTH_BENCH_RELAY=PATH` runs another build of `ptth-relay` (to compare
 //! before and after a change); `PTTH_BENCH_CACHE=DIR` keeps the built
@@ -42,6 +44,21 @@ pub struct Options {
     parts: Vec<String>,
     pub rounds: usize,
     pub seconds: u64,
+    /// The paths `--paths` kept, by key; none is every path.
+    pub paths: Option<Vec<String>>,
+}
+
+impl Options {
+    /// The `kinds` that `--paths` kept.
+    pub fn kinds(&self, kinds: &[Kind]) -> Vec<Kind> {
+        (kinds.iter().copied())
+            .filter(|kind| {
+                self.paths
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|key| key == kind.key()))
+            })
+            .collect()
+    }
 }
 
 fn options() -> Options {
@@ -49,6 +66,7 @@ fn options() -> Options {
         parts: Vec::new(),
         rounds: 3,
         seconds: 5,
+        paths: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -57,6 +75,10 @@ fn options() -> Options {
             "--bench" => {}
             "--rounds" => options.rounds = args.next().and_then(|n| n.parse().ok()).unwrap(),
             "--seconds" => options.seconds = args.next().and_then(|n| n.parse().ok()).unwrap(),
+            "--paths" => {
+                let keys = args.next().unwrap();
+                options.paths = Some(keys.split(',').map(String::from).collect());
+            }
             "load" | "bulk" | "idle" | "first" | "cluster" | "setup" => options.parts.push(arg),
             other => panic!("unknown argument {other:?}"),
         }
@@ -119,7 +141,7 @@ pub fn all_up(
 fn bulk(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {
     let origin = rt.block_on(origin::bulk());
     let file = load::upload_file(dir);
-    let paths = all_up(&Kind::BULK, origin, relay, tools, dir, rt);
+    let paths = all_up(&options.kinds(&Kind::BULK), origin, relay, tools, dir, rt);
     let mut runs = vec![(Vec::new(), Vec::new()); paths.len()];
     for round in 0..options.rounds {
         eprintln!("bulk, round {}", round + 1);

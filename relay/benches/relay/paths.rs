@@ -66,6 +66,23 @@ impl Kind {
         Kind::Haproxy2,
     ];
 
+    /// The short name `--paths` picks this path by.
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::Direct => "direct",
+            Kind::Expose => "expose",
+            Kind::ExposeHttp2Setup => "h2-setup",
+            Kind::ExposeTcp => "tcp",
+            Kind::InProcess => "in-process",
+            Kind::Rathole => "rathole",
+            Kind::Bore => "bore",
+            Kind::Haproxy => "haproxy",
+            Kind::Haproxy2 => "haproxy2",
+            Kind::LongPoll(1) => "long-poll",
+            Kind::LongPoll(_) => "long-poll16",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Kind::Direct => "direct to the origin",

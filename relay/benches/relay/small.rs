@@ -24,7 +24,7 @@ struct Run {
 
 pub fn gets(options: &Options, relay: &Path, tools: &Path, dir: &Path, rt: &Runtime) {
     let (_nginx, origin) = origin::nginx(dir);
-    let paths = all_up(&Kind::LOAD, origin, relay, tools, dir, rt);
+    let paths = all_up(&options.kinds(&Kind::LOAD), origin, relay, tools, dir, rt);
     // runs[path][connections][round]
     let mut runs: Vec<Vec<Vec<Run>>> = (0..paths.len())
         .map(|_| (0..CONNECTIONS.len()).map(|_| Vec::new()).collect())
@@ -86,20 +86,24 @@ fn run(path: &Up, connections: usize, close: bool, seconds: u64) -> Run {
 /// hop's: the median of the rounds' ratios, each round's paths having
 /// run one after another.
 fn ratios(paths: &[Up], runs: &[Vec<Vec<Run>>]) {
-    let index = |kind: Kind| paths.iter().position(|path| path.kind == kind).unwrap();
+    let index = |kind: Kind| paths.iter().position(|path| path.kind == kind);
     let anchors = [index(Kind::Rathole), index(Kind::Haproxy)];
     println!("### Ratios, median of the rounds' ratios\n");
     println!("| path | connections | / rathole | / HAProxy one hop |\n|---|---|---:|---:|");
     for (p, path) in paths.iter().enumerate() {
         for (c, &(count, close)) in CONNECTIONS.iter().enumerate() {
-            let ratio = |anchor: usize| {
+            // A path `--paths` left out has no ratio to it.
+            let ratio = |anchor: Option<usize>| {
+                let Some(anchor) = anchor else {
+                    return "-".to_owned();
+                };
                 let mut rounds: Vec<f64> = (runs[p][c].iter().zip(&runs[anchor][c]))
                     .map(|(run, anchor)| run.load.per_second / anchor.load.per_second)
                     .collect();
-                load::median(&mut rounds)
+                format!("{:.2}", load::median(&mut rounds))
             };
             println!(
-                "| {} | {count}, {} | {:.2} | {:.2} |",
+                "| {} | {count}, {} | {} | {} |",
                 path.kind.label(),
                 reuse(close),
                 ratio(anchors[0]),
