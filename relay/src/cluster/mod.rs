@@ -27,7 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    WatchOptions,
 };
 use tokio::sync::Notify;
 use tracing::{debug, warn};
@@ -40,6 +41,13 @@ use crate::names::ClaimError;
 use crate::token::Digest;
 
 const ROOT: &str = "/ptth/";
+
+/// The time bound of each etcd request and of connecting to etcd. Past
+/// it a node acts as when etcd is down (a claim is settled by this node
+/// alone), so a hung etcd, or one behind a partition that drops packets,
+/// does not hold a peer's claim or a TCP name's port forever
+/// (docs/relay.md, "Failover and partitions").
+const ETCD_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How a node joins a cluster.
 #[derive(Debug, Clone)]
@@ -119,7 +127,10 @@ impl Cluster {
     /// Connects to etcd, registers this node under a fresh lease and loads
     /// the name table, which a watch then keeps current.
     pub async fn join(settings: Settings) -> Result<Cluster, Error> {
-        let mut client = Client::connect(&settings.endpoints, None).await?;
+        let options = ConnectOptions::new()
+            .with_timeout(ETCD_TIMEOUT)
+            .with_connect_timeout(ETCD_TIMEOUT);
+        let mut client = Client::connect(&settings.endpoints, Some(options)).await?;
         let ttl = ttl_seconds(settings.node_ttl);
         let node_lease = client.lease_grant(ttl, None).await?.id();
         let node_key = format!("{ROOT}nodes/{}", settings.node);

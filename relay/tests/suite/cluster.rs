@@ -268,6 +268,37 @@ async fn routing_goes_on_while_etcd_is_down_and_catches_up_after() {
     .await;
 }
 
+#[tokio::test]
+async fn a_frozen_etcd_costs_a_claim_its_time_bound_not_forever() {
+    let etcd = Etcd::start();
+    let (a, cluster_a) = relay_node(&etcd, "a").await;
+    let (b, _cluster_b) = relay_node(&etcd, "b").await;
+    etcd.freeze();
+    within(async {
+        // etcd holds every request without an answer: the claim is
+        // settled by this node alone, as when etcd is down.
+        let fan = support::peer(b, "fan", "f", ptth::initiator::Builder::new());
+        support::connected(&fan, 1).await;
+        let Reply { status, body, .. } = support::get(&format!("http://{b}/fan/")).await;
+        assert_eq!(status, 200, "{body}");
+    })
+    .await;
+    etcd.thaw();
+    within(async {
+        // Once etcd answers again, the name is claimed in the cluster.
+        cluster_a
+            .wait_until(|table| {
+                table
+                    .get("fan")
+                    .is_some_and(|fan| fan.owners.contains_key("b"))
+            })
+            .await;
+        let Reply { status, body, .. } = support::get(&format!("http://{a}/fan/")).await;
+        assert_eq!(status, 200, "{body}");
+    })
+    .await;
+}
+
 /// A device service that switches `Upgrade: echo` requests and echoes
 /// their bytes.
 async fn echo(

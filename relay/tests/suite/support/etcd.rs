@@ -55,6 +55,28 @@ impl Etcd {
         }
     }
 
+    /// Freezes etcd (`SIGSTOP`): its sockets stay open and nothing
+    /// answers, as with a hung etcd or one behind a partition that drops
+    /// packets. Dropping a frozen etcd still kills it.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen etcd go on (`SIGCONT`).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("etcd is running").id();
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
     /// Starts etcd again on the same ports and data.
     pub fn restart(&mut self) {
         if let Err(tail) = self.try_start() {
