@@ -116,25 +116,27 @@ async fn hop(relay: &Relay, name: &str, port: u16, visitor: TcpStream, client: S
         // taken) has the open timeout to hand the stream over, as a
         // device has.
         let opened = async {
-            let response = cluster.hop().send(&node, request).await?;
+            let (response, carried) = cluster.hop().send_long(&node, request).await?;
             if !response.status().is_success() {
                 return Err(format!("{}", response.status()));
             }
-            hyper::upgrade::on(response)
+            let upgraded = hyper::upgrade::on(response)
                 .await
-                .map_err(|error| error.to_string())
+                .map_err(|error| error.to_string())?;
+            Ok((upgraded, carried))
         };
-        let upgraded = match tokio::time::timeout(relay.settings.tcp.open_timeout, opened).await {
-            Ok(Ok(upgraded)) => upgraded,
-            Ok(Err(error)) => {
-                debug!(%name, %owner, %error, "an owner did not take a TCP visitor");
-                continue;
-            }
-            Err(_) => {
-                debug!(%name, %owner, "an owner did not open a TCP visitor's stream in time");
-                continue;
-            }
-        };
+        let (upgraded, _carried) =
+            match tokio::time::timeout(relay.settings.tcp.open_timeout, opened).await {
+                Ok(Ok(opened)) => opened,
+                Ok(Err(error)) => {
+                    debug!(%name, %owner, %error, "an owner did not take a TCP visitor");
+                    continue;
+                }
+                Err(_) => {
+                    debug!(%name, %owner, "an owner did not open a TCP visitor's stream in time");
+                    continue;
+                }
+            };
         let spliced = ptth::connect::Splice::new()
             .run(visitor, TokioIo::new(upgraded))
             .await;

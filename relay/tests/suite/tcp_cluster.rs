@@ -139,3 +139,29 @@ async fn a_frozen_owner_node_costs_a_visitor_the_open_timeout_not_forever() {
     let echoed = stalled.as_ref().map_or(0, Vec::len);
     assert_eq!(echoed, 0, "{stalled:?}");
 }
+
+#[tokio::test]
+async fn more_visitors_through_another_node_than_one_hop_connection_takes() {
+    let etcd = Etcd::start();
+    let (port, _) = free_range(1);
+    let range = format!("{port}-{port}");
+    let (_a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &[]).await;
+    let (_b, _) = node(&etcd, "b", "127.0.0.2", &range, &[]).await;
+    let (_device, _) = expose_tcp(&relay_a, echo_server().await, &[]).await;
+    let on_b = format!("127.0.0.2:{port}");
+    echoed_once_listening(&on_b, b"node b listens").await;
+    // An owner's HTTP/2 server takes 200 streams at once on a connection
+    // (hyper's default): node b opens another hop connection past that.
+    let mut open = Vec::new();
+    within(async {
+        for i in 0..250u32 {
+            let mut visitor = TcpStream::connect(&on_b).await.unwrap();
+            visitor.write_all(&i.to_be_bytes()).await.unwrap();
+            let mut back = [0; 4];
+            visitor.read_exact(&mut back).await.unwrap();
+            assert_eq!(u32::from_be_bytes(back), i);
+            open.push(visitor);
+        }
+    })
+    .await;
+}
