@@ -53,6 +53,10 @@ struct Held {
 #[derive(Debug, Default)]
 pub struct Ports {
     held: Mutex<HashMap<u16, Held>>,
+    /// Claims between choosing their ports and holding one, by client
+    /// address: they count against the address's share, as the wait in
+    /// between (binding, etcd) lets its other claims choose meanwhile.
+    choosing: Mutex<HashMap<IpAddr, usize>>,
     /// In a cluster, the ports of names whose peers are on other nodes,
     /// each with the name and the task taking its visitors to them.
     #[cfg(feature = "cluster")]
@@ -69,19 +73,23 @@ impl Ports {
     /// any) may bind, in order: its reservation, else the one asked for,
     /// else the free ones of the range from `start` (a random offset, so
     /// names do not all race for the first). Ports reserved for other
-    /// names are never offered, and none to a client address holding
-    /// `ports_per_client` already.
+    /// names are never offered, and none to a client address holding or
+    /// choosing `ports_per_client` already. The claim counts as choosing
+    /// until the [`Choosing`] returned drops, which it does once the port
+    /// is held or given up.
     pub fn candidates(
         &self,
         tcp: &Tcp,
         (name, client): (&str, IpAddr),
         asked: u16,
         start: u16,
-    ) -> Result<Vec<u16>, PortError> {
+    ) -> Result<(Vec<u16>, Choosing<'_>), PortError> {
         let range = tcp.ports.ok_or(PortError::NoRange)?;
         let held = self.held.lock().expect("the port table");
         let client = client_key(client);
-        let by_client = held.values().filter(|held| held.client == client).count();
+        let mut choosing = self.choosing.lock().expect("the claims choosing ports");
+        let by_client = held.values().filter(|held| held.client == client).count()
+            + choosing.get(&client).copied().unwrap_or(0);
         if by_client >= tcp.ports_per_client {
             return Err(PortError::TooMany(by_client));
         }
@@ -91,23 +99,30 @@ impl Ports {
                 .any(|(other, p)| *p == port && other != name)
         };
         let free = |port: u16| !held.contains_key(&port) && !reserved_elsewhere(port);
-        if let Some(&port) = tcp.reserved.get(name) {
-            return match free(port) && (asked == 0 || asked == port) {
-                true => Ok(vec![port]),
-                false => Err(PortError::NotFree(asked.max(port))),
-            };
+        let ports: Vec<u16> = if let Some(&port) = tcp.reserved.get(name) {
+            if !free(port) || (asked != 0 && asked != port) {
+                return Err(PortError::NotFree(asked.max(port)));
+            }
+            vec![port]
+        } else if asked != 0 {
+            if !range.contains(asked) || !free(asked) {
+                return Err(PortError::NotFree(asked));
+            }
+            vec![asked]
+        } else {
+            range.from(start).filter(|port| free(*port)).collect()
+        };
+        if ports.is_empty() {
+            return Err(PortError::Full);
         }
-        if asked != 0 {
-            return match range.contains(asked) && free(asked) {
-                true => Ok(vec![asked]),
-                false => Err(PortError::NotFree(asked)),
-            };
-        }
-        let ports: Vec<u16> = range.from(start).filter(|port| free(*port)).collect();
-        match ports.is_empty() {
-            true => Err(PortError::Full),
-            false => Ok(ports),
-        }
+        *choosing.entry(client).or_default() += 1;
+        Ok((
+            ports,
+            Choosing {
+                ports: self,
+                client,
+            },
+        ))
     }
 
     /// Records `port` as held by `name`'s `pool`, claimed from `client`,
@@ -226,6 +241,30 @@ impl Ports {
 }
 
 /// The port `pool` holds in `held`.
+/// A claim choosing its port, counted against its client address's
+/// share until dropped.
+#[derive(Debug)]
+pub struct Choosing<'a> {
+    ports: &'a Ports,
+    client: IpAddr,
+}
+
+impl Drop for Choosing<'_> {
+    fn drop(&mut self) {
+        let mut choosing = self
+            .ports
+            .choosing
+            .lock()
+            .expect("the claims choosing ports");
+        if let Some(count) = choosing.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                choosing.remove(&self.client);
+            }
+        }
+    }
+}
+
 fn port_of(held: &HashMap<u16, Held>, pool: &Arc<Pool>) -> Option<u16> {
     let mut ports = held.iter();
     ports
@@ -280,9 +319,16 @@ mod tests {
         ports.hold(20001, ("b", v6(2)), &Arc::new(Pool::default()), idle());
         // Another address of the same /64 is the same client.
         let refused = ports.candidates(&config, ("c", v6(3)), 0, 0);
-        assert_eq!(refused, Err(PortError::TooMany(2)));
+        assert_eq!(refused.unwrap_err(), PortError::TooMany(2));
         let elsewhere = IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]);
         assert!(ports.candidates(&config, ("c", elsewhere), 0, 0).is_ok());
+        // Claims still choosing their ports count until they are done.
+        let first = ports.candidates(&config, ("d", elsewhere), 0, 0).unwrap();
+        let second = ports.candidates(&config, ("e", elsewhere), 0, 0).unwrap();
+        let refused = ports.candidates(&config, ("f", elsewhere), 0, 0);
+        assert_eq!(refused.unwrap_err(), PortError::TooMany(2));
+        drop((first, second));
+        assert!(ports.candidates(&config, ("f", elsewhere), 0, 0).is_ok());
     }
 
     fn idle() -> AbortHandle {
@@ -308,18 +354,20 @@ mod tests {
             ("web", 0, 65535, Ok(vec![20003, 20000])),
         ] {
             let got = ports.candidates(&config, (name, TWO), asked, start);
-            assert_eq!(got, expected, "{name} {asked} {start}");
+            assert_eq!(got.map(|(got, _)| got), expected, "{name} {asked} {start}");
         }
         assert_eq!(
-            ports.candidates(&Tcp::default(), ("web", TWO), 0, 0),
-            Err(PortError::NoRange)
+            ports
+                .candidates(&Tcp::default(), ("web", TWO), 0, 0)
+                .unwrap_err(),
+            PortError::NoRange
         );
         let (a, b) = (Arc::new(Pool::default()), Arc::new(Pool::default()));
         ports.hold(20000, ("a", ONE), &a, idle());
         ports.hold(20003, ("b", ONE), &b, idle());
         assert_eq!(
-            ports.candidates(&config, ("web", TWO), 0, 0),
-            Err(PortError::Full)
+            ports.candidates(&config, ("web", TWO), 0, 0).unwrap_err(),
+            PortError::Full
         );
         // A second port for a pool that holds one: the first stays.
         let raced = tokio::spawn(std::future::pending::<()>());

@@ -48,9 +48,12 @@ pub(crate) async fn port_for(
         None => asked,
     };
     let start = u16::try_from(getrandom::u32().unwrap_or(0) & 0xffff).unwrap_or(0);
-    let candidates = relay
-        .ports
-        .candidates(&relay.settings.tcp, (name, client), asked, start)?;
+    // `_choosing` counts this claim against its address's share until
+    // the port is held (or given up), across the awaits below.
+    let (candidates, _choosing) =
+        relay
+            .ports
+            .candidates(&relay.settings.tcp, (name, client), asked, start)?;
     let candidates = candidates
         .into_iter()
         .filter(|port| !relay.port_taken_elsewhere(*port, name));

@@ -165,3 +165,39 @@ async fn more_visitors_through_another_node_than_one_hop_connection_takes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn one_address_s_concurrent_claims_hold_no_more_ports_than_its_share() {
+    let etcd = Etcd::start();
+    let (first, last) = free_range(4);
+    let range = format!("{first}-{last}");
+    let config = crate::support::pebble::scratch("tcp-cluster-share").join("relay.toml");
+    std::fs::write(&config, "[tcp]\nports-per-client = 1\n").unwrap();
+    let config = ["--config", config.to_str().unwrap()];
+    let (_a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &config).await;
+    let authority = relay_a.trim_start_matches("http://").to_owned();
+    // Four TCP claims from one address at once, as raw upgrades: each
+    // waits on etcd between choosing its port and holding it.
+    let claims = (0..4).map(|i| {
+        let authority = authority.clone();
+        tokio::spawn(async move {
+            let mut claim = TcpStream::connect(&authority).await.unwrap();
+            let request = format!(
+                "GET /reversehttp/share-{i} HTTP/1.1\r\nHost: {authority}\r\n\
+                 Connection: upgrade\r\nUpgrade: ptth\r\nALPN: http%2F1.1\r\n\
+                 Ptth-Tcp-Port: 0\r\n\r\n"
+            );
+            claim.write_all(request.as_bytes()).await.unwrap();
+            let mut head = [0; 12];
+            claim.read_exact(&mut head).await.unwrap();
+            (head, claim)
+        })
+    });
+    let answered = within(futures_util::future::join_all(claims)).await;
+    let heads: Vec<String> = answered
+        .iter()
+        .map(|answer| String::from_utf8_lossy(&answer.as_ref().unwrap().0).into_owned())
+        .collect();
+    let switched = heads.iter().filter(|head| *head == "HTTP/1.1 101").count();
+    assert_eq!(switched, 1, "{heads:?}");
+}
