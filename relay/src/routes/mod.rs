@@ -70,6 +70,17 @@ async fn dispatch(
     if request.method() == http::Method::CONNECT && relay.came_from_node(&request) {
         return tcp_hop::hopped(&relay, request, client.addr).await;
     }
+    // A plain CONNECT (no `:protocol`) asks for a proxy's tunnel: TCP
+    // names are reached on their own ports, whose bounds a CONNECT here
+    // would pass by, and a device would dial its target for it.
+    if request.method() == http::Method::CONNECT
+        && request.extensions().get::<hyper::ext::Protocol>().is_none()
+    {
+        return crate::http::text(
+            http::StatusCode::NOT_IMPLEMENTED,
+            "CONNECT is not carried here: a TCP name has a port of its own",
+        );
+    }
     if assets::wanted(&relay.settings.routing, &request) {
         return assets::serve(&request);
     }

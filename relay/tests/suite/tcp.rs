@@ -352,3 +352,20 @@ async fn one_address_cannot_take_every_port() {
     within(claim.read_exact(&mut head)).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 429", "{}", String::from_utf8_lossy(&head));
 }
+
+#[tokio::test]
+async fn a_public_connect_to_the_http_port_is_refused_not_carried_to_the_device() {
+    let (_serve, relay) =
+        relay_with_ports(1, &["--routing", "host", "--domain", "relay.test"]).await;
+    let (_expose, _) = expose_tcp(&relay, echo_server().await, &["--name", "box"]).await;
+    // Host routing finds the name in a CONNECT's authority as in any
+    // Host: the device would dial its target for a client the TCP port's
+    // bounds never counted.
+    let authority = relay.trim_start_matches("http://");
+    let mut public = TcpStream::connect(authority).await.unwrap();
+    let request = "CONNECT box.relay.test:80 HTTP/1.1\r\nHost: box.relay.test:80\r\n\r\n";
+    public.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0; 12];
+    within(public.read_exact(&mut head)).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 501", "{}", String::from_utf8_lossy(&head));
+}
