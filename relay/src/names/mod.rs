@@ -75,7 +75,15 @@ pub struct Names {
     policy: RwLock<Policy>,
     max: AtomicUsize,
     entries: Mutex<HashMap<String, Entry>>,
+    /// Peer connections a key's `max-connections` admitted that are not
+    /// in their pool yet, by the key's label: between the check and the
+    /// join (the `101`, the switch) the key's other claims are checked
+    /// too, and must count them.
+    joining: JoiningCounts,
 }
+
+/// Connections joining, by key label.
+type JoiningCounts = Arc<Mutex<HashMap<String, usize>>>;
 
 impl Names {
     /// An empty table that grants claims by `policy`, holding at most
@@ -85,6 +93,7 @@ impl Names {
             policy: RwLock::new(policy),
             max: AtomicUsize::new(max),
             entries: Mutex::new(HashMap::new()),
+            joining: Arc::default(),
         }
     }
 
@@ -178,33 +187,40 @@ impl Names {
 
     /// Whether one more peer connection may join a name claimed with
     /// `token`: when it is an access key with a bound on connections, its
-    /// names' connections are counted.
-    pub fn admits_connection(&self, token: Option<&str>) -> Result<(), ClaimError> {
+    /// names' connections are counted, with those admitted and still
+    /// joining. The connection counts as joining until the [`Joining`]
+    /// returned drops: drop it once the connection is in its pool, or
+    /// will not be.
+    pub fn admits_connection(&self, token: Option<&str>) -> Result<Joining, ClaimError> {
         let Some(digest) = token.map(Digest::of) else {
-            return Ok(());
+            return Ok(Joining { counted: None });
         };
-        let max = {
+        let (max, label) = {
             let policy = self.policy.read().expect("the policy lock");
-            match policy
-                .keys
-                .find(&digest)
-                .and_then(|key| key.max_connections)
-            {
-                Some(max) => max,
-                None => return Ok(()),
+            match policy.keys.find(&digest) {
+                Some(key) => match key.max_connections {
+                    Some(max) => (max, key.label.clone()),
+                    None => return Ok(Joining { counted: None }),
+                },
+                None => return Ok(Joining { counted: None }),
             }
         };
         let entries = self.entries.lock().expect("the name table lock");
+        let mut joining = self.joining.lock().expect("the joining connections");
         let connections: usize = keyed(&entries, &digest)
             .map(|entry| {
                 let (h1, h2) = entry.pool.connections();
                 h1 + h2
             })
-            .sum();
-        match connections < max {
-            true => Ok(()),
-            false => Err(ClaimError::KeyConnections(max)),
+            .sum::<usize>()
+            + joining.get(&label).copied().unwrap_or(0);
+        if connections >= max {
+            return Err(ClaimError::KeyConnections(max));
         }
+        *joining.entry(label.clone()).or_default() += 1;
+        Ok(Joining {
+            counted: Some((Arc::clone(&self.joining), label)),
+        })
     }
 
     /// Takes `policy` and the bound of `max` names from now on, and
@@ -317,6 +333,28 @@ impl Names {
 }
 
 /// The live names claimed with the access key whose digest is `digest`.
+/// A peer connection admitted by its key's bound and not yet in its
+/// pool ([`Names::admits_connection`]); it stops counting when dropped.
+#[derive(Debug)]
+pub struct Joining {
+    counted: Option<(JoiningCounts, String)>,
+}
+
+impl Drop for Joining {
+    fn drop(&mut self) {
+        let Some((joining, label)) = self.counted.take() else {
+            return;
+        };
+        let mut joining = joining.lock().expect("the joining connections");
+        if let Some(count) = joining.get_mut(&label) {
+            *count -= 1;
+            if *count == 0 {
+                joining.remove(&label);
+            }
+        }
+    }
+}
+
 fn keyed<'a>(
     entries: &'a HashMap<String, Entry>,
     digest: &'a Digest,

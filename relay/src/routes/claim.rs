@@ -106,9 +106,10 @@ pub(crate) async fn claim(
         );
     };
     let token = token(&request);
-    if let Err(error) = relay.names.admits_connection(token.as_deref()) {
-        return refused(&error);
-    }
+    let joining = match relay.names.admits_connection(token.as_deref()) {
+        Ok(joining) => joining,
+        Err(error) => return refused(&error),
+    };
     let claimed = relay
         .claim(
             name,
@@ -160,6 +161,8 @@ pub(crate) async fn claim(
                 debug!(%name, error = &error as &dyn std::error::Error, "peer's switch failed")
             }
         }
+        // In the pool now, or never: the pool counts it from here.
+        drop(joining);
     });
     let mut switching = switching.map(|body| body.map_err(|never| match never {}).boxed());
     for link in links {
