@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::raw::{Answer, exchange};
+use crate::support::raw::{self, Answer, exchange};
 use crate::support::{Reply, connected, get, peer, relay, within};
 use http::StatusCode;
 use ptth_relay::keys::{Key, Keys};
@@ -184,31 +184,15 @@ async fn a_key_s_holder_without_a_name_gets_one_its_key_may_claim() {
 
 #[tokio::test]
 async fn a_key_s_connections_joining_at_once_pass_its_bound_no_more() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut alice = key("alice", ALICE, &["alice-*"]);
     alice.max_connections = Some(1);
     let running = relay(settings(vec![alice], false)).await;
-    let addr = running.addr;
     // Four raw upgrades with the key at once: each is answered before its
     // connection joins the pool.
-    let joins = (0..4).map(|_| {
-        tokio::spawn(async move {
-            let mut claim = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let request = format!(
-                "GET /reversehttp/alice-lamp HTTP/1.1\r\nHost: {addr}\r\n\
-                 Connection: upgrade\r\nUpgrade: ptth\r\nALPN: http%2F1.1\r\n\
-                 Authorization: Bearer {ALICE}\r\n\r\n"
-            );
-            claim.write_all(request.as_bytes()).await.unwrap();
-            let mut head = [0; 12];
-            claim.read_exact(&mut head).await.unwrap();
-            (String::from_utf8_lossy(&head).into_owned(), claim)
-        })
-    });
-    let answered = within(futures_util::future::join_all(joins)).await;
-    let heads: Vec<&str> = (answered.iter())
-        .map(|answer| answer.as_ref().unwrap().0.as_str())
-        .collect();
-    let switched = heads.iter().filter(|head| **head == "HTTP/1.1 101").count();
+    let bearer = format!("Authorization: Bearer {ALICE}");
+    let names = (0..4).map(|_| "alice-lamp".to_owned());
+    let authority = running.addr.to_string();
+    let answers = within(raw::claims_at_once(&authority, names, &[&bearer])).await;
+    let (switched, heads) = raw::switched(&answers);
     assert_eq!(switched, 1, "{heads:?}");
 }

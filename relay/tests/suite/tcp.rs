@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Child;
 
 use crate::support::binary::{self, Log, announced};
-use crate::support::within;
+use crate::support::{raw, within};
 
 /// `count` consecutive ports no one listens on, outside the ephemeral
 /// range, found by binding them: a range no other test or program holds
@@ -284,18 +284,22 @@ async fn more_visitors_than_hyper_s_stream_limit_stay_open_at_once() {
     let (_expose, address) = expose_tcp(&relay, echo_server().await, &[]).await;
     // hyper's HTTP/2 server takes 200 streams at once by default; the
     // per-client bound (256) leaves room for the device's connection.
+    within(held_open(&address, 250)).await;
+}
+
+/// `count` visitors of `address`, opened one after another, each seen
+/// echoing its number and all kept open.
+pub async fn held_open(address: &str, count: u32) -> Vec<TcpStream> {
     let mut open = Vec::new();
-    within(async {
-        for i in 0..250u32 {
-            let mut visitor = TcpStream::connect(&address).await.unwrap();
-            visitor.write_all(&i.to_be_bytes()).await.unwrap();
-            let mut back = [0; 4];
-            visitor.read_exact(&mut back).await.unwrap();
-            assert_eq!(u32::from_be_bytes(back), i);
-            open.push(visitor);
-        }
-    })
-    .await;
+    for i in 0..count {
+        let mut visitor = TcpStream::connect(address).await.unwrap();
+        visitor.write_all(&i.to_be_bytes()).await.unwrap();
+        let mut back = [0; 4];
+        visitor.read_exact(&mut back).await.unwrap();
+        assert_eq!(u32::from_be_bytes(back), i, "visitor {i}");
+        open.push(visitor);
+    }
+    open
 }
 
 #[tokio::test]
@@ -342,15 +346,9 @@ async fn one_address_cannot_take_every_port() {
     let (_held, _) = expose_tcp(&relay, echo_server().await, &["--name", "first"]).await;
     // A second TCP name claimed from the same address, as a raw upgrade.
     let authority = relay.trim_start_matches("http://");
-    let mut claim = TcpStream::connect(authority).await.unwrap();
-    let request = format!(
-        "GET /reversehttp/second HTTP/1.1\r\nHost: {authority}\r\n\
-         Connection: upgrade\r\nUpgrade: ptth\r\nALPN: http%2F1.1\r\nPtth-Tcp-Port: 0\r\n\r\n"
-    );
-    claim.write_all(request.as_bytes()).await.unwrap();
-    let mut head = [0; 12];
-    within(claim.read_exact(&mut head)).await.unwrap();
-    assert_eq!(&head, b"HTTP/1.1 429", "{}", String::from_utf8_lossy(&head));
+    let claim = raw::claim(authority, "second", &["Ptth-Tcp-Port: 0"]);
+    let (head, _) = within(claim).await;
+    assert_eq!(head, "HTTP/1.1 429");
 }
 
 #[tokio::test]

@@ -10,8 +10,9 @@ use tokio::net::TcpStream;
 
 use crate::support::binary::{self, Log, announced};
 use crate::support::etcd::Etcd;
+use crate::support::raw;
 use crate::support::within;
-use crate::tcp::{echo_server, echoed, expose_tcp, free_range, try_echoed};
+use crate::tcp::{echo_server, echoed, expose_tcp, free_range, held_open, try_echoed};
 
 /// A `serve` node listening on `ip` with the TCP range `range`, in the
 /// cluster of `etcd`, with `more` arguments; its URL.
@@ -152,18 +153,7 @@ async fn more_visitors_through_another_node_than_one_hop_connection_takes() {
     echoed_once_listening(&on_b, b"node b listens").await;
     // An owner's HTTP/2 server takes 200 streams at once on a connection
     // (hyper's default): node b opens another hop connection past that.
-    let mut open = Vec::new();
-    within(async {
-        for i in 0..250u32 {
-            let mut visitor = TcpStream::connect(&on_b).await.unwrap();
-            visitor.write_all(&i.to_be_bytes()).await.unwrap();
-            let mut back = [0; 4];
-            visitor.read_exact(&mut back).await.unwrap();
-            assert_eq!(u32::from_be_bytes(back), i);
-            open.push(visitor);
-        }
-    })
-    .await;
+    within(held_open(&on_b, 250)).await;
 }
 
 #[tokio::test]
@@ -175,29 +165,12 @@ async fn one_address_s_concurrent_claims_hold_no_more_ports_than_its_share() {
     std::fs::write(&config, "[tcp]\nports-per-client = 1\n").unwrap();
     let config = ["--config", config.to_str().unwrap()];
     let (_a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &config).await;
-    let authority = relay_a.trim_start_matches("http://").to_owned();
     // Four TCP claims from one address at once, as raw upgrades: each
     // waits on etcd between choosing its port and holding it.
-    let claims = (0..4).map(|i| {
-        let authority = authority.clone();
-        tokio::spawn(async move {
-            let mut claim = TcpStream::connect(&authority).await.unwrap();
-            let request = format!(
-                "GET /reversehttp/share-{i} HTTP/1.1\r\nHost: {authority}\r\n\
-                 Connection: upgrade\r\nUpgrade: ptth\r\nALPN: http%2F1.1\r\n\
-                 Ptth-Tcp-Port: 0\r\n\r\n"
-            );
-            claim.write_all(request.as_bytes()).await.unwrap();
-            let mut head = [0; 12];
-            claim.read_exact(&mut head).await.unwrap();
-            (head, claim)
-        })
-    });
-    let answered = within(futures_util::future::join_all(claims)).await;
-    let heads: Vec<String> = answered
-        .iter()
-        .map(|answer| String::from_utf8_lossy(&answer.as_ref().unwrap().0).into_owned())
-        .collect();
-    let switched = heads.iter().filter(|head| *head == "HTTP/1.1 101").count();
+    let authority = relay_a.trim_start_matches("http://");
+    let names = (0..4).map(|i| format!("share-{i}"));
+    let fields = ["Ptth-Tcp-Port: 0"];
+    let answers = within(raw::claims_at_once(authority, names, &fields)).await;
+    let (switched, heads) = raw::switched(&answers);
     assert_eq!(switched, 1, "{heads:?}");
 }

@@ -116,3 +116,52 @@ pub fn parse(answer: &[u8]) -> Answer {
         body: answer[len..].to_vec(),
     }
 }
+
+/// A peer's claim of `name` as a raw HTTP/1.1 upgrade to `authority`
+/// (asking for HTTP/1.1 after the switch), with `fields` (`Name: value`
+/// lines) added; the answer's status line's first 12 bytes
+/// (`HTTP/1.1 101`) and the connection, kept open for the name.
+pub async fn claim(authority: &str, name: &str, fields: &[&str]) -> (String, TcpStream) {
+    let mut claim = TcpStream::connect(authority).await.unwrap();
+    let mut request = format!(
+        "GET /reversehttp/{name} HTTP/1.1\r\nHost: {authority}\r\n\
+         Connection: upgrade\r\nUpgrade: ptth\r\nALPN: http%2F1.1\r\n"
+    );
+    for field in fields {
+        request.push_str(field);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    claim.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0; 12];
+    claim.read_exact(&mut head).await.unwrap();
+    (String::from_utf8_lossy(&head).into_owned(), claim)
+}
+
+/// The claims of [`claim`] made at once, one task each, with their
+/// connections kept open (so that none leaves its pool while the others
+/// are judged).
+pub async fn claims_at_once(
+    authority: &str,
+    names: impl IntoIterator<Item = String>,
+    fields: &[&str],
+) -> Vec<(String, TcpStream)> {
+    let fields: Vec<String> = fields.iter().map(|field| (*field).to_owned()).collect();
+    let claims = names.into_iter().map(|name| {
+        let (authority, fields) = (authority.to_owned(), fields.clone());
+        tokio::spawn(async move {
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            claim(&authority, &name, &fields).await
+        })
+    });
+    (futures_util::future::join_all(claims).await.into_iter())
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// How many of `answers` were `101`, and their status lines.
+pub fn switched(answers: &[(String, TcpStream)]) -> (usize, Vec<&str>) {
+    let heads: Vec<&str> = answers.iter().map(|(head, _)| head.as_str()).collect();
+    let switched = heads.iter().filter(|head| **head == "HTTP/1.1 101").count();
+    (switched, heads)
+}
