@@ -70,5 +70,5 @@ mod splice;
 
 pub use self::body::DialBody;
 pub use self::dial::{Dial, NotAllowed};
-pub use self::open::{OpenError, Sender, Stream, open};
+pub use self::open::{OpenError, Sender, Stream, open, open_with};
 pub use self::splice::{Direction, Ended, Splice, Spliced};

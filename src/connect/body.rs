@@ -20,6 +20,14 @@ enum Kind<B> {
     Fallback(Pin<Box<B>>),
 }
 
+/// No body: what a [`Guard`](crate::guard::Guard) in front of a
+/// [`Dial`](super::Dial) refuses with sets its own.
+impl<B> Default for DialBody<B> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
 impl<B> DialBody<B> {
     pub(super) fn empty() -> Self {
         DialBody {

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HOST, HeaderValue};
+use http::header::{HOST, HeaderMap, HeaderValue};
 use http::uri::{Authority, Parts};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::{Body, Incoming};
@@ -126,11 +126,33 @@ pub fn open<S>(
 where
     S: Sender,
 {
+    open_with(sender, authority, HeaderMap::new(), timeout)
+}
+
+/// As [`open`], with `fields` in the `CONNECT`: what the device may want
+/// to know of the visitor, such as the `X-Real-IP` a
+/// [`Guard`](crate::guard::Guard) in front of a [`Dial`](super::Dial)
+/// judges. `Host`, which the request sets itself, is not taken from them.
+pub fn open_with<S>(
+    sender: &mut S,
+    authority: Authority,
+    fields: HeaderMap,
+    timeout: Duration,
+) -> impl Future<Output = Result<Stream, OpenError>> + Send + '_
+where
+    S: Sender,
+{
+    let mut request = connect_request(sender.protocol(), authority);
+    for (name, value) in &fields {
+        if name != HOST {
+            request.headers_mut().append(name, value.clone());
+        }
+    }
     // Sent here, before the future: it then holds only the boxed send,
     // and no `S` or `S::Body`, whose `Send` a caller spawning it from an
     // async block of its own could not prove (rustc's higher-ranked
     // lifetime errors).
-    let sending = sender.send_connect(connect_request(sender.protocol(), authority));
+    let sending = sender.send_connect(request);
     let exchange = async move {
         let response = sending.await.map_err(Kind::Send)?;
         let status = response.status();

@@ -491,3 +491,40 @@ async fn a_quiet_session_outlives_the_tunnel_s_http1_idle_limit() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_guard_in_front_of_dial_judges_the_address_the_connect_names() {
+    within(async {
+        let target = echo_target().await;
+        for protocol in PROTOCOLS {
+            let mut device = device(protocol, move |transposed| {
+                let guard = ptth::guard::Guard::new().allow_ip("192.0.2.0/24".parse().unwrap());
+                Box::pin(transposed.serve(guard.service(Dial::new(target))))
+            })
+            .await;
+            let from = |ip: &str| {
+                let mut fields = http::HeaderMap::new();
+                fields.insert("x-real-ip", ip.parse().unwrap());
+                fields
+            };
+            let authority: http::uri::Authority = "lamp.relay.example:22".parse().unwrap();
+            let outside = from("198.51.100.7");
+            let refused = connect::open_with(&mut device.sender, authority.clone(), outside, OPEN)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                refused.status(),
+                Some(StatusCode::FORBIDDEN),
+                "{protocol:?}"
+            );
+            let inside = from("192.0.2.9");
+            let mut stream = connect::open_with(&mut device.sender, authority, inside, OPEN)
+                .await
+                .unwrap();
+            stream.write_all(b"let in").await.unwrap();
+            stream.shutdown().await.unwrap();
+            assert_eq!(read_to_end_or_error(&mut stream).await.unwrap(), b"let in");
+        }
+    })
+    .await;
+}

@@ -209,9 +209,12 @@ pub async fn run_inspected(
             server = server.http2(|http2| {
                 http2.max_concurrent_streams(TCP_STREAMS);
             });
+            // `--allow-ip` judges the visitor's address the relay puts in
+            // each CONNECT; no ranges let every visitor through.
+            let guard = crate::visitors::guard(&args)?;
             tunnel
                 .server(server)
-                .serve(ptth::connect::Dial::host(address))
+                .serve(guard.service(ptth::connect::Dial::host(address)))
         }
     };
     let handle = tunnel.handle();

@@ -9,11 +9,13 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use http::uri::Authority;
+use http::{HeaderMap, HeaderValue};
 use ptth::connect::{Direction, Ended, Splice};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info};
 
+use crate::http::headers::{X_FORWARDED_FOR, X_REAL_IP};
 use crate::pool::{self, Pool};
 use crate::ports::PortError;
 use crate::slots::Slot;
@@ -160,7 +162,7 @@ impl Visitors {
                 pool,
                 name: self.name.clone(),
                 port: self.port,
-                client,
+                client: client.ip(),
                 _slot: Some(slot),
                 _counted: Some(counted),
             };
@@ -194,7 +196,8 @@ pub(super) struct Visit {
     pub(super) pool: Arc<Pool>,
     pub(super) name: String,
     pub(super) port: u16,
-    pub(super) client: SocketAddr,
+    /// The visitor's address, which the device is told (`X-Real-IP`).
+    pub(super) client: IpAddr,
     /// Its client address's connection place: none for a visitor another
     /// node forwarded, whose hop connection holds one.
     pub(super) _slot: Option<Slot>,
@@ -231,7 +234,9 @@ impl Visit {
         };
         // Informational: the device dials its own target.
         let authority = Authority::try_from(format!("{}:{}", self.name, self.port)).ok()?;
-        let stream = match ptth::connect::open(&mut sender, authority, open_timeout).await {
+        let fields = visitor_fields(self.client);
+        let opened = ptth::connect::open_with(&mut sender, authority, fields, open_timeout).await;
+        let stream = match opened {
             Ok(stream) => stream,
             Err(error) => {
                 info!(name = %self.name, client = %self.client, %error, "a TCP visitor was refused");
@@ -278,6 +283,18 @@ impl Visit {
             "tcp"
         );
     }
+}
+
+/// What a device is told of a TCP visitor from `client`, as it is of an
+/// HTTP one: `X-Real-IP` (which `expose --allow-ip` judges) and
+/// `X-Forwarded-For`.
+pub(super) fn visitor_fields(client: IpAddr) -> HeaderMap {
+    let mut fields = HeaderMap::new();
+    if let Ok(address) = HeaderValue::from_str(&client.to_string()) {
+        fields.insert(X_REAL_IP, address.clone());
+        fields.insert(X_FORWARDED_FOR, address);
+    }
+    fields
 }
 
 /// One of a name's visitor connections, counted until it drops.

@@ -16,8 +16,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info};
 
-use super::tcp::{ACCEPT_PAUSE, Visit, admit};
+use super::tcp::{ACCEPT_PAUSE, Visit, admit, visitor_fields};
 use crate::cluster::HOP;
+use crate::http::headers::X_REAL_IP;
 use crate::http::{RelayBody, text};
 use crate::state::Relay;
 
@@ -108,10 +109,12 @@ async fn hop(relay: &Relay, name: &str, port: u16, visitor: TcpStream, client: S
             return;
         };
         *request.uri_mut() = authority;
-        // A CONNECT has no path: the mark signs "/" as its target.
+        // A CONNECT has no path: the mark signs "/" as its target. The
+        // owner takes a marked request's word for the visitor's address.
         if let Some(mark) = cluster.mark(&Method::CONNECT, "/") {
             request.headers_mut().insert(HOP, mark);
         }
+        request.headers_mut().extend(visitor_fields(client.ip()));
         // An owner that stopped answering (frozen, or its streams all
         // taken) has the open timeout to hand the stream over, as a
         // device has.
@@ -163,12 +166,16 @@ pub(crate) async fn hopped(
     let Some(pool) = relay.names.lookup(&name).filter(|pool| !pool.is_empty()) else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "no peer of this name here");
     };
+    // The forwarding node's word, which its mark vouches for.
+    let visitor = (request.headers().get(X_REAL_IP))
+        .and_then(|address| address.to_str().ok()?.parse().ok())
+        .unwrap_or(client.ip());
     let visit = Visit {
         relay: relay.clone(),
         pool,
         name,
         port,
-        client,
+        client: visitor,
         _slot: None,
         _counted: None,
     };

@@ -81,7 +81,15 @@ pub async fn echoed(address: &str, sent: &[u8]) -> Vec<u8> {
 
 /// [`echoed`], or the error of a visitor closed or reset.
 pub async fn try_echoed(address: &str, sent: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut visitor = TcpStream::connect(address).await?;
+    try_echoed_from("127.0.0.1", address, sent).await
+}
+
+/// [`try_echoed`] from the loopback address `source`, as a visitor from
+/// another address is (127.0.0.0/8 is all loopback).
+pub async fn try_echoed_from(source: &str, address: &str, sent: &[u8]) -> std::io::Result<Vec<u8>> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{source}:0").parse().unwrap())?;
+    let mut visitor = socket.connect(address.parse().unwrap()).await?;
     visitor.write_all(sent).await?;
     visitor.shutdown().await?;
     let mut back = Vec::new();
@@ -366,4 +374,20 @@ async fn a_public_connect_to_the_http_port_is_refused_not_carried_to_the_device(
     let mut head = [0; 12];
     within(public.read_exact(&mut head)).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 501", "{}", String::from_utf8_lossy(&head));
+}
+
+#[tokio::test]
+async fn expose_allow_ip_lets_in_the_visitors_of_its_ranges_alone() {
+    let (_serve, relay) = relay_with_ports(1, &[]).await;
+    let only = ["--allow-ip", "127.0.0.3"];
+    let (_expose, address) = expose_tcp(&relay, echo_server().await, &only).await;
+    // The relay tells the device each visitor's address; the device's
+    // guard refuses the CONNECT, and the relay closes the visitor.
+    let outside = within(try_echoed(&address, b"from .1")).await;
+    assert!(
+        outside.as_deref().is_ok_and(<[u8]>::is_empty) || outside.is_err(),
+        "{outside:?}"
+    );
+    let inside = within(try_echoed_from("127.0.0.3", &address, b"from .3")).await;
+    assert_eq!(inside.unwrap(), b"from .3");
 }

@@ -12,7 +12,9 @@ use crate::support::binary::{self, Log, announced};
 use crate::support::etcd::Etcd;
 use crate::support::raw;
 use crate::support::within;
-use crate::tcp::{echo_server, echoed, expose_tcp, free_range, held_open, try_echoed};
+use crate::tcp::{
+    echo_server, echoed, expose_tcp, free_range, held_open, try_echoed, try_echoed_from,
+};
 
 /// A `serve` node listening on `ip` with the TCP range `range`, in the
 /// cluster of `etcd`, with `more` arguments; its URL.
@@ -99,9 +101,14 @@ async fn a_tcp_name_has_one_port_on_every_node_and_no_other_name_gets_it() {
 /// Until `address` echoes `sent`: a node listens on another node's name's
 /// port once its watch has seen the port.
 async fn echoed_once_listening(address: &str, sent: &[u8]) -> Vec<u8> {
+    echoed_once_listening_from("127.0.0.1", address, sent).await
+}
+
+/// [`echoed_once_listening`] from the loopback address `source`.
+async fn echoed_once_listening_from(source: &str, address: &str, sent: &[u8]) -> Vec<u8> {
     within(async {
         loop {
-            match try_echoed(address, sent).await {
+            match try_echoed_from(source, address, sent).await {
                 Ok(back) => return back,
                 Err(_) => tokio::task::yield_now().await,
             }
@@ -173,4 +180,20 @@ async fn one_address_s_concurrent_claims_hold_no_more_ports_than_its_share() {
     let answers = within(raw::claims_at_once(authority, names, &fields)).await;
     let (switched, heads) = raw::switched(&answers);
     assert_eq!(switched, 1, "{heads:?}");
+}
+
+#[tokio::test]
+async fn a_forwarded_visitor_s_address_reaches_the_device() {
+    let etcd = Etcd::start();
+    let (port, _) = free_range(1);
+    let range = format!("{port}-{port}");
+    let (_a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &[]).await;
+    let (_b, _) = node(&etcd, "b", "127.0.0.2", &range, &[]).await;
+    // The hop's own connections come from 127.0.0.1: a device told the
+    // hop's address instead of the visitor's would refuse this one.
+    let only = ["--allow-ip", "127.0.0.3"];
+    let (_device, _) = expose_tcp(&relay_a, echo_server().await, &only).await;
+    let on_b = format!("127.0.0.2:{port}");
+    let back = echoed_once_listening_from("127.0.0.3", &on_b, b"from .3 via b").await;
+    assert_eq!(back, b"from .3 via b");
 }
