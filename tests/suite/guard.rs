@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 
+use crate::connect;
 use crate::support::fake_relay::{FakeRelay, accept_all};
 use crate::support::within;
 use bytes::Bytes;
@@ -279,4 +280,51 @@ async fn a_guard_is_a_tower_layer_on_a_router() {
             "{fields:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_guard_in_front_of_dial_judges_the_address_the_connect_names() {
+    use tokio::io::AsyncWriteExt;
+    within(async {
+        let target = connect::echo_target().await;
+        for protocol in [ptth::Protocol::Http1, ptth::Protocol::Http2] {
+            let mut device = connect::device(protocol, move |transposed| {
+                let guard = Guard::new().allow_ip("192.0.2.0/24".parse().unwrap());
+                Box::pin(transposed.serve(guard.service(ptth::connect::Dial::new(target))))
+            })
+            .await;
+            let from = |ip: &str| {
+                let mut fields = http::HeaderMap::new();
+                fields.insert("x-real-ip", ip.parse().unwrap());
+                fields
+            };
+            let authority: http::uri::Authority = "lamp.relay.example:22".parse().unwrap();
+            let outside = from("198.51.100.7");
+            let refused = ptth::connect::open_with(
+                &mut device.sender,
+                authority.clone(),
+                outside,
+                connect::OPEN,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(
+                refused.status(),
+                Some(StatusCode::FORBIDDEN),
+                "{protocol:?}"
+            );
+            let inside = from("192.0.2.9");
+            let mut stream =
+                ptth::connect::open_with(&mut device.sender, authority, inside, connect::OPEN)
+                    .await
+                    .unwrap();
+            stream.write_all(b"let in").await.unwrap();
+            stream.shutdown().await.unwrap();
+            assert_eq!(
+                connect::read_to_end_or_error(&mut stream).await.unwrap(),
+                b"let in"
+            );
+        }
+    })
+    .await;
 }
