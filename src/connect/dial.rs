@@ -69,6 +69,7 @@ struct Config {
     target: Target,
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
+    buffer_size: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +98,7 @@ impl Dial {
                 target,
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
                 idle_timeout: None,
+                buffer_size: None,
             }),
             fallback: NotAllowed,
         }
@@ -128,6 +130,16 @@ impl<F> Dial<F> {
         self
     }
 
+    /// The buffer each direction of a stream copies through, in bytes
+    /// (see [`Splice::buffer_size`]): larger ones move bulk transfers in
+    /// fewer, larger writes, at the cost of memory per busy stream.
+    ///
+    /// Default is the splice's, 32 KiB.
+    pub fn buffer_size(mut self, bytes: usize) -> Self {
+        self.config_mut().buffer_size = Some(bytes);
+        self
+    }
+
     /// Answers requests other than `CONNECT` (and `OPTIONS *`) with
     /// `fallback`, a hyper service, or with the `tower` feature a tower
     /// service such as an axum `Router`: one device can serve its web
@@ -149,6 +161,7 @@ impl<F> fmt::Debug for Dial<F> {
             .field("target", &self.config.target)
             .field("connect_timeout", &self.config.connect_timeout)
             .field("idle_timeout", &self.config.idle_timeout)
+            .field("buffer_size", &self.config.buffer_size)
             .finish_non_exhaustive()
     }
 }
@@ -293,6 +306,9 @@ impl Config {
         let mut splice = Splice::new();
         if let Some(idle) = self.idle_timeout {
             splice = splice.idle_timeout(idle);
+        }
+        if let Some(bytes) = self.buffer_size {
+            splice = splice.buffer_size(bytes);
         }
         let spliced = splice.run(TokioIo::new(upgraded), tcp).await;
         debug!(
