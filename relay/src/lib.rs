@@ -50,6 +50,7 @@ pub mod server;
 pub mod settings;
 mod slots;
 mod state;
+mod tally;
 pub mod tls;
 pub mod token;
 pub mod visitors;

@@ -19,6 +19,11 @@ use tokio::task::JoinHandle;
 use crate::limit::client_key;
 use crate::pool::Pool;
 use crate::settings::{PortRange, Tcp};
+use crate::tally::{Tallied, Tally};
+
+/// A claim choosing its port, counted against its client address's
+/// share until dropped ([`Ports::candidates`]).
+pub type Choosing = Tallied<IpAddr>;
 
 /// Why a claim got no port.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +61,7 @@ pub struct Ports {
     /// Claims between choosing their ports and holding one, by client
     /// address: they count against the address's share, as the wait in
     /// between (binding, etcd) lets its other claims choose meanwhile.
-    choosing: Mutex<HashMap<IpAddr, usize>>,
+    choosing: Tally<IpAddr>,
     /// In a cluster, the ports of names whose peers are on other nodes,
     /// each with the name and the task taking its visitors to them.
     #[cfg(feature = "cluster")]
@@ -83,13 +88,14 @@ impl Ports {
         (name, client): (&str, IpAddr),
         asked: u16,
         start: u16,
-    ) -> Result<(Vec<u16>, Choosing<'_>), PortError> {
+    ) -> Result<(Vec<u16>, Choosing), PortError> {
         let range = tcp.ports.ok_or(PortError::NoRange)?;
+        // Held across the count and the hold below, so that two claims
+        // from one address cannot both pass the share.
         let held = self.held.lock().expect("the port table");
         let client = client_key(client);
-        let mut choosing = self.choosing.lock().expect("the claims choosing ports");
         let by_client = held.values().filter(|held| held.client == client).count()
-            + choosing.get(&client).copied().unwrap_or(0);
+            + self.choosing.count(&client);
         if by_client >= tcp.ports_per_client {
             return Err(PortError::TooMany(by_client));
         }
@@ -115,14 +121,7 @@ impl Ports {
         if ports.is_empty() {
             return Err(PortError::Full);
         }
-        *choosing.entry(client).or_default() += 1;
-        Ok((
-            ports,
-            Choosing {
-                ports: self,
-                client,
-            },
-        ))
+        Ok((ports, self.choosing.hold(client)))
     }
 
     /// Records `port` as held by `name`'s `pool`, claimed from `client`,
@@ -241,30 +240,6 @@ impl Ports {
 }
 
 /// The port `pool` holds in `held`.
-/// A claim choosing its port, counted against its client address's
-/// share until dropped.
-#[derive(Debug)]
-pub struct Choosing<'a> {
-    ports: &'a Ports,
-    client: IpAddr,
-}
-
-impl Drop for Choosing<'_> {
-    fn drop(&mut self) {
-        let mut choosing = self
-            .ports
-            .choosing
-            .lock()
-            .expect("the claims choosing ports");
-        if let Some(count) = choosing.get_mut(&self.client) {
-            *count -= 1;
-            if *count == 0 {
-                choosing.remove(&self.client);
-            }
-        }
-    }
-}
-
 fn port_of(held: &HashMap<u16, Held>, pool: &Arc<Pool>) -> Option<u16> {
     let mut ports = held.iter();
     ports

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::grant::{Grant, Refusal, judge};
 use crate::pool::Pool;
 use crate::settings::Policy;
+use crate::tally::{Tallied, Tally};
 use crate::token::{Digest, random_token};
 
 /// How long a name stays reserved after its last connection left, at the
@@ -79,11 +80,13 @@ pub struct Names {
     /// in their pool yet, by the key's label: between the check and the
     /// join (the `101`, the switch) the key's other claims are checked
     /// too, and must count them.
-    joining: JoiningCounts,
+    joining: Tally<String>,
 }
 
-/// Connections joining, by key label.
-type JoiningCounts = Arc<Mutex<HashMap<String, usize>>>;
+/// A peer connection admitted by its key's bound and not yet in its
+/// pool ([`Names::admits_connection`]); it stops counting when dropped.
+/// `None` for a connection no key's bound counts.
+pub type Joining = Option<Tallied<String>>;
 
 impl Names {
     /// An empty table that grants claims by `policy`, holding at most
@@ -93,7 +96,7 @@ impl Names {
             policy: RwLock::new(policy),
             max: AtomicUsize::new(max),
             entries: Mutex::new(HashMap::new()),
-            joining: Arc::default(),
+            joining: Tally::default(),
         }
     }
 
@@ -193,34 +196,30 @@ impl Names {
     /// will not be.
     pub fn admits_connection(&self, token: Option<&str>) -> Result<Joining, ClaimError> {
         let Some(digest) = token.map(Digest::of) else {
-            return Ok(Joining { counted: None });
+            return Ok(None);
         };
-        let (max, label) = {
+        let bounded = {
             let policy = self.policy.read().expect("the policy lock");
-            match policy.keys.find(&digest) {
-                Some(key) => match key.max_connections {
-                    Some(max) => (max, key.label.clone()),
-                    None => return Ok(Joining { counted: None }),
-                },
-                None => return Ok(Joining { counted: None }),
-            }
+            (policy.keys.find(&digest))
+                .and_then(|key| Some((key.max_connections?, key.label.clone())))
         };
+        let Some((max, label)) = bounded else {
+            return Ok(None);
+        };
+        // Held across the count and the hold below, so that two claims
+        // with one key cannot both pass its bound.
         let entries = self.entries.lock().expect("the name table lock");
-        let mut joining = self.joining.lock().expect("the joining connections");
         let connections: usize = keyed(&entries, &digest)
             .map(|entry| {
                 let (h1, h2) = entry.pool.connections();
                 h1 + h2
             })
             .sum::<usize>()
-            + joining.get(&label).copied().unwrap_or(0);
+            + self.joining.count(&label);
         if connections >= max {
             return Err(ClaimError::KeyConnections(max));
         }
-        *joining.entry(label.clone()).or_default() += 1;
-        Ok(Joining {
-            counted: Some((Arc::clone(&self.joining), label)),
-        })
+        Ok(Some(self.joining.hold(label)))
     }
 
     /// Takes `policy` and the bound of `max` names from now on, and
@@ -333,28 +332,6 @@ impl Names {
 }
 
 /// The live names claimed with the access key whose digest is `digest`.
-/// A peer connection admitted by its key's bound and not yet in its
-/// pool ([`Names::admits_connection`]); it stops counting when dropped.
-#[derive(Debug)]
-pub struct Joining {
-    counted: Option<(JoiningCounts, String)>,
-}
-
-impl Drop for Joining {
-    fn drop(&mut self) {
-        let Some((joining, label)) = self.counted.take() else {
-            return;
-        };
-        let mut joining = joining.lock().expect("the joining connections");
-        if let Some(count) = joining.get_mut(&label) {
-            *count -= 1;
-            if *count == 0 {
-                joining.remove(&label);
-            }
-        }
-    }
-}
-
 fn keyed<'a>(
     entries: &'a HashMap<String, Entry>,
     digest: &'a Digest,
