@@ -235,14 +235,15 @@ impl Relay {
         None
     }
 
-    /// Whether the cluster records `port` for a name other than `name`.
-    pub(crate) fn port_taken_elsewhere(&self, port: u16, name: &str) -> bool {
+    /// The ports the cluster records for names other than `name`; none
+    /// without a cluster.
+    pub(crate) fn ports_taken_elsewhere(&self, name: &str) -> std::collections::HashSet<u16> {
         #[cfg(feature = "cluster")]
         if let Some(cluster) = self.cluster.get() {
-            return cluster.port_taken(port, name);
+            return cluster.ports_of_others(name);
         }
-        let _ = (port, name);
-        false
+        let _ = name;
+        std::collections::HashSet::new()
     }
 
     /// Records `port` for `name` in the cluster; the port the name has

@@ -13,10 +13,10 @@ impl Cluster {
         table.get(name).and_then(|entry| entry.port)
     }
 
-    /// Whether the cluster records `port` for a name other than `name`.
-    pub fn port_taken(&self, port: u16, name: &str) -> bool {
+    /// The ports the cluster records for names other than `name`.
+    pub fn ports_of_others(&self, name: &str) -> std::collections::HashSet<u16> {
         let table = self.inner.table.lock().expect("the cluster table");
-        table.port_taken(port, name)
+        table.ports_of_others(name)
     }
 
     /// Records `port` as the public TCP port of `name`, which this node

@@ -34,9 +34,12 @@ impl Table {
             .map(|(name, entry)| (name.as_str(), entry))
     }
 
-    /// Whether a name other than `name` has `port`.
-    pub fn port_taken(&self, port: u16, name: &str) -> bool {
-        (self.names.iter()).any(|(other, entry)| entry.port == Some(port) && other != name)
+    /// The ports names other than `name` have.
+    pub fn ports_of_others(&self, name: &str) -> std::collections::HashSet<u16> {
+        (self.names.iter())
+            .filter(|(other, _)| *other != name)
+            .filter_map(|(_, entry)| entry.port)
+            .collect()
     }
 
     /// Applies a put of `key` (under `/ptth/names/`) to `value`.
@@ -118,7 +121,8 @@ mod tests {
         assert!(table.get("lamp").is_none(), "gone with its last key");
         table.put(b"/ptth/names/ssh/port", b"20022");
         assert_eq!(table.get("ssh").unwrap().port, Some(20022));
-        assert!(table.port_taken(20022, "other") && !table.port_taken(20022, "ssh"));
+        assert!(table.ports_of_others("other").contains(&20022));
+        assert!(table.ports_of_others("ssh").is_empty());
         table.delete(b"/ptth/names/ssh/port");
         assert!(table.get("ssh").is_none());
     }

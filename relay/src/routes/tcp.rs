@@ -56,9 +56,12 @@ pub(crate) async fn port_for(
         relay
             .ports
             .candidates(&relay.settings.tcp, (name, client), asked, start)?;
+    // Read from the table once: a scan of every name per candidate port
+    // made a claim's cost the range times the names.
+    let elsewhere = relay.ports_taken_elsewhere(name);
     let candidates = candidates
         .into_iter()
-        .filter(|port| !relay.port_taken_elsewhere(*port, name));
+        .filter(|port| !elsewhere.contains(port));
     for port in candidates.take(BIND_ATTEMPTS) {
         stop_forwarding(relay, port, name).await;
         let Ok(listener) = TcpListener::bind((relay.settings.tcp.address, port)).await else {
