@@ -42,7 +42,7 @@ pub struct Relay {
 /// The largest HTTP/2 frame a peer may send the relay. A device streaming
 /// a download (a TCP visitor's, a large body) then writes it in few large
 /// frames instead of 16 KiB ones, each a header to parse and a wake-up;
-/// bulk through a TCP name went from about rathole's speed to 1.1-1.25x
+/// bulk through a TCP name went from about rathole's speed to 1.2-1.5x
 /// (docs/performance.md, "TCP tunnels"). What a peer can make the relay
 /// hold is still bounded by the connection's flow-control window, which
 /// the frame lies within.

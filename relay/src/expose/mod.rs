@@ -40,7 +40,7 @@ const TCP_STREAMS: u32 = 1024;
 /// visitor copies through up to 1 MiB (starting at 8 KiB, so an idle
 /// session stays small), the relay may send frames of up to 1 MiB, and
 /// the windows and send buffer let several such pieces be in flight.
-/// Bulk through a TCP name went from about rathole's speed to 1.1-1.25x
+/// Bulk through a TCP name went from about rathole's speed to 1.2-1.5x
 /// (docs/performance.md, "TCP tunnels"). This is the device's memory, for
 /// its own visitors' transfers.
 const TCP_BUFFER: usize = 1024 * 1024;
