@@ -138,11 +138,11 @@ impl Splice {
             let mut moved = false;
             let directions = [
                 (
-                    Direction::AToB,
+                    a_to_b.direction,
                     a_to_b.poll_copy(cx, &mut a, &mut b, &mut moved),
                 ),
                 (
-                    Direction::BToA,
+                    b_to_a.direction,
                     b_to_a.poll_copy(cx, &mut b, &mut a, &mut moved),
                 ),
             ];
