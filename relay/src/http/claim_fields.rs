@@ -58,6 +58,15 @@ fn only_value<'a>(
 mod tests {
     use super::*;
 
+    /// A head with the field `name` once per value.
+    fn fields(name: &HeaderName, values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
     #[test]
     fn a_claim_s_strip_prefix_is_one_structured_boolean() {
         for (values, choice) in [
@@ -69,11 +78,11 @@ mod tests {
             (&["?1 "][..], Err(())),
             (&["?1", "?1"][..], Err(())),
         ] {
-            let mut headers = HeaderMap::new();
-            for value in values {
-                headers.append(PTTH_STRIP_PREFIX, HeaderValue::from_static(value));
-            }
-            assert_eq!(strip_prefix(&headers), choice, "{values:?}");
+            assert_eq!(
+                strip_prefix(&fields(&PTTH_STRIP_PREFIX, values)),
+                choice,
+                "{values:?}"
+            );
         }
     }
 
@@ -92,11 +101,11 @@ mod tests {
             (&["000022"][..], Err(())),
             (&["22", "23"][..], Err(())),
         ] {
-            let mut headers = HeaderMap::new();
-            for value in values {
-                headers.append(PTTH_TCP_PORT, HeaderValue::from_static(value));
-            }
-            assert_eq!(tcp_port(&headers), port, "{values:?}");
+            assert_eq!(
+                tcp_port(&fields(&PTTH_TCP_PORT, values)),
+                port,
+                "{values:?}"
+            );
         }
     }
 }

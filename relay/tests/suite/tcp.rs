@@ -42,6 +42,14 @@ pub async fn relay_with_ports(ports: u16, more: &[&str]) -> (Child, String) {
     )
 }
 
+/// A relay config file holding `toml`, in a scratch directory named
+/// `scratch`; its path.
+pub fn config_file(scratch: &str, toml: &str) -> String {
+    let path = crate::support::pebble::scratch(scratch).join("relay.toml");
+    std::fs::write(&path, toml).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
 /// `expose tcp:PORT` on `relay`, and the public address it announced.
 pub async fn expose_tcp(relay: &str, target: u16, more: &[&str]) -> (Child, String) {
     let target = format!("tcp:{target}");
@@ -197,11 +205,8 @@ async fn a_port_outside_the_range_or_on_a_relay_without_one_is_refused() {
 
 #[tokio::test]
 async fn a_client_s_visitors_are_bounded_like_its_other_connections() {
-    let dir = crate::support::pebble::scratch("tcp-bounds");
-    let config = dir.join("relay.toml");
-    std::fs::write(&config, "[connections]\nper-client = 2\n").unwrap();
-    let config = config.to_str().unwrap();
-    let (_serve, relay) = relay_with_ports(2, &["--config", config]).await;
+    let config = config_file("tcp-bounds", "[connections]\nper-client = 2\n");
+    let (_serve, relay) = relay_with_ports(2, &["--config", &config]).await;
     // The device's connection, from the same loopback address, held a
     // place only until its upgrade: the visitors get both.
     let (_expose, address) = expose_tcp(&relay, echo_server().await, &[]).await;
@@ -227,7 +232,6 @@ async fn a_client_s_visitors_are_bounded_like_its_other_connections() {
     })
     .await;
     assert_eq!(again, b"room again");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -347,10 +351,8 @@ async fn a_visitor_goes_to_the_connection_with_the_fewest_streams() {
 
 #[tokio::test]
 async fn one_address_cannot_take_every_port() {
-    let config = crate::support::pebble::scratch("tcp-ports").join("relay.toml");
-    std::fs::write(&config, "[tcp]\nports-per-client = 1\n").unwrap();
-    let config = ["--config", config.to_str().unwrap()];
-    let (_serve, relay) = relay_with_ports(4, &config).await;
+    let config = config_file("tcp-ports", "[tcp]\nports-per-client = 1\n");
+    let (_serve, relay) = relay_with_ports(4, &["--config", &config]).await;
     let (_held, _) = expose_tcp(&relay, echo_server().await, &["--name", "first"]).await;
     // A second TCP name claimed from the same address, as a raw upgrade.
     let authority = relay.trim_start_matches("http://");

@@ -13,7 +13,8 @@ use crate::support::etcd::Etcd;
 use crate::support::raw;
 use crate::support::within;
 use crate::tcp::{
-    echo_server, echoed, expose_tcp, free_range, held_open, try_echoed, try_echoed_from,
+    config_file, echo_server, echoed, expose_tcp, free_range, held_open, try_echoed,
+    try_echoed_from,
 };
 
 /// A `serve` node listening on `ip` with the TCP range `range`, in the
@@ -34,6 +35,29 @@ async fn node(
         serve,
         line.strip_prefix("listening on ").unwrap().to_owned(),
     )
+}
+
+/// Two nodes whose range is one port, node a on 127.0.0.1 and node b on
+/// 127.0.0.2, with `more` arguments each.
+struct TwoNodes {
+    a: tokio::process::Child,
+    relay_a: String,
+    _b: tokio::process::Child,
+    /// The port on node b.
+    on_b: String,
+}
+
+async fn two_nodes(etcd: &Etcd, more: &[&str]) -> TwoNodes {
+    let (port, _) = free_range(1);
+    let range = format!("{port}-{port}");
+    let (a, relay_a) = node(etcd, "a", "127.0.0.1", &range, more).await;
+    let (b, _) = node(etcd, "b", "127.0.0.2", &range, more).await;
+    TwoNodes {
+        a,
+        relay_a,
+        _b: b,
+        on_b: format!("127.0.0.2:{port}"),
+    }
 }
 
 #[tokio::test]
@@ -120,20 +144,15 @@ async fn echoed_once_listening_from(source: &str, address: &str, sent: &[u8]) ->
 #[tokio::test]
 async fn a_frozen_owner_node_costs_a_visitor_the_open_timeout_not_forever() {
     let etcd = Etcd::start();
-    let (port, _) = free_range(1);
-    let range = format!("{port}-{port}");
-    let config = crate::support::pebble::scratch("tcp-cluster").join("relay.toml");
-    std::fs::write(&config, "[tcp]\nopen-timeout = 1\n").unwrap();
-    let config = ["--config", config.to_str().unwrap()];
-    let (a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &config).await;
-    let (_b, _) = node(&etcd, "b", "127.0.0.2", &range, &config).await;
-    let (_device, _) = expose_tcp(&relay_a, echo_server().await, &["--name", "one"]).await;
-    let on_b = format!("127.0.0.2:{port}");
-    assert_eq!(echoed_once_listening(&on_b, b"before").await, b"before");
+    let config = config_file("tcp-cluster", "[tcp]\nopen-timeout = 1\n");
+    let nodes = two_nodes(&etcd, &["--config", &config]).await;
+    let (_device, _) = expose_tcp(&nodes.relay_a, echo_server().await, &["--name", "one"]).await;
+    let on_b = &nodes.on_b;
+    assert_eq!(echoed_once_listening(on_b, b"before").await, b"before");
 
     // Node a stops answering, its sockets still open: node b's visitor
     // is closed after the open timeout instead of waiting on it.
-    let pid = a.id().unwrap().to_string();
+    let pid = nodes.a.id().unwrap().to_string();
     let stop = |signal: &str| {
         let status = std::process::Command::new("kill")
             .args([signal, &pid])
@@ -141,7 +160,7 @@ async fn a_frozen_owner_node_costs_a_visitor_the_open_timeout_not_forever() {
         assert!(status.unwrap().success());
     };
     stop("-STOP");
-    let stalled = within(try_echoed(&on_b, b"after")).await;
+    let stalled = within(try_echoed(on_b, b"after")).await;
     stop("-CONT");
     // Closed (reset, or ended with nothing echoed).
     let echoed = stalled.as_ref().map_or(0, Vec::len);
@@ -151,16 +170,12 @@ async fn a_frozen_owner_node_costs_a_visitor_the_open_timeout_not_forever() {
 #[tokio::test]
 async fn more_visitors_through_another_node_than_one_hop_connection_takes() {
     let etcd = Etcd::start();
-    let (port, _) = free_range(1);
-    let range = format!("{port}-{port}");
-    let (_a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &[]).await;
-    let (_b, _) = node(&etcd, "b", "127.0.0.2", &range, &[]).await;
-    let (_device, _) = expose_tcp(&relay_a, echo_server().await, &[]).await;
-    let on_b = format!("127.0.0.2:{port}");
-    echoed_once_listening(&on_b, b"node b listens").await;
+    let nodes = two_nodes(&etcd, &[]).await;
+    let (_device, _) = expose_tcp(&nodes.relay_a, echo_server().await, &[]).await;
+    echoed_once_listening(&nodes.on_b, b"node b listens").await;
     // An owner's HTTP/2 server takes 200 streams at once on a connection
     // (hyper's default): node b opens another hop connection past that.
-    within(held_open(&on_b, 250)).await;
+    within(held_open(&nodes.on_b, 250)).await;
 }
 
 #[tokio::test]
@@ -168,10 +183,8 @@ async fn one_address_s_concurrent_claims_hold_no_more_ports_than_its_share() {
     let etcd = Etcd::start();
     let (first, last) = free_range(4);
     let range = format!("{first}-{last}");
-    let config = crate::support::pebble::scratch("tcp-cluster-share").join("relay.toml");
-    std::fs::write(&config, "[tcp]\nports-per-client = 1\n").unwrap();
-    let config = ["--config", config.to_str().unwrap()];
-    let (_a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &config).await;
+    let config = config_file("tcp-cluster-share", "[tcp]\nports-per-client = 1\n");
+    let (_a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &["--config", &config]).await;
     // Four TCP claims from one address at once, as raw upgrades: each
     // waits on etcd between choosing its port and holding it.
     let authority = relay_a.trim_start_matches("http://");
@@ -185,15 +198,11 @@ async fn one_address_s_concurrent_claims_hold_no_more_ports_than_its_share() {
 #[tokio::test]
 async fn a_forwarded_visitor_s_address_reaches_the_device() {
     let etcd = Etcd::start();
-    let (port, _) = free_range(1);
-    let range = format!("{port}-{port}");
-    let (_a, relay_a) = node(&etcd, "a", "127.0.0.1", &range, &[]).await;
-    let (_b, _) = node(&etcd, "b", "127.0.0.2", &range, &[]).await;
+    let nodes = two_nodes(&etcd, &[]).await;
     // The hop's own connections come from 127.0.0.1: a device told the
     // hop's address instead of the visitor's would refuse this one.
     let only = ["--allow-ip", "127.0.0.3"];
-    let (_device, _) = expose_tcp(&relay_a, echo_server().await, &only).await;
-    let on_b = format!("127.0.0.2:{port}");
-    let back = echoed_once_listening_from("127.0.0.3", &on_b, b"from .3 via b").await;
+    let (_device, _) = expose_tcp(&nodes.relay_a, echo_server().await, &only).await;
+    let back = echoed_once_listening_from("127.0.0.3", &nodes.on_b, b"from .3 via b").await;
     assert_eq!(back, b"from .3 via b");
 }
